@@ -1,0 +1,3 @@
+from batchembed.cli import main
+
+main()

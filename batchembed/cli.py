@@ -1,0 +1,217 @@
+"""The command line: parse, build a config, call the library, map errors to exit codes.
+
+This is the only module that prints or chooses an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from batchembed.config import (
+    DEFAULT_GLOVE,
+    DEFAULT_TRANSFORMER,
+    Columns,
+    EmbedOptions,
+    GloveSpec,
+    RunConfig,
+    TransformerSpec,
+)
+from batchembed.errors import BatchembedError, ExitCode, UsageError
+
+app = typer.Typer(
+    name="batchembed",
+    help="Per-word GloVe and BERT distances between the two sentences of each pair, in batch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# -- options shared by `run` and `compare` ---------------------------------------------
+GloveOpt = Annotated[
+    str, typer.Option("--glove", help="GloVe source: the packaged default, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.")
+]
+NoGloveOpt = Annotated[bool, typer.Option("--no-glove", help="Skip the GloVe model.")]
+GloveNameOpt = Annotated[str, typer.Option("--glove-name", help="Column prefix for the GloVe distances.")]
+TransformerOpt = Annotated[
+    str, typer.Option("--transformer", help="Transformer: the packaged default, a Hugging Face model id, or a local directory.")
+]
+NoTransformerOpt = Annotated[bool, typer.Option("--no-transformer", help="Skip the transformer model.")]
+TransformerNameOpt = Annotated[str, typer.Option("--transformer-name", help="Column prefix for the transformer distances.")]
+LayersOpt = Annotated[str, typer.Option("--layers", help="Transformer layers, flair style: '-1', '-1,-2,-3,-4' or 'all'.")]
+LayerMeanOpt = Annotated[
+    bool, typer.Option("--layer-mean/--layer-concat", help="Average the chosen layers (flair's default) or concatenate them.")
+]
+PoolingOpt = Annotated[
+    str, typer.Option("--subtoken-pooling", help="How subwords make a word vector: first, last, first_last or mean.")
+]
+TokenizerOpt = Annotated[
+    str, typer.Option("--tokenizer", help="flair (flair's default tokenizer) or whitespace (pre-tokenized text).")
+]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N. Default: CUDA when present, else CPU.")]
+TokenBudgetOpt = Annotated[
+    Optional[int], typer.Option("--token-budget", help="Padded subword positions per batch. Default: automatic.")
+]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 (default), bf16 or fp16 (autocast).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
+
+
+def _models(
+    glove: str, no_glove: bool, glove_name: str, transformer: str, no_transformer: bool, transformer_name: str,
+    layers: str, layer_mean: bool, subtoken_pooling: str,
+) -> tuple[GloveSpec | None, TransformerSpec | None]:
+    glove_spec = None if no_glove else GloveSpec(glove, glove_name)
+    transformer_spec = (
+        None if no_transformer else TransformerSpec(transformer, transformer_name, layers, layer_mean, subtoken_pooling)
+    )
+    return glove_spec, transformer_spec
+
+
+def _columns(pairs: str, names: int, option: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in pairs.split(","))
+    if len(parts) != names or not all(parts):
+        raise UsageError(f"{option} needs {names} comma-separated column names, got {pairs!r}")
+    return parts
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="batchembed: %(levelname)s: %(message)s")
+    for noisy in ("flair", "transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _fail(error: BatchembedError) -> typer.Exit:
+    typer.echo(f"Error: {error}", err=True)
+    return typer.Exit(int(error.exit_code))
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory of Parquet parts.")],
+    sentence1_column: Annotated[str, typer.Option(help="Column of the first sentence.")] = "sentence1",
+    sentence2_column: Annotated[str, typer.Option(help="Column of the second sentence.")] = "sentence2",
+    id_column: Annotated[str, typer.Option(help="Column of the pair id (optional in the input).")] = "id",
+    span_columns: Annotated[str, typer.Option(help="Character-span columns start1,end1,start2,end2.")] = "start1,end1,start2,end2",
+    index_columns: Annotated[str, typer.Option(help="Token-index columns index1,index2.")] = "index1,index2",
+    word_columns: Annotated[str, typer.Option(help="Target-word columns word1,word2.")] = "word1,word2",
+    word_column: Annotated[str, typer.Option(help="Column of one target word found in both sentences.")] = "word",
+    tokenizer: TokenizerOpt = "flair",
+    glove: GloveOpt = DEFAULT_GLOVE,
+    no_glove: NoGloveOpt = False,
+    glove_name: GloveNameOpt = "glove",
+    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
+    no_transformer: NoTransformerOpt = False,
+    transformer_name: TransformerNameOpt = "bert",
+    layers: LayersOpt = "-1",
+    layer_mean: LayerMeanOpt = True,
+    subtoken_pooling: PoolingOpt = "first",
+    device: DeviceOpt = None,
+    token_budget: TokenBudgetOpt = None,
+    precision: PrecisionOpt = "fp32",
+    shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = 10_000,
+    max_bad_rows: Annotated[
+        Optional[int], typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace results already in the output directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT."""
+    _setup_logging(verbose, quiet)
+    try:
+        start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
+        index1, index2 = _columns(index_columns, 2, "--index-columns")
+        word1, word2 = _columns(word_columns, 2, "--word-columns")
+        glove_spec, transformer_spec = _models(
+            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            subtoken_pooling,
+        )
+        config = RunConfig(
+            inputs=tuple(inputs),
+            output=output,
+            columns=Columns(
+                sentence1_column, sentence2_column, id_column, start1, end1, start2, end2, index1, index2, word1,
+                word2, word_column,
+            ),
+            tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by RunConfig
+            glove=glove_spec,
+            transformer=transformer_spec,
+            embed=EmbedOptions(device, token_budget, precision),  # type: ignore[arg-type]
+            shard_rows=shard_rows,
+            max_bad_rows=max_bad_rows,
+            overwrite=overwrite,
+        )
+        summary = _run_with_progress(config, quiet)
+    except BatchembedError as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        typer.echo("Interrupted: parts already written are complete; re-run to finish.", err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    if not quiet:
+        typer.echo(summary.line(), err=True)
+    if summary.bad_rows:
+        raise typer.Exit(int(ExitCode.BAD_ROWS))
+
+
+def _run_with_progress(config: RunConfig, quiet: bool):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    from batchembed.engines.local import run as run_local
+    from batchembed.models import load_embedders
+
+    embedders = load_embedders(config.glove, config.transformer, config.embed)
+    with tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
+
+
+@app.command()
+def compare(
+    sentence1: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
+    sentence2: Annotated[str, typer.Argument(help="The second sentence.", show_default=False)],
+    word: Annotated[Optional[str], typer.Option(help="Compare only this word (default: every shared word).")] = None,
+    tokenizer: TokenizerOpt = "flair",
+    glove: GloveOpt = DEFAULT_GLOVE,
+    no_glove: NoGloveOpt = False,
+    glove_name: GloveNameOpt = "glove",
+    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
+    no_transformer: NoTransformerOpt = False,
+    transformer_name: TransformerNameOpt = "bert",
+    layers: LayersOpt = "-1",
+    layer_mean: LayerMeanOpt = True,
+    subtoken_pooling: PoolingOpt = "first",
+    device: DeviceOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print both models' distances for the words two sentences share."""
+    from batchembed.compare import compare_sentences, format_table
+    from batchembed.models import load_embedders
+
+    _setup_logging(verbose, quiet=False)
+    try:
+        if tokenizer not in ("flair", "whitespace"):
+            raise UsageError("--tokenizer must be one of flair, whitespace")
+        glove_spec, transformer_spec = _models(
+            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            subtoken_pooling,
+        )
+        if glove_spec is None and transformer_spec is None:
+            raise UsageError("both models are disabled: keep --glove or --transformer")
+        embedders = load_embedders(glove_spec, transformer_spec, EmbedOptions(device=device))
+        table = compare_sentences(sentence1, sentence2, embedders, word, tokenizer)  # type: ignore[arg-type]
+    except BatchembedError as error:
+        raise _fail(error) from None
+    typer.echo(format_table(table, [e.name for e in embedders]))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

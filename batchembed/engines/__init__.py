@@ -1,0 +1,1 @@
+"""How shards are scheduled: `local` in this process (the default)."""

@@ -1,0 +1,1 @@
+"""Reading sentence pairs in and writing distance rows out."""

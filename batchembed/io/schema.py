@@ -1,0 +1,46 @@
+"""The output contract: one Arrow schema, defined here and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from batchembed.distances import METRICS
+
+METADATA_KEY = b"batchembed"
+
+BASE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("pair_id", pa.string(), nullable=False),  # id column, else "<file name>:<row>"
+    pa.field("source_file", pa.string(), nullable=False),
+    pa.field("source_row", pa.int64(), nullable=False),  # 1-based data row in source_file
+    pa.field("word_1", pa.string()),
+    pa.field("word_2", pa.string()),
+    pa.field("token_index_1", pa.int32()),
+    pa.field("token_index_2", pa.int32()),
+    pa.field("char_start_1", pa.int32()),
+    pa.field("char_end_1", pa.int32()),
+    pa.field("char_start_2", pa.int32()),
+    pa.field("char_end_2", pa.int32()),
+)
+
+
+def distance_columns(model_names: Sequence[str]) -> list[str]:
+    return [f"{name}_{metric}" for name in model_names for metric in METRICS]
+
+
+def output_schema(model_names: Sequence[str], metadata: dict[str, Any] | None = None) -> pa.Schema:
+    fields = [
+        *BASE_FIELDS,
+        *(pa.field(column, pa.float32()) for column in distance_columns(model_names)),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+    encoded = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
+    return pa.schema(fields, metadata=encoded)
+
+
+def read_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The run description stored in a result file's key-value metadata."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
