@@ -105,7 +105,7 @@ def build_flair_glove(words: list[str], matrix: np.ndarray, name: str) -> "WordE
         vocab.setdefault(word, i)  # first occurrence wins, as in gensim
     embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=int(matrix.shape[1]), name=name)
     with torch.no_grad():
-        embeddings.embedding.weight[: len(words)] = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        embeddings.embedding.weight[: len(words)] = torch.from_numpy(np.array(matrix, dtype=np.float32))  # copy: matrix may be a read-only mmap
     return embeddings
 
 

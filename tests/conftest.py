@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny real models built in the test session, and a fake embedder."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from batchembed import status
+from batchembed.embedders.base import EmbedStats, TokenVectors
+from batchembed.tokenize import Tokenized
+
+WORDS = (
+    "the a an in on of to and i she he we they it was is were be too very bright light dark room "
+    "read couldn n't could always radiates joy everyone around her bank river money play park "
+    "children school after theatre last night mouse cell call my his prisoner stayed click left "
+    "button sofa ran under tiger walked past car automobile shore happy sad would not start morning"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer BERT with a WordPiece vocabulary (every word splits into known pieces)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *string.digits]
+    pieces += list(string.ascii_lowercase) + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    pieces += [w for w in WORDS if w not in pieces]
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(pieces)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    BertModel(config).eval().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_glove_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GloVe-format text file: lowercase words, 8 random dimensions."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("tiny_glove") / "glove.8d.txt"
+    lines = [" ".join([w, *(f"{v:.6f}" for v in rng.normal(size=8))]) for w in WORDS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_embedders(tiny_bert_dir: Path, tiny_glove_file: Path) -> list:
+    import torch
+
+    from batchembed.config import EmbedOptions, GloveSpec, TransformerSpec
+    from batchembed.embedders.glove import GloveEmbedder
+    from batchembed.embedders.transformer import TransformerEmbedder
+
+    device = torch.device("cpu")
+    return [
+        GloveEmbedder.load(GloveSpec(str(tiny_glove_file)), device),
+        TransformerEmbedder.load(TransformerSpec(str(tiny_bert_dir)), EmbedOptions(token_budget=256), device),
+    ]
+
+
+class FakeEmbedder:
+    """Deterministic vectors: hash of (lowercased word, context length); words starting
+    with 'x' have no vector. Lets pipeline tests run without any model."""
+
+    missing_reason = status.REASON_OOV
+
+    def __init__(self, name: str = "fake", dim: int = 4, contextual: bool = True) -> None:
+        self.name, self.dim, self.contextual = name, dim, contextual
+        self.stats = EmbedStats()
+        self.calls = 0
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "kind": "fake", "dim": str(self.dim)}
+
+    def vector(self, word: str, context: int) -> np.ndarray:
+        seed = abs(hash((word.lower(), context if self.contextual else 0))) % (2**32)
+        return np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+
+    def embed_tokens(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> TokenVectors:
+        import torch
+
+        self.calls += 1
+        words = [sentences[s].tokens[t] for s, t in zip(sentence_index.tolist(), token_index.tolist())]
+        contexts = [len(sentences[s]) for s in sentence_index.tolist()]
+        vectors = np.stack([self.vector(w, c) for w, c in zip(words, contexts)]) if words else np.zeros((0, self.dim))
+        valid = np.array([not w.lower().startswith("x") for w in words], dtype=bool)
+        self.stats.subword_tokens += len(words)
+        return TokenVectors(torch.from_numpy(vectors.astype(np.float32)), torch.from_numpy(valid))
+
+
+@pytest.fixture
+def fake_embedders() -> list[FakeEmbedder]:
+    return [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx", contextual=True)]

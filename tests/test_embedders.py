@@ -1,0 +1,108 @@
+"""The batched fast paths against flair's own `embed()` on the same sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from flair.data import Sentence
+
+from batchembed.config import EmbedOptions, GloveSpec, TransformerSpec
+from batchembed.embedders.glove import GloveEmbedder
+from batchembed.embedders.transformer import TransformerEmbedder
+from batchembed.tokenize import flair_tokenize
+
+SENTENCES = [
+    "The light in the room was too bright, and I couldn't read",
+    "She always radiates light and joy to everyone around her",
+    "bank",
+    "Children play in the park after school; the zorblax watched.",
+    "He walked past the river bank, 42 times in 2019!",
+    "unbelievably overcomplicated antidisestablishmentarianism",
+]
+# longer than the tiny model's 64-subword window: exercises flair's strided windows
+LONG = " ".join(["the children play in the park after school"] * 12)
+
+
+def flair_reference(embeddings, texts: list[str]) -> list[torch.Tensor]:
+    """Per-token vectors exactly as a flair user gets them: Sentence(text) + embed()."""
+    sentences = [Sentence(t) for t in texts]
+    embeddings.embed(sentences)
+    return [torch.stack([tok.get_embedding([embeddings.name]) for tok in s]) for s in sentences]
+
+
+def all_tokens(texts: list[str]):
+    tokenized = [flair_tokenize(t) for t in texts]
+    s_idx = np.concatenate([np.full(len(t), i) for i, t in enumerate(tokenized)])
+    t_idx = np.concatenate([np.arange(len(t)) for t in tokenized])
+    return tokenized, s_idx, t_idx
+
+
+@pytest.mark.parametrize("pooling", ["first", "last", "first_last", "mean"])
+@pytest.mark.parametrize("layers,layer_mean", [("-1", True), ("-1,-2", True), ("all", False)])
+@pytest.mark.parametrize("budget", [16, 200, 100_000])
+def test_transformer_fast_path_equals_flair_embed(
+    tiny_bert_dir: Path, pooling: str, layers: str, layer_mean: bool, budget: int
+) -> None:
+    spec = TransformerSpec(str(tiny_bert_dir), "bert", layers, layer_mean, pooling)
+    embedder = TransformerEmbedder.load(spec, EmbedOptions(token_budget=budget), torch.device("cpu"))
+    texts = [*SENTENCES, LONG]
+    tokenized, s_idx, t_idx = all_tokens(texts)
+    # shuffle the requests: results must come back in request order
+    order = np.random.default_rng(1).permutation(len(s_idx))
+    got = embedder.embed_tokens(tokenized, s_idx[order], t_idx[order])
+    reference = torch.cat(flair_reference(embedder.flair, texts))[torch.from_numpy(order)]
+    assert got.vectors.shape == reference.shape
+    torch.testing.assert_close(got.vectors, reference, rtol=1e-5, atol=1e-5)
+    assert got.valid.all()
+    assert embedder.stats.long_sentences == 1
+
+
+def test_transformer_marks_tokens_without_subwords(tiny_bert_dir: Path) -> None:
+    """flair hands back a zero vector for a token with no subwords; we say 'no vector'."""
+    from batchembed.tokenize import whitespace_tokenize
+
+    embedder = TransformerEmbedder.load(TransformerSpec(str(tiny_bert_dir)), EmbedOptions(), torch.device("cpu"))
+    sentence = whitespace_tokenize("light \u200b bright")  # a zero-width space alone is a token
+    got = embedder.embed_tokens([sentence], np.zeros(3, dtype=np.int64), np.arange(3))
+    assert got.valid.tolist() == [True, False, True]
+    # flair itself silently gives zeros there:
+    flair_sentence = Sentence(["light", "\u200b", "bright"])
+    embedder.flair.embed(flair_sentence)
+    assert torch.count_nonzero(flair_sentence[1].get_embedding([embedder.name])) == 0
+
+
+def test_glove_lookup_equals_flair_embed(tiny_glove_file: Path) -> None:
+    embedder = GloveEmbedder.load(GloveSpec(str(tiny_glove_file)), torch.device("cpu"))
+    texts = [*SENTENCES, "THE Light"]
+    tokenized, s_idx, t_idx = all_tokens(texts)
+    got = embedder.embed_tokens(tokenized, s_idx, t_idx)
+    reference = torch.cat(flair_reference(embedder.flair, texts))
+    torch.testing.assert_close(got.vectors, reference, rtol=0, atol=0)
+    # out-of-vocabulary tokens: flair gives zeros, we flag them
+    words = [tokenized[s].tokens[t] for s, t in zip(s_idx, t_idx)]
+    in_vocab = [embedder.flair.get_cached_token_index(w) != embedder.unknown_row for w in words]
+    assert got.valid.tolist() == in_vocab
+    assert not all(in_vocab) and any(in_vocab)
+    assert torch.count_nonzero(reference[~got.valid]) == 0
+
+
+def test_glove_npy_directory(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "emb.npy", matrix)
+    pq.write_table(pa.table({"index": ["a", "b", "c"]}), tmp_path / "vocab.parquet")
+    embedder = GloveEmbedder.load(GloveSpec(str(tmp_path)), torch.device("cpu"))
+    got = embedder.embed_tokens([flair_tokenize("c a zz")], np.zeros(3, dtype=np.int64), np.arange(3))
+    assert got.vectors[:2].tolist() == [matrix[2].tolist(), matrix[0].tolist()]
+    assert got.valid.tolist() == [True, True, False]
+
+
+def test_empty_request(tiny_embedders) -> None:
+    for embedder in tiny_embedders:
+        got = embedder.embed_tokens([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        assert got.vectors.shape == (0, embedder.dim)
