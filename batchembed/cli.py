@@ -118,7 +118,7 @@ def run(
     max_bad_rows: Annotated[
         Optional[int], typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace results already in the output directory.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace results already in the output directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")] = False,
     verbose: VerboseOpt = False,
 ) -> None:

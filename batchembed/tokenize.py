@@ -41,17 +41,49 @@ def whitespace_tokenize(text: str) -> Tokenized:
     )
 
 
-def flair_tokenize(text: str) -> Tokenized:
-    from flair.data import Sentence
+# flair's Sentence drops these and re-reads U+0080..U+0099 as Windows-1252 before
+# tokenizing, then reports offsets into the cleaned text; we clean the same way but
+# keep a map back to the caller's text, so offsets always index the original.
+_FLAIR_DROPPED = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029")
 
-    sentence = Sentence(text)
-    tokens = sentence.tokens
-    return Tokenized(
-        text,
-        tuple(t.text for t in tokens),
-        tuple(t.start_position for t in tokens),
-        tuple(t.end_position for t in tokens),
-    )
+
+def _flair_clean(text: str) -> tuple[str, list[int]]:
+    """flair's problem-character handling, plus each kept character's original position."""
+    kept: list[str] = []
+    origin: list[int] = []
+    for position, char in enumerate(text):
+        if char in _FLAIR_DROPPED:
+            continue
+        if "\u0080" <= char <= "\u0099":
+            try:
+                char = bytes([ord(char)]).decode("windows-1252")
+            except UnicodeDecodeError:
+                continue
+        kept.append(char)
+        origin.append(position)
+    return "".join(kept), origin
+
+
+@lru_cache(maxsize=1)
+def _segtok() -> Callable[[str], list[str]]:
+    from flair.tokenization import SegtokTokenizer
+
+    return SegtokTokenizer().tokenize
+
+
+def flair_tokenize(text: str) -> Tokenized:
+    """The tokens `flair.data.Sentence(text)` makes, with offsets into `text` itself."""
+    clean, origin = _flair_clean(text)
+    words = _segtok()(clean)
+    tokens, starts, ends = [], [], []
+    offset = 0
+    for word in words:
+        start = clean.index(word, offset)  # as flair locates tokens
+        offset = start + len(word)
+        tokens.append(word)
+        starts.append(origin[start])
+        ends.append(origin[offset - 1] + 1)
+    return Tokenized(text, tuple(tokens), tuple(starts), tuple(ends))
 
 
 @lru_cache(maxsize=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -69,8 +70,8 @@ def tiny_embedders(tiny_bert_dir: Path, tiny_glove_file: Path) -> list:
 
 
 class FakeEmbedder:
-    """Deterministic vectors: hash of (lowercased word, context length); words starting
-    with 'x' have no vector. Lets pipeline tests run without any model."""
+    """Deterministic vectors: a hash of the lowercased word (and, if contextual, of the
+    sentence); words starting with 'x' have no vector. Lets pipeline tests run without any model."""
 
     missing_reason = status.REASON_OOV
 
@@ -82,8 +83,8 @@ class FakeEmbedder:
     def describe(self) -> dict[str, str]:
         return {"name": self.name, "kind": "fake", "dim": str(self.dim)}
 
-    def vector(self, word: str, context: int) -> np.ndarray:
-        seed = abs(hash((word.lower(), context if self.contextual else 0))) % (2**32)
+    def vector(self, word: str, context: str) -> np.ndarray:
+        seed = zlib.crc32(f"{word.lower()}|{context if self.contextual else ''}".encode())
         return np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
 
     def embed_tokens(
@@ -93,7 +94,7 @@ class FakeEmbedder:
 
         self.calls += 1
         words = [sentences[s].tokens[t] for s, t in zip(sentence_index.tolist(), token_index.tolist())]
-        contexts = [len(sentences[s]) for s in sentence_index.tolist()]
+        contexts = [sentences[s].text for s in sentence_index.tolist()]
         vectors = np.stack([self.vector(w, c) for w, c in zip(words, contexts)]) if words else np.zeros((0, self.dim))
         valid = np.array([not w.lower().startswith("x") for w in words], dtype=bool)
         self.stats.subword_tokens += len(words)

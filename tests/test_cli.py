@@ -1,0 +1,138 @@
+"""The command line: exit codes and one-line messages for every error path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from batchembed.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
+    return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]
+
+
+def write_csv(path: Path, columns: dict[str, list]) -> Path:
+    pacsv.write_csv(pa.table(columns), path)
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_run_writes_parquet_and_summary(tmp_path: Path, tiny_models: list[str]) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"], "sentence2": ["she saw light"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 0, result.output
+    assert "1 pairs read, 1 rows written" in result.output
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "out")
+    assert table.column("word_1").to_pylist() == ["light"]
+    assert (tmp_path / "out" / "_summary.json").exists()
+
+
+def test_missing_input_file(tmp_path: Path, tiny_models: list[str]) -> None:
+    result = invoke("run", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 3
+    assert result.output.strip().splitlines()[-1] == f"Error: {tmp_path / 'nope.csv'}: no such file or directory"
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path, tiny_models: list[str]) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"text_a": ["a"], "text_b": ["b"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 3
+    assert f"Error: {src}: missing column 'sentence1' (columns: text_a, text_b)" in result.output
+    assert "--sentence1-column" in result.output
+
+
+def test_renamed_columns(tmp_path: Path, tiny_models: list[str]) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"a": ["the light"], "b": ["light"], "w": ["light"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--sentence1-column", "a",
+                    "--sentence2-column", "b", "--word-column", "w", *tiny_models)
+    assert result.exit_code == 0, result.output
+
+
+def test_empty_glob_and_unknown_suffix(tmp_path: Path, tiny_models: list[str]) -> None:
+    result = invoke("run", str(tmp_path / "*.csv"), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 3 and "no .csv or .parquet file matches" in result.output
+    (tmp_path / "data.json").write_text("{}")
+    result = invoke("run", str(tmp_path / "data.json"), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 3 and "unknown file type '.json'" in result.output
+
+
+def test_bad_rows_exit_code_and_threshold(tmp_path: Path, tiny_models: list[str]) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light", "  ", None], "sentence2": ["light", "x", "y"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), *tiny_models)
+    assert result.exit_code == 6, result.output
+    assert "empty_sentence 1" in result.output and "null_sentence 1" in result.output
+    result = invoke("run", str(src), "-o", str(tmp_path / "out2"), "--max-bad-rows", "1", *tiny_models)
+    assert result.exit_code == 7
+    assert "exceed --max-bad-rows 1" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--subtoken-pooling", "median"], "--subtoken-pooling 'median' is not one of first, last, first_last, mean"),
+        (["--layers", "top"], "--layers 'top' must be 'all' or comma-separated integers"),
+        (["--tokenizer", "spacy"], "--tokenizer must be one of flair, whitespace"),
+        (["--no-glove", "--no-transformer"], "both models are disabled"),
+        (["--token-budget", "0"], "--token-budget must be a positive number"),
+        (["--precision", "fp8"], "--precision must be one of fp32, bf16, fp16"),
+        (["--span-columns", "a,b"], "--span-columns needs 4 comma-separated column names"),
+        (["--device", "tpu"], "--device 'tpu' is not a torch device"),
+        (["--glove-name", "bert"], "the two models need different names"),
+    ],
+)
+def test_usage_errors(tmp_path: Path, tiny_models: list[str], args: list[str], message: str) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["a"], "sentence2": ["a"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), *tiny_models, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_model_errors(tmp_path: Path, tiny_models: list[str]) -> None:
+    src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["a"], "sentence2": ["a"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--glove", str(tmp_path / "missing.txt"),
+                    "--no-transformer")
+    assert result.exit_code == 4 and "missing.txt: no such file or directory" in result.output
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--no-glove", "--transformer", str(tmp_path))
+    assert result.exit_code == 4 and f"--transformer {tmp_path}: cannot load" in result.output
+
+
+def test_compare_prints_a_table(tiny_models: list[str]) -> None:
+    result = invoke("compare", "The light was bright", "She saw the light", *tiny_models)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:2] == ["word", "1"]
+    assert any(line.startswith("light") and line.rstrip().endswith("ok") for line in lines)
+
+
+def test_help_is_fast_to_import() -> None:
+    """`--help` must not import torch or flair (they take seconds)."""
+    import subprocess
+    import sys
+
+    code = "import sys, batchembed.cli; print('torch' in sys.modules, 'flair' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_every_option_is_documented_in_the_readme(command: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    result = invoke(command, "--help")
+    options = set(re.findall(r"(--[a-z][a-z0-9-]+)", result.output)) - {"--help"}
+    undocumented = sorted(o for o in options if o not in readme)
+    assert not undocumented, f"document these in README.md: {undocumented}"
