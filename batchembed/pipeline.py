@@ -115,10 +115,24 @@ def _model_distances(
     return results, valid
 
 
-def process_shard(
-    shard: InputShard, tokenize: Callable[[str], Tokenized], embedders: Sequence[Embedder], schema: pa.Schema
-) -> ShardResult:
+@dataclass
+class ShardPlan:
+    """A shard after the CPU-only stage: distinct sentences tokenized, rows decided."""
+
+    shard: InputShard
+    rows: _Rows
+    sentences: list[Tokenized]
+
+
+def plan_shard(shard: InputShard, tokenize: Callable[[str], Tokenized]) -> ShardPlan:
+    """Stage 1, no model: safe to run in a background thread for the next shard."""
     rows, sentences = _plan_rows(shard, tokenize)
+    return ShardPlan(shard, rows, sentences)
+
+
+def embed_plan(plan: ShardPlan, embedders: Sequence[Embedder], schema: pa.Schema) -> ShardResult:
+    """Stage 2: every model's vectors for the planned token pairs, distances, output table."""
+    shard, rows, sentences = plan.shard, plan.rows, plan.sentences
     compared = np.asarray(rows.sentence_1) >= 0
     idx = np.flatnonzero(compared)
     s1, s2 = np.asarray(rows.sentence_1)[idx], np.asarray(rows.sentence_2)[idx]
@@ -147,6 +161,13 @@ def process_shard(
     columns["status"] = pa.array(statuses, type=pa.string())
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     return ShardResult(table, len(shard), Counter(statuses))
+
+
+def process_shard(
+    shard: InputShard, tokenize: Callable[[str], Tokenized], embedders: Sequence[Embedder], schema: pa.Schema
+) -> ShardResult:
+    """Both stages, one after the other."""
+    return embed_plan(plan_shard(shard, tokenize), embedders, schema)
 
 
 def _location_columns(
