@@ -209,6 +209,82 @@ def compare(
     typer.echo(format_table(table, [e.name for e in embedders]))
 
 
+# -- evaluate and report (issue 6) ------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    dev: Annotated[
+        Path | None, typer.Option(help="Split that tunes the threshold: WiC NAME.data.txt or SuperGLUE .jsonl.")
+    ] = None,
+    test: Annotated[Path | None, typer.Option(help="Split scored with the tuned threshold (same layouts).")] = None,
+    dev_gold: Annotated[Path | None, typer.Option(help="Gold T/F file of --dev. Default: NAME.gold.txt.")] = None,
+    test_gold: Annotated[Path | None, typer.Option(help="Gold T/F file of --test. Default: NAME.gold.txt.")] = None,
+    similarity: Annotated[
+        list[str] | None,
+        typer.Option(metavar="PATH", help="Graded-similarity CSV/Parquet: run's input columns plus a score column."),
+    ] = None,
+    score_column: Annotated[str, typer.Option(help="Gold score column of the --similarity files.")] = "score",
+    tokenizer: Annotated[
+        str, typer.Option("--tokenizer", help="Tokenizer for --similarity files (WiC: whitespace, SuperGLUE: flair).")
+    ] = "flair",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    glove: GloveOpt = DEFAULT_GLOVE,
+    no_glove: NoGloveOpt = False,
+    glove_name: GloveNameOpt = "glove",
+    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
+    no_transformer: NoTransformerOpt = False,
+    transformer_name: TransformerNameOpt = "bert",
+    layers: LayersOpt = "-1",
+    layer_mean: LayerMeanOpt = True,
+    subtoken_pooling: PoolingOpt = "first",
+    device: DeviceOpt = None,
+    token_budget: TokenBudgetOpt = None,
+    precision: PrecisionOpt = "fp32",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score the distances against labelled data: WiC-style accuracy (--dev/--test) or Spearman (--similarity)."""
+    from batchembed.evaluation import EvalConfig, format_table, run_evaluation
+
+    _setup_logging(verbose, quiet=False)
+    try:
+        glove_spec, transformer_spec = _models(
+            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            subtoken_pooling,
+        )
+        config = EvalConfig(
+            dev=dev, test=test, dev_gold=dev_gold, test_gold=test_gold, similarity=tuple(similarity or ()),
+            score_column=score_column, tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by EvalConfig
+            glove=glove_spec, transformer=transformer_spec,
+            embed=EmbedOptions(device, token_budget, precision),  # type: ignore[arg-type]
+        )
+        result = run_evaluation(config)
+        if json_path is not None:
+            result.write_json(json_path)
+    except BatchembedError as error:
+        raise _fail(error) from None
+    typer.echo(format_table(result))
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Argument(help="A result directory written by `batchembed run`.", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for report.html and the PNG plots. Default: OUTPUT/_report.")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Turn a result directory into one self-contained HTML page of plots (and the plots as PNG files)."""
+    from batchembed.report import write_report
+
+    _setup_logging(verbose, quiet=False)
+    try:
+        page = write_report(output, out)
+    except BatchembedError as error:
+        raise _fail(error) from None
+    typer.echo(str(page))
+
+
 def main() -> None:
     app()
 

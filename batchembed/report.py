@@ -1,0 +1,325 @@
+"""A result directory -> one self-contained HTML page of plots, plus the same plots as PNG files.
+
+Reads only the columns the plots need from the Parquet parts `batchembed run` wrote. Plots are
+drawn with matplotlib's object API (`Figure`, rendered by Agg), so no GUI backend and no pyplot
+global state are involved, and embedded in the page as base64 PNG: the page needs no other file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from batchembed.distances import METRICS
+from batchembed.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from matplotlib.figure import Figure
+
+REPORT_DIR = "_report"  # starts with "_": `run` and Parquet readers skip it inside a result directory
+PAGE = "report.html"
+TOP_WORDS = 20  # bars in the word-variation chart
+LABELLED_POINTS = 10  # words named in the scatter plot
+DPI = 100
+
+
+@dataclass
+class Result:
+    """The columns of a result directory the plots need, and how it was made."""
+
+    path: Path
+    table: pa.Table  # word_1, word_2, status and every distance column
+    models: list[str]  # column prefixes, in output order
+    metadata: dict[str, Any]
+    summary: dict[str, Any]  # _summary.json, when present
+
+    def kind(self, model: str) -> str:
+        for described in self.metadata.get("models", []):
+            if described.get("name") == model:
+                return str(described.get("kind", ""))
+        return ""
+
+    @property
+    def static(self) -> str | None:
+        """The static model (GloVe): the first whose kind says so, else the first model."""
+        fallback = self.models[0] if len(self.models) > 1 else None
+        return next((m for m in self.models if self.kind(m) == "glove"), fallback)
+
+    @property
+    def contextual(self) -> str:
+        """The contextual model (BERT): the first transformer, else the last model."""
+        return next((m for m in self.models if self.kind(m) == "transformer"), self.models[-1])
+
+
+def read_result(output: Path) -> Result:
+    """Only the needed columns of every part; the schema and metadata from the first part."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchembed.io.schema import read_metadata
+    from batchembed.io.writer import existing_parts
+    from batchembed.summary import SUMMARY_FILE
+
+    parts = existing_parts(output)
+    if not parts:
+        raise InputError(f"{output}: no result parts (part-*.parquet); write them with `batchembed run -o {output}`")
+    try:
+        schema = pq.read_schema(parts[0])
+        models = [n[: -len("_euclidean")] for n in schema.names if n.endswith("_euclidean")]
+        models = [m for m in models if all(f"{m}_{metric}" in schema.names for metric in METRICS)]
+        columns = ["word_1", "word_2", "status", *(f"{m}_{metric}" for m in models for metric in METRICS)]
+        missing = [c for c in columns[:3] if c not in schema.names]
+        if missing or not models:
+            raise InputError(f"{parts[0]}: not a batchembed result (no {missing[0] if missing else 'distance'} column)")
+        table = pa.concat_tables(pq.read_table(part, columns=columns) for part in parts)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{output}: cannot read the result parts: {exc}") from exc
+    summary_path = output / SUMMARY_FILE
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    return Result(output, table, models, read_metadata(schema), summary)
+
+
+def _values(table: pa.Table, column: str) -> np.ndarray:
+    """The non-null values of a float column."""
+    import pyarrow.compute as pc
+
+    return pc.drop_null(table.column(column)).to_numpy().astype(np.float64)
+
+
+def _word_keys(table: pa.Table) -> pa.ChunkedArray:
+    """One key per compared pair: the lowercased word, or "word 1 / word 2" when they differ."""
+    import pyarrow.compute as pc
+
+    w1, w2 = pc.utf8_lower(table.column("word_1")), pc.utf8_lower(table.column("word_2"))
+    return pc.if_else(pc.equal(w1, w2), w1, pc.binary_join_element_wise(w1, w2, " / "))
+
+
+def per_word(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """Per word key: each column's mean and sample std (ddof 1) over its non-null values, and counts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keyed = pa.table({"key": _word_keys(table), **{c: table.column(c) for c in columns}})
+    keyed = keyed.filter(pc.is_valid(keyed.column("key")))
+    aggregations: list[Any] = []
+    for c in columns:
+        aggregations += [(c, "mean"), (c, "stddev", pc.VarianceOptions(ddof=1)), (c, "count")]
+    return keyed.group_by("key").aggregate(aggregations)
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_distributions(result: Result) -> Figure:
+    """A histogram per model (rows) and metric (columns)."""
+    fig = _figure(10, 2.6 * len(result.models) + 0.4)
+    axes = np.atleast_2d(fig.subplots(len(result.models), len(METRICS), squeeze=False))
+    for row, model in enumerate(result.models):
+        for col, metric in enumerate(METRICS):
+            ax, column = axes[row, col], f"{model}_{metric}"
+            values = _values(result.table, column)
+            null = result.table.column(column).null_count
+            ax.set_title(f"{model} {metric}  (n={len(values):,}, null={null:,})", fontsize=10)
+            if not len(values):
+                _empty(ax, "no distances")
+                continue
+            ax.hist(values, bins=50, color=f"C{row}")
+            ax.set_xlabel(f"{metric} distance")
+            ax.set_ylabel("pairs")
+    fig.suptitle("Distance distributions", fontsize=12)
+    return fig
+
+
+def plot_static_vs_contextual(result: Result) -> Figure:
+    """Per word, the mean static distance against the mean contextual distance."""
+    static, contextual = result.static, result.contextual
+    fig = _figure(10, 4.4)
+    axes = fig.subplots(1, len(METRICS))
+    if static is None:
+        for ax in axes:
+            _empty(ax, "needs two models")
+        return fig
+    columns = [f"{m}_{metric}" for metric in METRICS for m in (static, contextual)]
+    words = per_word(result.table, columns)
+    for ax, metric in zip(axes, METRICS, strict=True):
+        x = words.column(f"{static}_{metric}_mean").to_numpy(zero_copy_only=False).astype(np.float64)
+        y = words.column(f"{contextual}_{metric}_mean").to_numpy(zero_copy_only=False).astype(np.float64)
+        keys = words.column("key").to_pylist()
+        both = ~np.isnan(x) & ~np.isnan(y)
+        ax.set_title(f"{metric}: {both.sum():,} words", fontsize=10)
+        ax.set_xlabel(f"{static} mean distance")
+        ax.set_ylabel(f"{contextual} mean distance")
+        if not both.any():
+            _empty(ax, "no word has both distances")
+            continue
+        ax.scatter(x[both], y[both], s=14, alpha=0.6)
+        for k in np.flatnonzero(both)[np.argsort(-y[both])][:LABELLED_POINTS]:
+            ax.annotate(keys[k], (x[k], y[k]), fontsize=8, xytext=(3, 2), textcoords="offset points")
+    fig.suptitle(f"{static} vs {contextual}, one point per word", fontsize=12)
+    return fig
+
+
+def plot_word_variation(result: Result) -> Figure:
+    """The words whose contextual distance varies most across their pairs (std, >= 2 pairs)."""
+    model = result.contextual
+    fig = _figure(10, 4.6)
+    axes = fig.subplots(1, len(METRICS))
+    words = per_word(result.table, [f"{model}_{metric}" for metric in METRICS])
+    keys = words.column("key").to_pylist()
+    for ax, metric in zip(axes, METRICS, strict=True):
+        column = f"{model}_{metric}"
+        std = words.column(f"{column}_stddev").to_numpy(zero_copy_only=False).astype(np.float64)
+        count = words.column(f"{column}_count").to_numpy()
+        eligible = np.flatnonzero((count >= 2) & ~np.isnan(std))
+        top = eligible[np.argsort(-std[eligible], kind="stable")][:TOP_WORDS][::-1]
+        ax.set_title(f"{model} {metric}: std across pairs", fontsize=10)
+        if not len(top):
+            _empty(ax, "no word occurs in two or more pairs")
+            continue
+        ax.barh([f"{keys[k]} ({count[k]})" for k in top], std[top], color="C1")
+        ax.set_xlabel("standard deviation of the distance")
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(f"Words whose {model} distance varies most (pairs in brackets)", fontsize=12)
+    return fig
+
+
+def status_counts(table: pa.Table) -> list[tuple[str, int]]:
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(table.column("status")).to_pylist()
+    return sorted(((c["values"], c["counts"]) for c in counts), key=lambda item: (-item[1], item[0]))
+
+
+def plot_statuses(result: Result) -> Figure:
+    counts = status_counts(result.table)
+    fig = _figure(10, 0.35 * len(counts) + 1.4)
+    ax = fig.subplots()
+    names, values = [s for s, _ in counts][::-1], [n for _, n in counts][::-1]
+    bars = ax.barh(names, values, color=["C2" if s == "ok" else "C3" for s in names])
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=3, fontsize=8)
+    ax.set_xlabel("output rows")
+    ax.margins(x=0.12)
+    ax.set_title("Rows by status", fontsize=12)
+    return fig
+
+
+PLOTS = (
+    ("distances", "Distance distributions", plot_distributions,
+     "Static vectors do not depend on context, so a word compared with itself is at distance 0; "
+     "the contextual model's spread shows how much the sentences moved the words."),
+    ("static_vs_contextual", "Static vs contextual, per word", plot_static_vs_contextual,
+     "Each point is a word (or word pair), averaged over its pairs; the highest contextual distances are named."),
+    ("word_variation", "Words whose contextual distance varies most", plot_word_variation,
+     "Standard deviation of a word's distance across the pairs it occurs in (at least two): "
+     "candidates for words used in several senses."),
+    ("statuses", "Rows by status", plot_statuses,
+     "ok rows have every distance; the README's status table explains the others."),
+)
+
+
+# -- page ----------------------------------------------------------------------------------
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _stats_rows(result: Result) -> str:
+    rows = []
+    for model in result.models:
+        for metric in METRICS:
+            values = _values(result.table, f"{model}_{metric}")
+            stats = [np.mean(values), np.median(values), np.percentile(values, 90)] if len(values) else [math.nan] * 3
+            cells = [model, metric, f"{len(values):,}", f"{result.table.num_rows - len(values):,}"]
+            cells += ["-" if math.isnan(s) else f"{s:.4f}" for s in stats]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(rows)
+
+
+def _models_list(result: Result) -> str:
+    items = []
+    for described in result.metadata.get("models", []):
+        details = ", ".join(f"{k} {v}" for k, v in described.items() if k not in ("name",))
+        items.append(f"<li><b>{html.escape(str(described.get('name')))}</b>: {html.escape(details)}</li>")
+    return "<ul>" + "".join(items) + "</ul>" if items else ""
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
+td:nth-child(n+3) { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; } .note { color: #555; font-size: 0.9em; }
+"""
+
+
+def render_page(result: Result, images: Sequence[tuple[str, str, str, bytes]]) -> str:
+    """The HTML page; `images` holds (name, title, caption, png bytes)."""
+    summary = result.summary
+    counts = f"{result.table.num_rows:,} output rows"
+    if "pairs_read" in summary:
+        counts = f"{summary['pairs_read']:,} sentence pairs, " + counts
+    sections = [
+        f'<h2 id="{name}">{html.escape(title)}</h2>\n<p class="note">{html.escape(caption)}</p>\n'
+        f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{html.escape(title)}">'
+        for name, title, caption, png in images
+    ]
+    tokenizer = html.escape(str(result.metadata.get("tokenizer", "?")))
+    version = html.escape(str(result.metadata.get("version", "?")))
+    header = "".join(f"<th>{h}</th>" for h in ("model", "metric", "distances", "null", "mean", "median", "90th pct"))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>batchembed report: {html.escape(str(result.path))}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>batchembed report</h1>
+<p><code>{html.escape(str(result.path))}</code>: {counts}, tokenizer {tokenizer}, batchembed {version}.</p>
+{_models_list(result)}
+<table><tr>{header}</tr>
+{_stats_rows(result)}
+</table>
+{chr(10).join(sections)}
+</body></html>
+"""
+
+
+def write_report(output: Path, out: Path | None = None) -> Path:
+    """Write report.html and one PNG per plot into `out` (default OUTPUT/_report); return the page."""
+    result = read_result(output)
+    folder = out if out is not None else output / REPORT_DIR
+    images = []
+    for name, title, plot, caption in PLOTS:
+        images.append((name, title, caption, _png(plot(result))))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, _, _, png in images:
+            (folder / f"{name}.png").write_bytes(png)
+        page = folder / PAGE
+        page.write_text(render_page(result, images), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write the report: {exc.strerror}") from exc
+    return page
