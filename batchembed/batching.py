@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 
-def length_sorted_batches(
-    lengths: np.ndarray, members: np.ndarray, budget: Callable[[], int]
-) -> Iterator[np.ndarray]:
+def length_sorted_batches(lengths: np.ndarray, members: np.ndarray, budget: Callable[[], int]) -> Iterator[np.ndarray]:
     """Yield groups of `members` (indices into `lengths`), longest first, such that
     rows x longest length stays within `budget()` (read anew per batch, so a budget
     lowered after an out-of-memory error applies at once). A sentence longer than

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -53,5 +53,11 @@ def format_table(table: pa.Table, model_names: Sequence[str]) -> str:
         cells.append(data["status"][r])
         lines.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(headers)]
-    render = lambda cells: "  ".join(c.ljust(w) if i < 2 or i == len(cells) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def render(cells: list[str]) -> str:  # words and status left-aligned, numbers right-aligned
+        last = len(cells) - 1
+        return "  ".join(
+            c.ljust(w) if i < 2 or i == last else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     return "\n".join([render(headers), render(["-" * w for w in widths]), *(render(row) for row in lines)])

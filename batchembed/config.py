@@ -72,8 +72,7 @@ class TransformerSpec:
     def __post_init__(self) -> None:
         if self.subtoken_pooling not in SUBTOKEN_POOLINGS:
             raise UsageError(
-                f"--subtoken-pooling {self.subtoken_pooling!r} is not one of "
-                f"{', '.join(SUBTOKEN_POOLINGS)}"
+                f"--subtoken-pooling {self.subtoken_pooling!r} is not one of {', '.join(SUBTOKEN_POOLINGS)}"
             )
         parts = self.layers.split(",")
         if self.layers != "all" and not all(p.strip().lstrip("-").isdigit() for p in parts):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -10,12 +11,12 @@ if TYPE_CHECKING:
 METRICS = ("euclidean", "cosine")
 
 
-def euclidean(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """[N, D] x [N, D] -> [N]: ||a - b||, exactly 0 for identical vectors."""
     return (a - b).norm(dim=-1)
 
 
-def cosine(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """[N, D] x [N, D] -> [N]: 1 - cos(a, b), NaN where either vector is zero.
 
     Computed as ||a/|a| - b/|b|||^2 / 2, which equals 1 - cos but is exactly 0 for
@@ -28,7 +29,7 @@ def cosine(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
     return (0.5 * (diff * diff).sum(dim=-1)).clamp(max=2.0)
 
 
-DISTANCES: dict[str, Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]] = {
+DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "euclidean": euclidean,
     "cosine": cosine,
 }

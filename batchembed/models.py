@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def choose_device(requested: str | None) -> "torch.device":
+def choose_device(requested: str | None) -> torch.device:
     """CUDA when present, else CPU; `requested` ('cpu', 'cuda', 'cuda:1') overrides."""
     import torch
 

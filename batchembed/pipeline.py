@@ -7,8 +7,9 @@ pair, or a single status row saying why there was nothing to compare.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputShard
 from batchembed.targets import resolve
 from batchembed.tokenize import Tokenized
+
 
 @dataclass
 class ShardResult:
@@ -97,7 +99,11 @@ def _plan_rows(shard: InputShard, tokenize: Callable[[str], Tokenized]) -> tuple
 
 
 def _model_distances(
-    embedder: Embedder, sentences: Sequence[Tokenized], s1: np.ndarray, t1: np.ndarray, s2: np.ndarray,
+    embedder: Embedder,
+    sentences: Sequence[Tokenized],
+    s1: np.ndarray,
+    t1: np.ndarray,
+    s2: np.ndarray,
     t2: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each metric's distances for the compared pairs, and which pairs have both vectors."""
@@ -181,7 +187,9 @@ def _location_columns(
         "source_row": pa.array(pair_row + shard.first_row, type=pa.int64()),
     }
     for side, numbers, tokens in ((1, rows.sentence_1, rows.token_1), (2, rows.sentence_2, rows.token_2)):
-        words, starts, ends = [], [], []
+        words: list[str | None] = []
+        starts: list[int | None] = []
+        ends: list[int | None] = []
         for n, t in zip(numbers, tokens):
             if n < 0:
                 words.append(None)

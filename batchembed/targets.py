@@ -10,13 +10,14 @@ there is nothing to compare.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Sequence, Union
+from typing import Any
 
 from batchembed import status
 from batchembed.tokenize import Tokenized
 
-Resolution = Union[list[tuple[int, int]], str]
+Resolution = list[tuple[int, int]] | str
 
 
 class TargetMode(str, Enum):
@@ -59,9 +60,7 @@ def span_to_token(sentence: Tokenized, start: Any, end: Any) -> int | str:
         return status.INVALID_TARGET
     if stop > len(sentence.text):
         return status.SPAN_OUT_OF_RANGE
-    covered = [
-        i for i, (s, e) in enumerate(zip(sentence.starts, sentence.ends)) if s < stop and e > begin
-    ]
+    covered = [i for i, (s, e) in enumerate(zip(sentence.starts, sentence.ends)) if s < stop and e > begin]
     if not covered:
         return status.SPAN_NOT_ON_TOKEN_BOUNDARY
     first, last = covered[0], covered[-1]

@@ -8,9 +8,10 @@ splits on whitespace, for corpora that are already tokenized.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Literal
+from functools import cache, lru_cache
+from typing import Literal
 
 TokenizerName = Literal["flair", "whitespace"]
 TOKENIZERS: tuple[TokenizerName, ...] = ("flair", "whitespace")
@@ -86,7 +87,7 @@ def flair_tokenize(text: str) -> Tokenized:
     return Tokenized(text, tuple(tokens), tuple(starts), tuple(ends))
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_tokenizer(name: TokenizerName) -> Callable[[str], Tokenized]:
     if name == "flair":
         return flair_tokenize

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import string
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -14,12 +14,78 @@ from batchembed import status
 from batchembed.embedders.base import EmbedStats, TokenVectors
 from batchembed.tokenize import Tokenized
 
-WORDS = (
-    "the a an in on of to and i she he we they it was is were be too very bright light dark room "
-    "read couldn n't could always radiates joy everyone around her bank river money play park "
-    "children school after theatre last night mouse cell call my his prisoner stayed click left "
-    "button sofa ran under tiger walked past car automobile shore happy sad would not start morning"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "of",
+    "to",
+    "and",
+    "i",
+    "she",
+    "he",
+    "we",
+    "they",
+    "it",
+    "was",
+    "is",
+    "were",
+    "be",
+    "too",
+    "very",
+    "bright",
+    "light",
+    "dark",
+    "room",
+    "read",
+    "couldn",
+    "n't",
+    "could",
+    "always",
+    "radiates",
+    "joy",
+    "everyone",
+    "around",
+    "her",
+    "bank",
+    "river",
+    "money",
+    "play",
+    "park",
+    "children",
+    "school",
+    "after",
+    "theatre",
+    "last",
+    "night",
+    "mouse",
+    "cell",
+    "call",
+    "my",
+    "his",
+    "prisoner",
+    "stayed",
+    "click",
+    "left",
+    "button",
+    "sofa",
+    "ran",
+    "under",
+    "tiger",
+    "walked",
+    "past",
+    "car",
+    "automobile",
+    "shore",
+    "happy",
+    "sad",
+    "would",
+    "not",
+    "start",
+    "morning",
+]
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +103,12 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save_pretrained(directory)
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     BertModel(config).eval().save_pretrained(directory)
     return directory

@@ -58,8 +58,19 @@ def test_missing_column_names_file_and_column(tmp_path: Path, tiny_models: list[
 
 def test_renamed_columns(tmp_path: Path, tiny_models: list[str]) -> None:
     src = write_csv(tmp_path / "pairs.csv", {"a": ["the light"], "b": ["light"], "w": ["light"]})
-    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--sentence1-column", "a",
-                    "--sentence2-column", "b", "--word-column", "w", *tiny_models)
+    result = invoke(
+        "run",
+        str(src),
+        "-o",
+        str(tmp_path / "out"),
+        "--sentence1-column",
+        "a",
+        "--sentence2-column",
+        "b",
+        "--word-column",
+        "w",
+        *tiny_models,
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -104,8 +115,9 @@ def test_usage_errors(tmp_path: Path, tiny_models: list[str], args: list[str], m
 
 def test_model_errors(tmp_path: Path, tiny_models: list[str]) -> None:
     src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["a"], "sentence2": ["a"]})
-    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--glove", str(tmp_path / "missing.txt"),
-                    "--no-transformer")
+    result = invoke(
+        "run", str(src), "-o", str(tmp_path / "out"), "--glove", str(tmp_path / "missing.txt"), "--no-transformer"
+    )
     assert result.exit_code == 4 and "missing.txt: no such file or directory" in result.output
     result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--no-glove", "--transformer", str(tmp_path))
     assert result.exit_code == 4 and f"--transformer {tmp_path}: cannot load" in result.output

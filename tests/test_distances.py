@@ -11,7 +11,11 @@ finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 6).flatmap(lambda d: st.tuples(arrays(np.float32, (5, d), elements=finite), arrays(np.float32, (5, d), elements=finite))))
+@given(
+    st.integers(1, 6).flatmap(
+        lambda d: st.tuples(arrays(np.float32, (5, d), elements=finite), arrays(np.float32, (5, d), elements=finite))
+    )
+)
 def test_distances_match_scipy_in_float64(pair: tuple[np.ndarray, np.ndarray]) -> None:
     a, b = pair
     got_e = euclidean(torch.from_numpy(a), torch.from_numpy(b)).numpy()

@@ -39,7 +39,12 @@ def test_light_golden_values(default_embedders) -> None:
 def test_default_models_describe_themselves(default_embedders) -> None:
     glove, bert = (e.describe() for e in default_embedders)
     assert (glove["dim"], glove["vocabulary"]) == ("50", "400000")
-    assert (bert["dim"], bert["model_class"], bert["layers"], bert["subtoken_pooling"]) == ("384", "BertModel", "-1", "first")
+    assert (bert["dim"], bert["model_class"], bert["layers"], bert["subtoken_pooling"]) == (
+        "384",
+        "BertModel",
+        "-1",
+        "first",
+    )
 
 
 def test_batched_path_equals_flair_embed_on_default_transformer(default_embedders) -> None:
@@ -68,7 +73,13 @@ def test_sample_data_run(tmp_path: Path, default_embedders) -> None:
     assert summary.bad_rows == 0
     # every sample file and every target mode produced rows
     files = {Path(f).name for f in table.column("source_file").to_pylist()}
-    assert files == {"shared_words.csv", "pretokenized_indices.csv", "word_pairs.csv", "target_word.parquet", "spans.parquet"}
+    assert files == {
+        "shared_words.csv",
+        "pretokenized_indices.csv",
+        "word_pairs.csv",
+        "target_word.parquet",
+        "spans.parquet",
+    }
     rows = table.to_pylist()
     light = [r for r in rows if r["pair_id"] == "light" and r["word_1"] == "light"][0]
     assert light["bert_euclidean"] == pytest.approx(6.7321, abs=1e-3) and light["glove_euclidean"] == 0.0

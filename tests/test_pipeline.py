@@ -18,8 +18,13 @@ from batchembed.tokenize import flair_tokenize, whitespace_tokenize
 
 def shard(mode: TargetMode, s1: list, s2: list, targets: list | None = None) -> InputShard:
     return InputShard(
-        file=InputFile(Path("pairs.csv"), "csv"), index=0, first_row=1, mode=mode,
-        ids=[f"pairs.csv:{k + 1}" for k in range(len(s1))], sentence1=s1, sentence2=s2,
+        file=InputFile(Path("pairs.csv"), "csv"),
+        index=0,
+        first_row=1,
+        mode=mode,
+        ids=[f"pairs.csv:{k + 1}" for k in range(len(s1))],
+        sentence1=s1,
+        sentence2=s2,
         targets=targets if targets is not None else [()] * len(s1),
     )
 
@@ -34,11 +39,22 @@ def run(embedders, sh: InputShard, tokenize=flair_tokenize) -> pa.Table:
 def test_schema_columns_and_types(fake_embedders) -> None:
     schema = output_schema(["glove", "bert"], {"tool": "batchembed"})
     expected = {
-        "pair_id": pa.string(), "source_file": pa.string(), "source_row": pa.int64(),
-        "word_1": pa.string(), "word_2": pa.string(), "token_index_1": pa.int32(), "token_index_2": pa.int32(),
-        "char_start_1": pa.int32(), "char_end_1": pa.int32(), "char_start_2": pa.int32(), "char_end_2": pa.int32(),
-        "glove_euclidean": pa.float32(), "glove_cosine": pa.float32(),
-        "bert_euclidean": pa.float32(), "bert_cosine": pa.float32(), "status": pa.string(),
+        "pair_id": pa.string(),
+        "source_file": pa.string(),
+        "source_row": pa.int64(),
+        "word_1": pa.string(),
+        "word_2": pa.string(),
+        "token_index_1": pa.int32(),
+        "token_index_2": pa.int32(),
+        "char_start_1": pa.int32(),
+        "char_end_1": pa.int32(),
+        "char_start_2": pa.int32(),
+        "char_end_2": pa.int32(),
+        "glove_euclidean": pa.float32(),
+        "glove_cosine": pa.float32(),
+        "bert_euclidean": pa.float32(),
+        "bert_cosine": pa.float32(),
+        "status": pa.string(),
     }
     assert {f.name: f.type for f in schema} == expected
     assert read_metadata(schema) == {"tool": "batchembed"}
@@ -51,7 +67,12 @@ def test_static_model_distance_is_zero_contextual_is_not(fake_embedders) -> None
     assert rows[0]["static_euclidean"] == 0.0 and rows[0]["static_cosine"] == 0.0
     assert rows[0]["ctx_euclidean"] > 0 and rows[0]["ctx_cosine"] > 0
     assert rows[0]["status"] == status.OK
-    assert (rows[0]["char_start_1"], rows[0]["char_end_1"], rows[0]["char_start_2"], rows[0]["char_end_2"]) == (4, 9, 10, 15)
+    assert (rows[0]["char_start_1"], rows[0]["char_end_1"], rows[0]["char_start_2"], rows[0]["char_end_2"]) == (
+        4,
+        9,
+        10,
+        15,
+    )
 
 
 def test_every_input_row_is_accounted_for_in_order(fake_embedders) -> None:
@@ -101,9 +122,14 @@ def test_duplicate_sentences_are_embedded_once(fake_embedders) -> None:
 
 
 def test_pipeline_with_tiny_real_models(tiny_embedders) -> None:
-    table = run(tiny_embedders, shard(TargetMode.SHARED,
-                ["The light in the room was too bright", "zorblax bank"],
-                ["She always radiates light", "the zorblax bank"]))
+    table = run(
+        tiny_embedders,
+        shard(
+            TargetMode.SHARED,
+            ["The light in the room was too bright", "zorblax bank"],
+            ["She always radiates light", "the zorblax bank"],
+        ),
+    )
     rows = {(r["source_row"], r["word_1"]): r for r in table.to_pylist()}
     light = rows[(1, "light")]
     assert light["glove_euclidean"] == 0.0 and light["bert_euclidean"] > 0
@@ -119,18 +145,39 @@ def test_output_identical_whatever_the_token_budget(tiny_bert_dir, budget: int) 
     from batchembed.config import EmbedOptions, TransformerSpec
     from batchembed.embedders.transformer import TransformerEmbedder
 
-    words = "the light in the room was bright and she always radiates joy to everyone around her".split()
+    words = [
+        "the",
+        "light",
+        "in",
+        "the",
+        "room",
+        "was",
+        "bright",
+        "and",
+        "she",
+        "always",
+        "radiates",
+        "joy",
+        "to",
+        "everyone",
+        "around",
+        "her",
+    ]
     rng = np.random.default_rng(3)
     s1 = [" ".join(rng.choice(words, rng.integers(2, 30))) for _ in range(40)]
     s2 = [" ".join(rng.choice(words, rng.integers(2, 30))) for _ in range(40)]
     reference_embedder = TransformerEmbedder.load(
-        TransformerSpec(str(tiny_bert_dir)), EmbedOptions(token_budget=100_000), torch.device("cpu"))
+        TransformerSpec(str(tiny_bert_dir)), EmbedOptions(token_budget=100_000), torch.device("cpu")
+    )
     embedder = TransformerEmbedder.load(
-        TransformerSpec(str(tiny_bert_dir)), EmbedOptions(token_budget=budget), torch.device("cpu"))
+        TransformerSpec(str(tiny_bert_dir)), EmbedOptions(token_budget=budget), torch.device("cpu")
+    )
     reference = run([reference_embedder], shard(TargetMode.SHARED, s1, s2))
     got = run([embedder], shard(TargetMode.SHARED, s1, s2))
     assert got.drop_columns(["bert_euclidean", "bert_cosine"]).equals(
-        reference.drop_columns(["bert_euclidean", "bert_cosine"]))
+        reference.drop_columns(["bert_euclidean", "bert_cosine"])
+    )
     for column in ("bert_euclidean", "bert_cosine"):
-        np.testing.assert_allclose(got.column(column).to_numpy(), reference.column(column).to_numpy(),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            got.column(column).to_numpy(), reference.column(column).to_numpy(), rtol=1e-5, atol=1e-5
+        )

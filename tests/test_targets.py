@@ -45,8 +45,11 @@ def test_span_over_two_tokens(text: str, data: st.DataObject) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=40), st.one_of(st.none(), st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=4)),
-       st.one_of(st.none(), st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=4)))
+@given(
+    st.text(max_size=40),
+    st.one_of(st.none(), st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=4)),
+    st.one_of(st.none(), st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=4)),
+)
 def test_any_span_value_gives_a_token_or_a_status(text: str, start: object, end: object) -> None:
     sentence = flair_tokenize(text) if text.strip() else whitespace_tokenize(text)
     got = span_to_token(sentence, start, end)
@@ -70,7 +73,16 @@ def test_span_statuses() -> None:
 
 def test_as_int() -> None:
     assert [as_int(v) for v in (3, "4", " 5 ", 6.0, -1, 1.5, True, None, "x", "٣")] == [
-        3, 4, 5, 6, None, None, None, None, None, None
+        3,
+        4,
+        5,
+        6,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
     ]
 
 
@@ -134,8 +146,12 @@ def test_token_offsets_point_at_the_token_text(text: str) -> None:
             previous_end = end
 
 
-@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60) | st.sampled_from(
-    ["a\u200bb c", "x \u200b y", "\x810:", "caf\u00e9 \u202eabc", "e\u0301t\u00e9", "😀 ok 😀", "I couldn't"]))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+    | st.sampled_from(
+        ["a\u200bb c", "x \u200b y", "\x810:", "caf\u00e9 \u202eabc", "e\u0301t\u00e9", "😀 ok 😀", "I couldn't"]
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_flair_tokenize_equals_flair_sentence(text: str) -> None:
     from flair.data import Sentence

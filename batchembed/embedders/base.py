@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -18,8 +19,8 @@ class TokenVectors:
     """Vectors for N requested tokens. `valid[k]` is False where the model has no
     vector for token k (flair would silently hand back zeros there)."""
 
-    vectors: "torch.Tensor"  # [N, dim] float32, on the embedder's device
-    valid: "torch.Tensor"  # [N] bool, same device
+    vectors: torch.Tensor  # [N, dim] float32, on the embedder's device
+    valid: torch.Tensor  # [N] bool, same device
 
 
 @dataclass
@@ -32,7 +33,7 @@ class EmbedStats:
     oom_retries: int = 0
     long_sentences: int = 0  # sentences over the model window, embedded in strided windows
 
-    def add(self, other: "EmbedStats") -> None:
+    def add(self, other: EmbedStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -48,7 +49,7 @@ class Embedder(Protocol):
         ...
 
     def embed_tokens(
-        self, sentences: Sequence["Tokenized"], sentence_index: np.ndarray, token_index: np.ndarray
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
         """Vectors of tokens `sentences[sentence_index[k]].tokens[token_index[k]]`, k = 0..N-1."""
         ...
@@ -63,6 +64,6 @@ class RequestPlan:
     token_index: np.ndarray = field(repr=False)
 
     @classmethod
-    def build(cls, sentence_index: np.ndarray, token_index: np.ndarray) -> "RequestPlan":
+    def build(cls, sentence_index: np.ndarray, token_index: np.ndarray) -> RequestPlan:
         unique, inverse = np.unique(sentence_index, return_inverse=True)
         return cls(unique, inverse.reshape(-1), np.asarray(token_index, dtype=np.int64))

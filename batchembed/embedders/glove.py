@@ -9,8 +9,9 @@ flair name such as `glove` (downloaded by flair, where the machine can).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -63,9 +64,7 @@ def load_npy_dir(directory: Path) -> tuple[list[str], np.ndarray]:
     matrix = np.load(matrices[0], allow_pickle=False, mmap_mode="r")
     words = _read_vocab(vocabs[0])
     if matrix.ndim != 2 or matrix.shape[0] != len(words):
-        raise ModelError(
-            f"{directory}: matrix shape {matrix.shape} does not match {len(words)} vocabulary words"
-        )
+        raise ModelError(f"{directory}: matrix shape {matrix.shape} does not match {len(words)} vocabulary words")
     return words, matrix
 
 
@@ -85,9 +84,7 @@ def load_text_vectors(path: Path) -> tuple[list[str], np.ndarray]:
             except ValueError as exc:
                 raise ModelError(f"{path}: line {number} is not `word value value ...`") from exc
             if rows and vector.shape != rows[0].shape:
-                raise ModelError(
-                    f"{path}: line {number} has {vector.size} values, earlier lines {rows[0].size}"
-                )
+                raise ModelError(f"{path}: line {number} has {vector.size} values, earlier lines {rows[0].size}")
             words.append(parts[0])
             rows.append(vector)
     if not rows:
@@ -95,7 +92,7 @@ def load_text_vectors(path: Path) -> tuple[list[str], np.ndarray]:
     return words, np.stack(rows)
 
 
-def build_flair_glove(words: list[str], matrix: np.ndarray, name: str) -> "WordEmbeddings":
+def build_flair_glove(words: list[str], matrix: np.ndarray, name: str) -> WordEmbeddings:
     """flair's WordEmbeddings filled with our rows (flair keeps a zero row for <unk>)."""
     import torch
     from flair.embeddings import WordEmbeddings
@@ -105,11 +102,13 @@ def build_flair_glove(words: list[str], matrix: np.ndarray, name: str) -> "WordE
         vocab.setdefault(word, i)  # first occurrence wins, as in gensim
     embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=int(matrix.shape[1]), name=name)
     with torch.no_grad():
-        embeddings.embedding.weight[: len(words)] = torch.from_numpy(np.array(matrix, dtype=np.float32))  # copy: matrix may be a read-only mmap
+        embeddings.embedding.weight[: len(words)] = torch.from_numpy(
+            np.array(matrix, dtype=np.float32)
+        )  # copy: matrix may be a read-only mmap
     return embeddings
 
 
-def load_flair_glove(spec: GloveSpec) -> tuple["WordEmbeddings", str]:
+def load_flair_glove(spec: GloveSpec) -> tuple[WordEmbeddings, str]:
     """The flair WordEmbeddings for a spec and a description of where it came from."""
     source = spec.source
     if source == DEFAULT_GLOVE:
@@ -137,7 +136,7 @@ class GloveEmbedder:
 
     missing_reason = status.REASON_OOV
 
-    def __init__(self, flair_embeddings: "WordEmbeddings", source: str, device: "torch.device") -> None:
+    def __init__(self, flair_embeddings: WordEmbeddings, source: str, device: torch.device) -> None:
         self.flair = flair_embeddings
         self.name: str = flair_embeddings.name
         self.source = source
@@ -149,13 +148,18 @@ class GloveEmbedder:
         self.stats = EmbedStats()
 
     @classmethod
-    def load(cls, spec: GloveSpec, device: "torch.device") -> "GloveEmbedder":
+    def load(cls, spec: GloveSpec, device: torch.device) -> GloveEmbedder:
         embeddings, source = load_flair_glove(spec)
         return cls(embeddings, source, device)
 
     def describe(self) -> dict[str, str]:
-        return {"name": self.name, "kind": "glove", "source": self.source, "dim": str(self.dim),
-                "vocabulary": str(self.unknown_row)}
+        return {
+            "name": self.name,
+            "kind": "glove",
+            "source": self.source,
+            "dim": str(self.dim),
+            "vocabulary": str(self.unknown_row),
+        }
 
     def _row(self, word: str) -> int:
         row = self._rows.get(word)
@@ -164,7 +168,7 @@ class GloveEmbedder:
         return row
 
     def embed_tokens(
-        self, sentences: Sequence["Tokenized"], sentence_index: np.ndarray, token_index: np.ndarray
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
         import torch
 
@@ -177,7 +181,7 @@ class GloveEmbedder:
         return TokenVectors(self.weight[index], index != self.unknown_row)
 
 
-def _float32() -> "torch.dtype":
+def _float32() -> torch.dtype:
     import torch
 
     return torch.float32

