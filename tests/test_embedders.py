@@ -106,3 +106,28 @@ def test_empty_request(tiny_embedders) -> None:
     for embedder in tiny_embedders:
         got = embedder.embed_tokens([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         assert got.vectors.shape == (0, embedder.dim)
+
+
+def test_out_of_memory_halves_the_budget_and_loses_nothing(tiny_bert_dir: Path, monkeypatch) -> None:
+    """A batch over 3 rows 'runs out of memory': it is split and retried, same vectors."""
+    spec = TransformerSpec(str(tiny_bert_dir))
+    texts = SENTENCES * 3
+    tokenized, s_idx, t_idx = all_tokens(texts)
+    reference = TransformerEmbedder.load(spec, EmbedOptions(token_budget=100_000), torch.device("cpu"))
+    expected = reference.embed_tokens(tokenized, s_idx, t_idx)
+
+    embedder = TransformerEmbedder.load(spec, EmbedOptions(token_budget=100_000), torch.device("cpu"))
+    real_run_batch = embedder._run_batch
+    seen_rows: list[int] = []
+
+    def flaky_run_batch(ids):
+        if len(ids) > 3:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        seen_rows.append(len(ids))
+        return real_run_batch(ids)
+
+    monkeypatch.setattr(embedder, "_run_batch", flaky_run_batch)
+    got = embedder.embed_tokens(tokenized, s_idx, t_idx)
+    torch.testing.assert_close(got.vectors, expected.vectors, rtol=1e-5, atol=1e-5)
+    assert embedder.stats.oom_retries >= 1 and embedder.token_budget < 100_000
+    assert sum(seen_rows) == len(texts)  # every sentence embedded exactly once (the pipeline dedups)
