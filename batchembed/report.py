@@ -184,16 +184,20 @@ def plot_static_vs_contextual(result: Result) -> Figure:
 def plot_word_variation(result: Result) -> Figure:
     """The words whose contextual distance varies most across their pairs (std, >= 2 pairs)."""
     model = result.contextual
-    fig = _figure(10, 4.6)
-    axes = fig.subplots(1, len(METRICS))
     words = per_word(result.table, [f"{model}_{metric}" for metric in METRICS])
     keys = words.column("key").to_pylist()
-    for ax, metric in zip(axes, METRICS, strict=True):
+    tops = {}
+    for metric in METRICS:
         column = f"{model}_{metric}"
         std = words.column(f"{column}_stddev").to_numpy(zero_copy_only=False).astype(np.float64)
         count = words.column(f"{column}_count").to_numpy()
         eligible = np.flatnonzero((count >= 2) & ~np.isnan(std))
-        top = eligible[np.argsort(-std[eligible], kind="stable")][:TOP_WORDS][::-1]
+        tops[metric] = (eligible[np.argsort(-std[eligible], kind="stable")][:TOP_WORDS][::-1], std, count)
+    bars = max(len(top) for top, _, _ in tops.values())
+    fig = _figure(10, max(2.6, 0.26 * bars + 1.4))  # bar thickness stays alike for 2 or 20 words
+    axes = fig.subplots(1, len(METRICS))
+    for ax, metric in zip(axes, METRICS, strict=True):
+        top, std, count = tops[metric]
         ax.set_title(f"{model} {metric}: std across pairs", fontsize=10)
         if not len(top):
             _empty(ax, "no word occurs in two or more pairs")
