@@ -5,8 +5,10 @@ This is the only module that prints or chooses an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -119,12 +121,21 @@ def run(
         Optional[int], typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace results already in the output directory.")] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Add new input files and rows appended to known ones to an existing output; redo files that changed.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT."""
     _setup_logging(verbose, quiet)
     try:
+        if overwrite and incremental:
+            raise UsageError("--overwrite starts the output over, --incremental adds to it: give only one")
         start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
         index1, index2 = _columns(index_columns, 2, "--index-columns")
         word1, word2 = _columns(word_columns, 2, "--word-columns")
@@ -147,19 +158,42 @@ def run(
             max_bad_rows=max_bad_rows,
             overwrite=overwrite,
         )
-        summary = _run_with_progress(config, quiet)
+        with _sigterm_interrupts():
+            summary = _run_with_progress(config, quiet, incremental)
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
-        typer.echo("Interrupted: parts already written are complete; re-run to finish.", err=True)
+        typer.echo("Interrupted: finished shards are kept; run the same command again to finish.", err=True)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    for message in summary.errors:  # files that could not be read; the others were processed
+        typer.echo(f"Error: {message}", err=True)
     if not quiet:
         typer.echo(summary.line(), err=True)
-    if summary.bad_rows:
-        raise typer.Exit(int(ExitCode.BAD_ROWS))
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
-def _run_with_progress(config: RunConfig, quiet: bool):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (cron timeouts, systemd, kill) stops a run like Ctrl-C: exit 130, finished shards kept."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        installed = True
+    except ValueError:  # not the main thread (e.g. a test harness): keep the default
+        installed = False
+    try:
+        yield
+    finally:  # in-process callers (tests) get their own handler back
+        if installed:
+            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+
+def _run_with_progress(config: RunConfig, quiet: bool, incremental: bool):  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     from batchembed.engines.local import run as run_local
@@ -167,7 +201,9 @@ def _run_with_progress(config: RunConfig, quiet: bool):  # type: ignore[no-untyp
 
     embedders = load_embedders(config.glove, config.transformer, config.embed)
     with tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
-        return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
+        return run_local(
+            config, embedders, on_shard=lambda result: bar.update(result.pairs), incremental=incremental
+        )
 
 
 @app.command()

@@ -1,8 +1,8 @@
 """Find input files and stream them as fixed-size shards of sentence pairs.
 
-Files are read in record batches (pyarrow's streaming CSV reader, Parquet
-`iter_batches`), never whole. Shards have a fixed number of rows per file, so
-the same input and shard size always give the same shards.
+Files are read in chunks (io/sources.py), never whole. Shards have a fixed
+number of rows per file, so the same input and shard size always give the same
+shards: that is what lets a re-run skip the shards an earlier run finished.
 """
 
 from __future__ import annotations
@@ -10,33 +10,46 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
+from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, show
 from batchembed.targets import TargetMode
 
 log = logging.getLogger(__name__)
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-READ_BATCH_ROWS = 8192
+KEY_STEM_CHARS = 48
+DUPLICATE_IDS_TRACKED = 200_000  # ids remembered per file for the duplicate warning (bounded memory)
+DUPLICATES_LOGGED = 3
+
+
+def safe_name(text: str) -> str:
+    """Only [A-Za-z0-9._-], at most KEY_STEM_CHARS, never starting with '.' or '-': output file
+    names derive from input names, and a hostile name must not escape or hide in the output."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:KEY_STEM_CHARS].lstrip(".-")
+    return cleaned or "file"
 
 
 @dataclass(frozen=True)
 class InputFile:
     path: Path
     format: str  # "csv" or "parquet"
+    extent: int | None = None  # CSV: read only this many bytes (the size the run recorded); None: to the end
 
     @property
     def key(self) -> str:
-        """A short stable id: the file's name and a hash of its absolute path."""
-        digest = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:8]
-        return f"{self.path.stem}-{digest}"
+        """A short stable id, safe as a file name: the sanitized name and a hash of the absolute path."""
+        absolute = str(self.path.resolve()).encode("utf-8", "surrogateescape")
+        return f"{safe_name(self.path.stem)}-{hashlib.sha1(absolute).hexdigest()[:8]}"
 
 
 @dataclass
@@ -51,6 +64,7 @@ class InputShard:
     sentence1: list[Any]
     sentence2: list[Any]
     targets: list[tuple[Any, ...]]
+    last: bool = True  # no row of the file (as read) follows this shard
 
     @property
     def shard_id(self) -> str:
@@ -69,141 +83,185 @@ def _format_of(path: Path) -> str | None:
     return None
 
 
-def discover(specs: tuple[str, ...] | list[str]) -> list[InputFile]:
-    """Expand paths, directories (recursively) and globs into a sorted list of input files."""
+def _inside(path: Path, directory: Path | None) -> bool:
+    """True for files in the output directory: when it lies inside an input directory, its
+    parts must not be read back as inputs."""
+    return directory is not None and path.resolve().is_relative_to(directory)
+
+
+def _expand(spec: str, exclude: Path | None) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        candidates = sorted(p for p in path.rglob("*") if p.is_file())
+        # names starting with '.' or '_' are skipped at any depth (.git/, _done/, _tmp files)
+        candidates = [p for p in candidates if not any(n.startswith((".", "_")) for n in p.relative_to(path).parts)]
+        files = [p for p in candidates if _format_of(p) and not _inside(p, exclude)]
+        if not files:
+            raise InputError(f"{show(spec)}: directory holds no .csv or .parquet file")
+        return files
+    if path.is_file():
+        if _format_of(path) is None:
+            raise InputError(f"{show(spec)}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet")
+        return [path]
+    if glob.has_magic(spec):
+        matches = (Path(p) for p in glob.glob(spec, recursive=True))
+        files = sorted(p for p in matches if _format_of(p) and p.is_file() and not _inside(p, exclude))
+        if not files:
+            raise InputError(f"{show(spec)}: no .csv or .parquet file matches this pattern")
+        return files
+    raise InputError(f"{show(spec)}: no such file or directory")
+
+
+def discover_all(
+    specs: tuple[str, ...] | list[str], exclude: Path | None = None
+) -> tuple[list[InputFile], list[InputError]]:
+    """Expand paths, directories (recursively) and globs into input files, and one error per
+    spec or file that cannot be used, so a run can process the others."""
     found: dict[Path, InputFile] = {}
+    errors: list[InputError] = []
+    excluded = exclude.resolve() if exclude is not None else None
     for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file())
-            candidates = [p for p in candidates if not p.name.startswith((".", "_"))]
-            files = [p for p in candidates if _format_of(p)]
-            if not files:
-                raise InputError(f"{spec}: directory holds no .csv or .parquet file")
-        elif path.is_file():
-            if _format_of(path) is None:
-                raise InputError(
-                    f"{spec}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet"
-                )
-            files = [path]
-        elif glob.has_magic(spec):
-            files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if _format_of(Path(p)))
-            if not files:
-                raise InputError(f"{spec}: no .csv or .parquet file matches this pattern")
-        else:
-            raise InputError(f"{spec}: no such file or directory")
-        for file in files:
-            found.setdefault(file, InputFile(file, _format_of(file) or ""))
-    return list(found.values())
-
-
-def _needed_columns(columns: Columns, available: list[str], where: str) -> tuple[TargetMode, list[str]]:
-    present = set(available)
-    for required in (columns.sentence1, columns.sentence2):
-        if required not in present:
-            raise InputError(
-                f"{where}: missing column {required!r} (columns: {', '.join(available) or 'none'}); "
-                "name the sentence columns with --sentence1-column/--sentence2-column"
-            )
-    mode = columns.detect_mode(present)
-    needed = [columns.sentence1, columns.sentence2, *columns.target_columns(mode)]
-    if columns.id in present:
-        needed.append(columns.id)
-    return mode, needed
-
-
-def _csv_batches(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[pa.RecordBatch]]:
-    from pyarrow import csv
-
-    delimiter = "\t" if file.path.suffix.lower() == ".tsv" else ","
-    parse = csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    read = csv.ReadOptions(block_size=1 << 20)
-    try:
-        with csv.open_csv(file.path, read_options=read, parse_options=parse) as probe:
-            header = probe.schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{file.path}: cannot read as CSV: {exc}") from exc
-    mode, needed = _needed_columns(columns, header, str(file.path))
-    # Every column as raw bytes: types are checked per cell, so one odd value
-    # (or invalid UTF-8) becomes a status row instead of killing the stream.
-    convert = csv.ConvertOptions(
-        include_columns=needed,
-        column_types={name: pa.binary() for name in needed},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        null_values=[""],
-    )
-    reader = csv.open_csv(file.path, read_options=read, parse_options=parse, convert_options=convert)
-    return mode, iter(reader)
-
-
-def _parquet_batches(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[pa.RecordBatch]]:
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(file.path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{file.path}: cannot read as Parquet: {exc}") from exc
-    mode, needed = _needed_columns(columns, parquet.schema_arrow.names, str(file.path))
-    for name in needed:
-        kind = parquet.schema_arrow.field(name).type
-        if pa.types.is_nested(kind):
-            raise InputError(f"{file.path}: column {name!r} has type {kind}, expected text or integers")
-    return mode, parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=needed)
-
-
-def _cell(value: Any) -> Any:
-    """bytes from CSV become text; undecodable bytes stay bytes (the pipeline flags them)."""
-    if isinstance(value, bytes):
         try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    return value
+            files = _expand(spec, excluded)
+        except InputError as error:
+            errors.append(error)
+            continue
+        for file in files:
+            try:  # the name ends up in the output's text columns, which must be UTF-8
+                str(file).encode("utf-8")
+            except UnicodeEncodeError:
+                errors.append(InputError(f"{show(file)}: the file name is not valid UTF-8; rename the file"))
+                continue
+            found.setdefault(file, InputFile(file, _format_of(file) or ""))
+    return list(found.values()), errors
+
+
+def discover(specs: tuple[str, ...] | list[str]) -> list[InputFile]:
+    """Like discover_all, but the first problem is raised."""
+    files, errors = discover_all(specs)
+    if errors:
+        raise errors[0]
+    return files
+
+
+def _id_text(value: Any, fallback: str) -> str:
+    if value is None:
+        return fallback
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+class _DuplicateIds:
+    """Warns about ids seen before in the same file (rows stay apart by source_file/source_row)."""
+
+    def __init__(self, where: str, column: str) -> None:
+        self.where, self.column = where, column
+        self.seen: dict[str, int] = {}
+        self.count = 0
+
+    def check(self, ids: list[Any], first_row: int) -> None:
+        for offset, value in enumerate(ids):
+            if value is None:
+                continue
+            key = _id_text(value, "")
+            earlier = self.seen.get(key)
+            if earlier is not None:
+                self.count += 1
+                if self.count <= DUPLICATES_LOGGED:
+                    log.warning(
+                        "%s: row %d: column %r value %r repeats row %d (kept; rows are told apart by "
+                        "source_file and source_row)",
+                        self.where,
+                        first_row + offset,
+                        self.column,
+                        key,
+                        earlier,
+                    )
+            elif len(self.seen) < DUPLICATE_IDS_TRACKED:
+                self.seen[key] = first_row + offset
+
+    def report(self) -> None:
+        if self.count > DUPLICATES_LOGGED:
+            log.warning("%s: %d rows repeat an earlier id in column %r", self.where, self.count, self.column)
+
+
+class _ShardBuilder:
+    """Collects column chunks and cuts them into numbered shards."""
+
+    def __init__(self, file: InputFile, mode: TargetMode, columns: Columns) -> None:
+        self.file, self.mode, self.columns = file, mode, columns
+        self.targets = columns.target_columns(mode)
+        self.pending: dict[str, list[Any]] = {}
+        self.index, self.next_row = 0, 1
+
+    def add(self, chunk: Chunk) -> None:
+        for name, values in chunk.items():
+            self.pending.setdefault(name, []).extend(values)
+
+    def __len__(self) -> int:
+        return len(self.pending.get(self.columns.sentence1, ()))
+
+    def take(self, count: int) -> InputShard:
+        taken = {name: values[:count] for name, values in self.pending.items()}
+        for values in self.pending.values():
+            del values[:count]
+        name, row = self.file.path.name, self.next_row
+        ids = taken.get(self.columns.id) or [None] * count
+        shard = InputShard(
+            file=self.file,
+            index=self.index,
+            first_row=row,
+            mode=self.mode,
+            ids=[_id_text(v, f"{name}:{row + k}") for k, v in enumerate(ids)],
+            sentence1=taken[self.columns.sentence1],
+            sentence2=taken[self.columns.sentence2],
+            targets=list(zip(*[taken[n] for n in self.targets])) if self.targets else [()] * count,
+            last=False,
+        )
+        self.index += 1
+        self.next_row += count
+        return shard
 
 
 def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[InputShard]:
-    """Stream one file as consecutive shards of `shard_rows` pairs (the last may be shorter)."""
-    opener = _csv_batches if file.format == "csv" else _parquet_batches
-    mode, batches = opener(file, columns)
-    target_names = columns.target_columns(mode)
-    log.info("%s: target mode %s", file.path, mode.value)
-    pending: dict[str, list[Any]] = {}
-    shard_index, next_row = 0, 1
+    """Stream one file as consecutive shards of `shard_rows` pairs (the last may be shorter).
 
-    def flush(count: int) -> InputShard:
-        nonlocal shard_index, next_row
-        take = {name: values[:count] for name, values in pending.items()}
-        for name in pending:
-            del pending[name][:count]
-        ids = take.get(columns.id) or [None] * count
-        shard = InputShard(
-            file=file,
-            index=shard_index,
-            first_row=next_row,
-            mode=mode,
-            ids=[
-                str(_cell(v)) if v is not None else f"{file.path.name}:{next_row + k}"
-                for k, v in enumerate(ids)
-            ],
-            sentence1=[_cell(v) for v in take[columns.sentence1]],
-            sentence2=[_cell(v) for v in take[columns.sentence2]],
-            targets=list(zip(*[[_cell(v) for v in take[n]] for n in target_names]))
-            if target_names
-            else [()] * count,
-        )
-        shard_index += 1
-        next_row += count
-        return shard
-
+    One shard is held back so the file's last shard can say so (`last`). If the file
+    fails part-way, the rows read before the failure are still yielded, then an
+    InputError names the first row that could not be read.
+    """
+    opener = csv_chunks if file.format == "csv" else parquet_chunks
+    mode, chunks = opener(file, columns)
+    where = show(file.path)
+    log.info("%s: target mode %s", where, mode.value)
+    builder = _ShardBuilder(file, mode, columns)
+    duplicates = _DuplicateIds(where, columns.id)
+    held: InputShard | None = None
     try:
-        for batch in batches:
-            for name in batch.schema.names:
-                pending.setdefault(name, []).extend(batch.column(name).to_pylist())
-            while pending and len(pending[columns.sentence1]) >= shard_rows:
-                yield flush(shard_rows)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{file.path}: unreadable after data row {next_row - 1}: {exc}") from exc
-    remaining = len(pending.get(columns.sentence1, []))
-    if remaining:
-        yield flush(remaining)
+        for chunk in chunks:
+            if columns.id in chunk:
+                duplicates.check(chunk[columns.id], builder.next_row + len(builder))
+            builder.add(chunk)
+            while len(builder) >= shard_rows:
+                if held is not None:
+                    yield held
+                held = builder.take(shard_rows)
+    except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
+        failed_at = builder.next_row + len(builder)
+        if held is not None:
+            yield held
+        if len(builder):
+            yield builder.take(len(builder))
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise InputError(
+            f"{where}: cannot read data row {failed_at} or later ({reason}); the rows before it are written"
+        ) from exc
+    if len(builder):
+        if held is not None:
+            yield held
+        held = builder.take(len(builder))
+    if held is not None:
+        held.last = True
+        yield held
+    duplicates.report()

@@ -1,0 +1,163 @@
+"""`_manifest.json`: what an output directory was made from, so a re-run can tell whether it
+may resume it.
+
+The fingerprint holds everything that changes results: tool version, each
+model's describe(), metrics, tokenizer, columns, shard size. Token budget and
+device are left out on purpose: they change batching and speed, not results
+(beyond fp tolerance). Each input file is recorded with size, mtime and a
+SHA-256 of its bytes, which tells an unchanged file (same size and mtime, or
+same hash after a `touch`) from one that grew by appended bytes (its old bytes
+hash the same) and from one that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import batchembed
+from batchembed.config import RunConfig
+from batchembed.distances import METRICS
+from batchembed.embedders.base import Embedder
+from batchembed.errors import InputError, OutputError
+from batchembed.io.reader import InputFile
+from batchembed.io.sources import show
+from batchembed.io.writer import write_text_atomic
+
+MANIFEST_FILE = "_manifest.json"
+MANIFEST_FORMAT = 1
+HASH_BLOCK = 1 << 20
+
+
+def fingerprint(config: RunConfig, embedders: Sequence[Embedder]) -> dict[str, Any]:
+    return {
+        "tool": "batchembed",
+        "version": batchembed.__version__,
+        "models": [e.describe() for e in embedders],
+        "metrics": list(METRICS),
+        "tokenizer": config.tokenizer,
+        "columns": vars(config.columns),
+        "shard_rows": config.shard_rows,
+    }
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable names of the fingerprint entries that differ."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            if key in ("shard_rows", "tokenizer", "version"):
+                changed.append(f"{key} {old.get(key)} -> {new.get(key)}")
+            else:
+                changed.append(key)
+    return changed
+
+
+@dataclass
+class InputRecord:
+    path: str
+    format: str
+    bytes: int
+    mtime_ns: int
+    sha256: str | None  # of the first `bytes` bytes; None while the file could not be read
+
+
+class Change(str, Enum):
+    NEW = "new"  # no record: never seen by this output
+    SAME = "same"
+    APPENDED = "appended"  # longer, and its recorded bytes are unchanged
+    CHANGED = "changed"  # anything else: shorter, or recorded bytes differ
+
+
+def _hashes(path: Path, prefix: int | None, size: int) -> tuple[str | None, str]:
+    """SHA-256 of the first `prefix` bytes (if given) and of the first `size` bytes, in one pass."""
+    whole = hashlib.sha256()
+    head: str | None = None
+    done = 0
+    with open(path, "rb") as handle:
+        while done < size:
+            if prefix is not None and head is None and done == prefix:
+                head = whole.hexdigest()
+            stop = size if prefix is None or done >= prefix else min(size, prefix)
+            block = handle.read(min(HASH_BLOCK, stop - done))
+            if not block:
+                break  # shrank while we read: the caller's size check catches it next run
+            whole.update(block)
+            done += len(block)
+    if prefix is not None and head is None and done == prefix:
+        head = whole.hexdigest()
+    return head, whole.hexdigest()
+
+
+def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputRecord]:
+    """Compare a file with its record; read it only when size or mtime says it may differ."""
+    try:
+        info = os.stat(file.path)
+    except OSError as exc:
+        raise InputError(f"{show(file.path)}: cannot stat: {exc.strerror}") from exc
+    record = InputRecord(str(file.path), file.format, info.st_size, info.st_mtime_ns, None)
+    if old is not None and (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) and old.sha256:
+        record.sha256 = old.sha256
+        return Change.SAME, record
+    prefix = old.bytes if old is not None and old.sha256 and old.bytes <= record.bytes else None
+    try:
+        head, record.sha256 = _hashes(file.path, prefix, record.bytes)
+    except OSError as exc:
+        # keep the stat, so fixing the permissions (which leaves size and mtime alone) resumes
+        raise Unreadable(record, f"{show(file.path)}: cannot read: {exc.strerror}; check its permissions") from exc
+    if old is None:
+        return Change.NEW, record
+    if old.sha256 is None:  # never read before: nothing of it can be in the output
+        return (Change.SAME if (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) else Change.CHANGED), record
+    if old.bytes == record.bytes:
+        return (Change.SAME if record.sha256 == old.sha256 else Change.CHANGED), record
+    return (Change.APPENDED if head == old.sha256 else Change.CHANGED), record
+
+
+class Unreadable(InputError):
+    """The file can be stat'ed but not read; `record` still goes into the manifest."""
+
+    def __init__(self, record: InputRecord, message: str) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass
+class Manifest:
+    fingerprint: dict[str, Any]
+    inputs: dict[str, InputRecord] = field(default_factory=dict)  # by file key
+    runs: int = 0  # runs started on this output
+    finished_run: int = 0  # the last run that processed every input without error
+
+    def to_json(self) -> str:
+        data = {
+            "format": MANIFEST_FORMAT,
+            "fingerprint": self.fingerprint,
+            "inputs": {key: asdict(record) for key, record in sorted(self.inputs.items())},
+            "runs": self.runs,
+            "finished_run": self.finished_run,
+        }
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def save(self, output: Path) -> None:
+        write_text_atomic(output / MANIFEST_FILE, self.to_json())
+
+
+def load_manifest(output: Path) -> Manifest | None:
+    path = output / MANIFEST_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
+        inputs = {key: InputRecord(**record) for key, record in data["inputs"].items()}
+        return Manifest(data["fingerprint"], inputs, int(data["runs"]), int(data["finished_run"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OutputError(f"{path}: unreadable manifest ({exc}); pass --overwrite to start this output over") from exc

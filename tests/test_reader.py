@@ -1,0 +1,261 @@
+"""Input discovery and shard reading: exact row numbers, hostile bytes, hostile names."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchembed.config import Columns
+from batchembed.errors import InputError
+from batchembed.io import reader
+from batchembed.io.reader import InputFile, discover, discover_all, read_shards, safe_name
+from batchembed.io.sources import MALFORMED
+from batchembed.io.writer import part_path
+
+
+def shards_of(path: Path, rows: int = 5, columns: Columns | None = None, extent: int | None = None) -> list:
+    fmt = "parquet" if path.suffix == ".parquet" else "csv"
+    return list(read_shards(InputFile(path, fmt, extent), columns or Columns(), rows))
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def csv_lines(n: int, header: str = "id,sentence1,sentence2") -> bytes:
+    return (header + "\n" + "".join(f"p{i},first {i},second {i}\n" for i in range(1, n + 1))).encode()
+
+
+@pytest.mark.parametrize("n,sizes", [(12, [5, 5, 2]), (10, [5, 5]), (3, [3]), (0, [])])
+def test_shards_are_numbered_and_the_last_says_so(tmp_path: Path, n: int, sizes: list[int]) -> None:
+    shards = shards_of(write(tmp_path / "p.csv", csv_lines(n)))
+    assert [len(s) for s in shards] == sizes
+    assert [s.first_row for s in shards] == [1 + 5 * k for k in range(len(sizes))]
+    assert [s.last for s in shards] == [k == len(sizes) - 1 for k in range(len(sizes))]
+    assert [s.shard_id for s in shards] == [
+        f"{InputFile(tmp_path / 'p.csv', 'csv').key}-{k:06d}" for k in range(len(sizes))
+    ]
+    if shards:
+        assert shards[0].ids[0] == "p1" and shards[-1].sentence1[-1] == f"first {n}"
+
+
+def test_bom_crlf_quotes_and_blank_lines(tmp_path: Path) -> None:
+    data = b'\xef\xbb\xbfsentence1,sentence2\r\n"a, quoted ""one""",b\r\n\r\n"multi\nline",c\r\n'
+    (shard,) = shards_of(write(tmp_path / "p.csv", data))
+    assert shard.sentence1 == ['a, quoted "one"', "multi\nline"]
+    assert shard.sentence2 == ["b", "c"]
+    assert shard.ids == ["p.csv:1", "p.csv:2"]  # the blank line is not a row
+
+
+@pytest.mark.parametrize("delimiter", [";", "|", "\t"])
+def test_other_delimiters_are_recognized_from_the_header(tmp_path: Path, delimiter: str) -> None:
+    data = f"sentence1{delimiter}sentence2\nthe light{delimiter}a light\n".encode()
+    (shard,) = shards_of(write(tmp_path / "p.csv", data))
+    assert (shard.sentence1, shard.sentence2) == (["the light"], ["a light"])
+
+
+def test_invalid_utf8_cells_stay_bytes_and_ids_stay_readable(tmp_path: Path) -> None:
+    data = b"id,sentence1,sentence2\nx\xff,caf\xe9,fine\n"
+    (shard,) = shards_of(write(tmp_path / "p.csv", data))
+    assert shard.sentence1 == [b"caf\xe9"]  # the pipeline writes invalid_encoding
+    assert shard.sentence2 == ["fine"]
+    assert shard.ids == ["x\\xff"]
+
+
+def test_empty_fields_are_null(tmp_path: Path) -> None:
+    (shard,) = shards_of(write(tmp_path / "p.csv", b'sentence1,sentence2\n,"  "\n'))
+    assert shard.sentence1 == [None] and shard.sentence2 == ["  "]
+
+
+def test_malformed_records_are_rows_and_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = b'sentence1,sentence2\na,b\nc,d,e\nf\n"unterminated,g\nh,i\n'
+    with caplog.at_level(logging.WARNING):
+        (shard,) = shards_of(write(tmp_path / "p.csv", data))
+    assert shard.sentence1 == ["a", MALFORMED, MALFORMED, MALFORMED]
+    assert shard.sentence2 == ["b", MALFORMED, MALFORMED, MALFORMED]
+    assert shard.ids == [f"p.csv:{k}" for k in range(1, 5)]
+    assert "row 2 (ending on line 3) is malformed (3 fields, the header has 2)" in caplog.text
+    assert "row 4 (ending on line 6)" in caplog.text  # the unterminated quote runs to the end
+
+
+def test_oversized_field_costs_one_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    previous = csv.field_size_limit()
+    monkeypatch.setattr("batchembed.io.sources.MAX_FIELD_CHARS", 20)
+    csv.field_size_limit(20)
+    try:
+        (shard,) = shards_of(write(tmp_path / "p.csv", b"sentence1,sentence2\na,b\n" + b"x" * 50 + b",c\nd,e\n"))
+    finally:
+        csv.field_size_limit(previous)
+    assert shard.sentence1 == ["a", MALFORMED, "d"]
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "empty file or empty first line"),
+        (b"\n\nsentence1,sentence2\n", "empty file or empty first line"),
+        ("sentence1,sentence2\na,b\n".encode("utf-16"), "UTF-16"),
+        (b"text_a,text_b\na,b\n", "missing column 'sentence1' (columns: text_a, text_b)"),
+        (b"sentence1,sentence2,sentence1\na,b,c\n", "column 'sentence1' appears 2 times"),
+    ],
+)
+def test_file_level_csv_errors(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        shards_of(write(tmp_path / "p.csv", data))
+
+
+def test_header_only_file_has_no_shards(tmp_path: Path) -> None:
+    assert shards_of(write(tmp_path / "p.csv", b"sentence1,sentence2\n")) == []
+
+
+def test_extent_stops_reading_at_the_recorded_size(tmp_path: Path) -> None:
+    data = csv_lines(6)
+    cut = data.index(b"p4,")
+    shards = shards_of(write(tmp_path / "p.csv", data), extent=cut)
+    assert [s.ids for s in shards] == [["p1", "p2", "p3"]]
+    # a cut in the middle of a line gives that partial row (a later append redoes the last shard)
+    (shard,) = shards_of(tmp_path / "p.csv", extent=cut + len(b"p4,first 4,se"))
+    assert shard.sentence2[-1] == "se"
+    (shard,) = shards_of(tmp_path / "p.csv", extent=cut + len(b"p4,fi"))
+    assert shard.sentence1[-1] is MALFORMED
+
+
+def test_parquet_values_are_checked_per_cell(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "id": pa.array([10, None, 12]),
+            "sentence1": pa.array([b"ok", b"bad \xff", None], type=pa.binary()),
+            "sentence2": pa.array([1, 2, 3]),
+        }
+    )
+    pq.write_table(table, tmp_path / "p.parquet")
+    (shard,) = shards_of(tmp_path / "p.parquet")
+    assert shard.ids == ["10", "p.parquet:2", "12"]
+    assert shard.sentence1 == ["ok", b"bad \xff", None]
+    assert shard.sentence2 == [1, 2, 3]  # not text: the pipeline writes invalid_sentence
+
+
+def test_parquet_strings_with_invalid_utf8_do_not_crash(tmp_path: Path) -> None:
+    # Arrow does not validate UTF-8 when reading Parquet strings; a hostile file can hold anything
+    bad = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(b"\x00\x00\x00\x00\x02\x00\x00\x00"), pa.py_buffer(b"\xff\xfe")]
+    )
+    table = pa.table({"sentence1": bad, "sentence2": pa.array(["fine"])})
+    pq.write_table(table, tmp_path / "p.parquet")
+    (shard,) = shards_of(tmp_path / "p.parquet")
+    assert shard.sentence1 == [b"\xff\xfe"]
+
+
+@pytest.mark.parametrize("cut", [0, 4, 100, -9])
+def test_truncated_parquet_is_a_file_error(tmp_path: Path, cut: int) -> None:
+    pq.write_table(pa.table({"sentence1": ["a"] * 50, "sentence2": ["b"] * 50}), tmp_path / "whole.parquet")
+    data = (tmp_path / "whole.parquet").read_bytes()
+    write(tmp_path / "p.parquet", data[:cut])
+    with pytest.raises(InputError, match=r"p\.parquet: not a readable Parquet file .*truncated"):
+        shards_of(tmp_path / "p.parquet")
+
+
+def test_nested_parquet_column_is_a_file_error(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"sentence1": [["a"]], "sentence2": ["b"]}), tmp_path / "p.parquet")
+    with pytest.raises(InputError, match="column 'sentence1' has type list<element: string>"):
+        shards_of(tmp_path / "p.parquet")
+
+
+def test_a_file_failing_part_way_keeps_the_rows_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pq.write_table(pa.table({"sentence1": ["a"] * 7, "sentence2": ["b"] * 7}), tmp_path / "p.parquet")
+
+    def failing(file: InputFile, columns: Columns):
+        from batchembed.targets import TargetMode
+
+        def chunks():
+            yield {"sentence1": ["a"] * 7, "sentence2": ["b"] * 7}
+            raise OSError(5, "Input/output error")
+
+        return TargetMode.SHARED, chunks()
+
+    monkeypatch.setattr(reader, "parquet_chunks", failing)
+    got = []
+    with pytest.raises(InputError, match=r"p\.parquet: cannot read data row 8 or later \(Input/output error\)"):
+        for shard in read_shards(InputFile(tmp_path / "p.parquet", "parquet"), Columns(), 5):
+            got.append(shard)
+    assert [(len(s), s.first_row, s.last) for s in got] == [(5, 1, False), (2, 6, False)]
+
+
+def test_duplicate_ids_are_kept_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        (shard,) = shards_of(write(tmp_path / "p.csv", b"id,sentence1,sentence2\na,x,y\nb,x,y\na,x,y\n"))
+    assert shard.ids == ["a", "b", "a"]
+    assert "row 3: column 'id' value 'a' repeats row 1" in caplog.text
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+def test_discover_reports_bad_specs_and_keeps_the_good(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.csv", csv_lines(1))
+    write(tmp_path / "notes.json", b"{}")
+    files, errors = discover_all([str(good), str(tmp_path / "missing.csv"), str(tmp_path / "notes.json")])
+    assert [f.path for f in files] == [good]
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'missing.csv'}: no such file or directory",
+        f"{tmp_path / 'notes.json'}: unknown file type '.json'; use .csv, .tsv or .parquet",
+    ]
+    with pytest.raises(InputError, match="no such file"):
+        discover([str(good), str(tmp_path / "missing.csv")])
+
+
+def test_discover_skips_hidden_and_underscore_paths_and_the_output(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "_done").mkdir(parents=True)
+    (data / ".cache").mkdir()
+    (data / "out").mkdir()
+    keep = write(data / "a.csv", csv_lines(1))
+    write(data / "_done" / "x.csv", b"")
+    write(data / ".cache" / "y.csv", b"")
+    write(data / "out" / "part-a-000000.parquet", b"")
+    files, errors = discover_all([str(data)], exclude=data / "out")
+    assert [f.path for f in files] == [keep] and not errors
+    files, _ = discover_all([str(data / "**" / "*.parquet")], exclude=data / "out")
+    assert files == []
+
+
+def test_file_names_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
+    name = os.fsdecode(b"bad\xff.csv")
+    write(tmp_path / name, csv_lines(1))
+    files, errors = discover_all([str(tmp_path)])
+    assert files == [] or all(f.path.name != name for f in files)
+    assert any("file name is not valid UTF-8" in str(e) for e in errors)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../x.csv", "..csv", "a b;rm -rf.csv", "line\nbreak.csv", "émoji😀.csv", "x" * 300 + ".csv", "-rf.csv", ".csv"],
+)
+def test_keys_of_hostile_names_stay_inside_the_output(tmp_path: Path, name: str) -> None:
+    key = InputFile(Path(name), "csv").key
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,47}-[0-9a-f]{8}", key), key
+    out = tmp_path / "out"
+    assert part_path(out, f"{key}-000000").parent == out
+    assert part_path(out, f"{key}-000000").name.startswith("part-")
+
+
+def test_safe_name_and_part_path_refuse_escapes(tmp_path: Path) -> None:
+    assert safe_name("..") == "file" and safe_name("../../etc/passwd") == "_.._etc_passwd"
+    for bad in ["../x", "a/b", ".hidden", ""]:
+        with pytest.raises(ValueError):
+            part_path(tmp_path, bad)
+
+
+def test_same_name_in_two_directories_gets_two_keys(tmp_path: Path) -> None:
+    a = InputFile(tmp_path / "a" / "pairs.csv", "csv").key
+    b = InputFile(tmp_path / "b" / "pairs.csv", "csv").key
+    assert a != b and a.startswith("pairs-") and b.startswith("pairs-")
