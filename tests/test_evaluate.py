@@ -262,11 +262,33 @@ def test_graded_file_end_to_end(tmp_path: Path, fake_embedders: list) -> None:
 
 def test_graded_file_needs_the_score_column(tmp_path: Path) -> None:
     pacsv.write_csv(pa.table({"sentence1": ["a"], "sentence2": ["b"], "sim": [1.0]}), tmp_path / "s.csv")
-    with pytest.raises(InputError, match=r"s.csv: missing score column 'score' \(columns: sentence1, sentence2, sim\)"):
+    with pytest.raises(InputError, match=r"s.csv: missing score column 'score'; name it with --score-column"):
         load_tasks(EvalConfig(similarity=(str(tmp_path / "s.csv"),)))
     pacsv.write_csv(pa.table({"sentence1": ["a"], "sentence2": ["b"], "score": ["high"]}), tmp_path / "t.csv")
-    with pytest.raises(InputError, match=r"t.csv: column 'score': cannot read the scores as numbers"):
+    with pytest.raises(InputError, match=r"t.csv: column 'score', data row 1: the score is 'high', not a number"):
         load_tasks(EvalConfig(similarity=(str(tmp_path / "t.csv"),)))
+    (tmp_path / "u.csv").write_text("sentence1,sentence2,score\na,b,1\nc,d,\n")
+    with pytest.raises(InputError, match=r"u.csv: column 'score', data row 2: the score is empty"):
+        load_tasks(EvalConfig(similarity=(str(tmp_path / "u.csv"),)))
+
+
+def test_graded_parquet_and_csv_agree(tmp_path: Path, fake_embedders: list) -> None:
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "sentence1": ["the bank of the river", "a happy morning", "the car"],
+        "sentence2": ["money in the bank", "a sad night", "an automobile"],
+        "word1": ["bank", "happy", "car"], "word2": ["bank", "sad", "automobile"], "score": [3, 2, 9],
+    })
+    pq.write_table(table, tmp_path / "g.parquet")
+    pacsv.write_csv(table, tmp_path / "g.csv")
+    results = []
+    for name in ("g.parquet", "g.csv"):
+        config = EvalConfig(similarity=(str(tmp_path / name),))
+        tasks = load_tasks(config)
+        assert tasks.scores is not None and tasks.scores.tolist() == [3.0, 2.0, 9.0]
+        results.append([r.spearman for r in evaluate(tasks, fake_embedders, config).graded])
+    assert results[0] == results[1]
 
 
 # -- command line --------------------------------------------------------------------------

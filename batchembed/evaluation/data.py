@@ -7,12 +7,14 @@ unchecked, so a bad index or span becomes the pipeline's usual status row (a nul
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from batchembed.config import Columns
 from batchembed.errors import InputError, UsageError
 from batchembed.io.reader import InputFile
 from batchembed.targets import TargetMode
@@ -136,48 +138,28 @@ def read_binary(path: Path, gold: Path | None = None) -> LabelledSplit:
     return read_wic(path, gold)
 
 
-def _column_names(file: InputFile) -> list[str]:
-    if file.format == "parquet":
-        import pyarrow.parquet as pq
+def read_scores(file: InputFile, column: str, columns: Columns | None = None) -> np.ndarray:
+    """The score column of one graded-similarity file, one float per data row.
 
-        return list(pq.read_schema(file.path).names)
-    from pyarrow import csv
+    Read by the pipeline's own chunk readers (the score standing in as the id column), so the
+    rows are exactly the rows `read_shards` numbers, malformed CSV records included.
+    """
+    from batchembed.io.sources import csv_chunks, parquet_chunks
 
-    with csv.open_csv(file.path, parse_options=_csv_parse(file)) as probe:
-        return list(probe.schema.names)
-
-
-def _csv_parse(file: InputFile) -> Any:
-    from pyarrow import csv
-
-    # the same dialect as batchembed.io.reader, so rows line up with the pipeline's
-    return csv.ParseOptions(delimiter="\t" if file.path.suffix.lower() == ".tsv" else ",", newlines_in_values=True)
-
-
-def read_scores(file: InputFile, column: str) -> np.ndarray:
-    """Only the score column of one graded-similarity file, as float64, one value per data row."""
-    import pyarrow as pa
-
-    try:
-        names = _column_names(file)
-        if column not in names:
-            raise InputError(
-                f"{file.path}: missing score column {column!r} (columns: {', '.join(names)}); "
-                "name it with --score-column"
-            )
-        if file.format == "parquet":
-            import pyarrow.parquet as pq
-
-            values = pq.read_table(file.path, columns=[column]).column(column)
-        else:
-            from pyarrow import csv
-
-            convert = csv.ConvertOptions(include_columns=[column], column_types={column: pa.float64()})
-            values = csv.read_csv(file.path, parse_options=_csv_parse(file), convert_options=convert).column(column)
-        values = values.cast(pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise InputError(f"{file.path}: column {column!r}: cannot read the scores as numbers: {exc}") from exc
-    if values.null_count:
-        row = values.is_null().to_pylist().index(True) + 1
-        raise InputError(f"{file.path}: column {column!r} is empty in data row {row}")
-    return values.to_numpy()
+    opener = csv_chunks if file.format == "csv" else parquet_chunks
+    _, chunks = opener(file, replace(columns or Columns(), id=column))
+    values: list[Any] = []
+    for chunk in chunks:
+        if column not in chunk:
+            raise InputError(f"{file.path}: missing score column {column!r}; name it with --score-column")
+        values.extend(chunk[column])
+    scores = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values, 1):
+        try:
+            scores[row - 1] = float(value)
+        except (TypeError, ValueError):
+            shown = "empty" if value is None else f"{value!r}, not a number"
+            raise InputError(f"{file.path}: column {column!r}, data row {row}: the score is {shown}") from None
+        if not math.isfinite(scores[row - 1]):
+            raise InputError(f"{file.path}: column {column!r}, data row {row}: the score is {value!r}, not finite")
+    return scores
