@@ -230,16 +230,32 @@ def plot_statuses(result: Result) -> Figure:
 
 
 PLOTS = (
-    ("distances", "Distance distributions", plot_distributions,
-     "Static vectors do not depend on context, so a word compared with itself is at distance 0; "
-     "the contextual model's spread shows how much the sentences moved the words."),
-    ("static_vs_contextual", "Static vs contextual, per word", plot_static_vs_contextual,
-     "Each point is a word (or word pair), averaged over its pairs; the highest contextual distances are named."),
-    ("word_variation", "Words whose contextual distance varies most", plot_word_variation,
-     "Standard deviation of a word's distance across the pairs it occurs in (at least two): "
-     "candidates for words used in several senses."),
-    ("statuses", "Rows by status", plot_statuses,
-     "ok rows have every distance; the README's status table explains the others."),
+    (
+        "distances",
+        "Distance distributions",
+        plot_distributions,
+        "Static vectors do not depend on context, so a word compared with itself is at distance 0; "
+        "the contextual model's spread shows how much the sentences moved the words.",
+    ),
+    (
+        "static_vs_contextual",
+        "Static vs contextual, per word",
+        plot_static_vs_contextual,
+        "Each point is a word (or word pair), averaged over its pairs; the highest contextual distances are named.",
+    ),
+    (
+        "word_variation",
+        "Words whose contextual distance varies most",
+        plot_word_variation,
+        "Standard deviation of a word's distance across the pairs it occurs in (at least two): "
+        "candidates for words used in several senses.",
+    ),
+    (
+        "statuses",
+        "Rows by status",
+        plot_statuses,
+        "ok rows have every distance; the README's status table explains the others.",
+    ),
 )
 
 

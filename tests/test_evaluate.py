@@ -53,8 +53,17 @@ def write_wic(directory: Path, name: str, rows: list[tuple[str, ...]]) -> Path:
 
 def superglue_record(word: str, s1: str, s2: str, label: bool) -> dict:
     start1, start2 = s1.index(word), s2.index(word)
-    return {"word": word, "sentence1": s1, "sentence2": s2, "start1": start1, "end1": start1 + len(word),
-            "start2": start2, "end2": start2 + len(word), "label": label, "idx": 0}
+    return {
+        "word": word,
+        "sentence1": s1,
+        "sentence2": s2,
+        "start1": start1,
+        "end1": start1 + len(word),
+        "start2": start2,
+        "end2": start2 + len(word),
+        "label": label,
+        "idx": 0,
+    }
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -131,13 +140,20 @@ def test_read_wic_errors_name_file_and_line(tmp_path: Path) -> None:
         read_wic(data)
     with pytest.raises(UsageError, match="gold file"):
         read_wic(tmp_path / "pairs.tsv")
+    data.write_text("")
+    (tmp_path / "bad.gold.txt").write_text("")
+    with pytest.raises(InputError, match=r"bad.data.txt: no labelled pairs"):
+        read_binary(data)
 
 
 def test_read_superglue(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "val.jsonl", [
-        superglue_record("bank", "He sat on the bank.", "The bank was closed.", True),
-        superglue_record("play", "Children play outside.", "A play at the theatre.", False),
-    ])
+    path = write_jsonl(
+        tmp_path / "val.jsonl",
+        [
+            superglue_record("bank", "He sat on the bank.", "The bank was closed.", True),
+            superglue_record("play", "Children play outside.", "A play at the theatre.", False),
+        ],
+    )
     split = read_binary(path)
     assert (split.layout, split.tokenizer, split.mode.value) == ("superglue", "flair", "spans")
     assert split.targets[0] == (14, 18, 4, 8) and split.labels == [True, False]
@@ -185,10 +201,17 @@ def test_dev_and_test_go_through_the_models_once(
     from batchembed.engines.local import run as run_local
 
     rows = WIC_DEV + WIC_TEST
-    pacsv.write_csv(pa.table({
-        "sentence1": [r[2] for r in rows], "sentence2": [r[3] for r in rows],
-        "index1": [int(r[1].split("-")[0]) for r in rows], "index2": [int(r[1].split("-")[1]) for r in rows],
-    }), tmp_path / "pairs.csv")
+    pacsv.write_csv(
+        pa.table(
+            {
+                "sentence1": [r[2] for r in rows],
+                "sentence2": [r[3] for r in rows],
+                "index1": [int(r[1].split("-")[0]) for r in rows],
+                "index2": [int(r[1].split("-")[1]) for r in rows],
+            }
+        ),
+        tmp_path / "pairs.csv",
+    )
     run_local(RunConfig((str(tmp_path / "pairs.csv"),), tmp_path / "out", tokenizer="whitespace"), fake_embedders)
     written = read_output(str(tmp_path / "out"))
     for column in ("static_euclidean", "ctx_cosine"):
@@ -209,7 +232,11 @@ def test_superglue_end_to_end_with_tiny_models(tmp_path: Path, tiny_embedders: l
     config = EvalConfig(dev=dev, test=test)
     result = evaluate(load_tasks(config), tiny_embedders, config)
     assert [(r.model, r.metric) for r in result.binary] == [
-        ("glove", "euclidean"), ("glove", "cosine"), ("bert", "euclidean"), ("bert", "cosine")]
+        ("glove", "euclidean"),
+        ("glove", "cosine"),
+        ("bert", "euclidean"),
+        ("bert", "cosine"),
+    ]
     for r in result.binary:
         assert r.threshold is not None and r.dev_null == 0 and r.test_null == 1
         assert 0.0 <= r.test_accuracy <= 1.0
@@ -233,13 +260,15 @@ def test_spearman_matches_scipy() -> None:
 
 
 def test_graded_file_end_to_end(tmp_path: Path, fake_embedders: list) -> None:
-    table = pa.table({
-        "sentence1": ["the bank of the river", "a happy morning", "the car", "xylo room", "the dark room"],
-        "sentence2": ["money in the bank", "a sad night", "an automobile", "xylo night", "the light room"],
-        "word1": ["bank", "happy", "car", "xylo", "dark"],
-        "word2": ["bank", "sad", "automobile", "xylo", "light"],
-        "score": [3.0, 2.0, 9.5, 5.0, 1.0],
-    })
+    table = pa.table(
+        {
+            "sentence1": ["the bank of the river", "a happy morning", "the car", "xylo room", "the dark room"],
+            "sentence2": ["money in the bank", "a sad night", "an automobile", "xylo night", "the light room"],
+            "word1": ["bank", "happy", "car", "xylo", "dark"],
+            "word2": ["bank", "sad", "automobile", "xylo", "light"],
+            "score": [3.0, 2.0, 9.5, 5.0, 1.0],
+        }
+    )
     pacsv.write_csv(table, tmp_path / "scws.csv")
     config = EvalConfig(similarity=(str(tmp_path / "scws.csv"),))
     result = evaluate(load_tasks(config), fake_embedders, config)
@@ -275,11 +304,15 @@ def test_graded_file_needs_the_score_column(tmp_path: Path) -> None:
 def test_graded_parquet_and_csv_agree(tmp_path: Path, fake_embedders: list) -> None:
     import pyarrow.parquet as pq
 
-    table = pa.table({
-        "sentence1": ["the bank of the river", "a happy morning", "the car"],
-        "sentence2": ["money in the bank", "a sad night", "an automobile"],
-        "word1": ["bank", "happy", "car"], "word2": ["bank", "sad", "automobile"], "score": [3, 2, 9],
-    })
+    table = pa.table(
+        {
+            "sentence1": ["the bank of the river", "a happy morning", "the car"],
+            "sentence2": ["money in the bank", "a sad night", "an automobile"],
+            "word1": ["bank", "happy", "car"],
+            "word2": ["bank", "sad", "automobile"],
+            "score": [3, 2, 9],
+        }
+    )
     pq.write_table(table, tmp_path / "g.parquet")
     pacsv.write_csv(table, tmp_path / "g.csv")
     results = []
@@ -311,11 +344,28 @@ def test_cli_prints_table_and_writes_json(
     tmp_path: Path, wic_files: tuple[Path, Path], tiny_glove_file: Path, tiny_bert_dir: Path
 ) -> None:
     out = tmp_path / "results" / "wic.json"
-    result = runner.invoke(app, [
-        "evaluate", "--dev", str(wic_files[0]), "--test", str(wic_files[1]), "--json", str(out),
-        "--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir), "--layers", "-1,-2",
-        "--subtoken-pooling", "mean", "--device", "cpu",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--dev",
+            str(wic_files[0]),
+            "--test",
+            str(wic_files[1]),
+            "--json",
+            str(out),
+            "--glove",
+            str(tiny_glove_file),
+            "--transformer",
+            str(tiny_bert_dir),
+            "--layers",
+            "-1,-2",
+            "--subtoken-pooling",
+            "mean",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "test acc %" in result.output
     data = json.loads(out.read_text())

@@ -30,12 +30,20 @@ def result_dir(tmp_path: Path, fake_embedders: list) -> Path:
     """A small `run` result: repeated words in several contexts, an OOV word, a pair sharing nothing."""
     pairs = {
         "sentence1": [
-            "the light in the room was bright", "he sat on the bank of the river", "the children play in the park",
-            "the bank raised money", "a xylo in the light", "nothing shared here",
+            "the light in the room was bright",
+            "he sat on the bank of the river",
+            "the children play in the park",
+            "the bank raised money",
+            "a xylo in the light",
+            "nothing shared here",
         ],
         "sentence2": [
-            "she saw light and joy", "the bank was closed", "we saw a play last night",
-            "they fished from the bank", "the light of xylo", "completely different words",
+            "she saw light and joy",
+            "the bank was closed",
+            "we saw a play last night",
+            "they fished from the bank",
+            "the light of xylo",
+            "completely different words",
         ],
     }
     pacsv.write_csv(pa.table(pairs), tmp_path / "pairs.csv")
@@ -105,7 +113,9 @@ def test_report_renders_in_headless_chromium(result_dir: Path, tmp_path: Path) -
     shot = tmp_path / "shot.png"
     subprocess.run(
         ["bash", str(ROOT / "scripts" / "screenshot_report.sh"), str(page), str(shot), "1000,1600"],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     with Image.open(shot) as image:
         assert image.size == (1000, 1600)

@@ -134,8 +134,12 @@ def read_binary(path: Path, gold: Path | None = None) -> LabelledSplit:
     if path.suffix.lower() in (".jsonl", ".json"):
         if gold is not None:
             raise UsageError(f"{path}: SuperGLUE files hold their own labels; drop the gold-file option")
-        return read_superglue(path)
-    return read_wic(path, gold)
+        split = read_superglue(path)
+    else:
+        split = read_wic(path, gold)
+    if not len(split):
+        raise InputError(f"{path}: no labelled pairs in the file")
+    return split
 
 
 def read_scores(file: InputFile, column: str, columns: Columns | None = None) -> np.ndarray:

@@ -87,8 +87,14 @@ def _embed_group(
     for index, start in enumerate(range(0, len(targets), CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, len(targets))
         shard = InputShard(
-            source, index, start + 1, mode, [str(k + 1) for k in range(start, stop)],
-            sentence1[start:stop], sentence2[start:stop], targets[start:stop],
+            source,
+            index,
+            start + 1,
+            mode,
+            [str(k + 1) for k in range(start, stop)],
+            sentence1[start:stop],
+            sentence2[start:stop],
+            targets[start:stop],
         )
         tables.append(process_shard(shard, get_tokenizer(tokenizer), embedders, schema).table)
     return _collect(tables, names, len(targets))

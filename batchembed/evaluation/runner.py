@@ -145,19 +145,29 @@ def _split_info(split: LabelledSplit, distances: ItemDistances) -> dict[str, Any
     }
 
 
-def _score_binary(column: str, dev: np.ndarray, dev_y: np.ndarray, test: np.ndarray, test_y: np.ndarray,
-                  fallback: bool) -> BinaryResult:
+def _score_binary(
+    column: str, dev: np.ndarray, dev_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, fallback: bool
+) -> BinaryResult:
     threshold = tune_threshold(dev, dev_y)
     model, metric = column.rsplit("_", 1)
     return BinaryResult(
-        model, metric, None if math.isnan(threshold) else threshold,
-        accuracy(classify(dev, threshold, fallback), dev_y), accuracy(classify(test, threshold, fallback), test_y),
-        int(np.isnan(dev).sum()), int(np.isnan(test).sum()),
+        model,
+        metric,
+        None if math.isnan(threshold) else threshold,
+        accuracy(classify(dev, threshold, fallback), dev_y),
+        accuracy(classify(test, threshold, fallback), test_y),
+        int(np.isnan(dev).sum()),
+        int(np.isnan(test).sum()),
     )
 
 
-def _evaluate_binary(result: Evaluation, dev_split: LabelledSplit, test_split: LabelledSplit,
-                     embedders: Sequence[Embedder], columns: Sequence[str]) -> None:
+def _evaluate_binary(
+    result: Evaluation,
+    dev_split: LabelledSplit,
+    test_split: LabelledSplit,
+    embedders: Sequence[Embedder],
+    columns: Sequence[str],
+) -> None:
     dev, test = embed_splits([dev_split, test_split], embedders)
     dev_y, test_y = np.asarray(dev_split.labels, bool), np.asarray(test_split.labels, bool)
     fallback = majority_label(dev_y)
@@ -167,8 +177,9 @@ def _evaluate_binary(result: Evaluation, dev_split: LabelledSplit, test_split: L
     result.binary = [_score_binary(c, dev.values[c], dev_y, test.values[c], test_y, fallback) for c in columns]
 
 
-def _evaluate_graded(result: Evaluation, tasks: Tasks, config: EvalConfig, embedders: Sequence[Embedder],
-                     columns: Sequence[str]) -> None:
+def _evaluate_graded(
+    result: Evaluation, tasks: Tasks, config: EvalConfig, embedders: Sequence[Embedder], columns: Sequence[str]
+) -> None:
     assert tasks.scores is not None
     distances = embed_files(tasks.similarity, Columns(), config.tokenizer, embedders)
     where = ", ".join(str(f.path) for f in tasks.similarity)
@@ -238,8 +249,15 @@ def _binary_lines(evaluation: Evaluation) -> list[str]:
     ]
     headers = ["model", "metric", "threshold", "dev acc %", "test acc %", "dev null", "test null"]
     rows = [
-        [r.model, r.metric, _num(r.threshold), _pct(r.dev_accuracy), _pct(r.test_accuracy), str(r.dev_null),
-         str(r.test_null)]
+        [
+            r.model,
+            r.metric,
+            _num(r.threshold),
+            _pct(r.dev_accuracy),
+            _pct(r.test_accuracy),
+            str(r.dev_null),
+            str(r.test_null),
+        ]
         for r in evaluation.binary
     ]
     out += ["", *_render(headers, rows), ""]
@@ -255,8 +273,14 @@ def _graded_lines(evaluation: Evaluation) -> list[str]:
     assert info is not None
     out = [f"similarity: {', '.join(info['files'])}: {info['pairs']} pairs, score column {info['score_column']!r}"]
     rows = [
-        [r.model, r.metric, _num(r.spearman), "-" if r.p_value is None else f"{r.p_value:.2g}", str(r.pairs),
-         str(r.null)]
+        [
+            r.model,
+            r.metric,
+            _num(r.spearman),
+            "-" if r.p_value is None else f"{r.p_value:.2g}",
+            str(r.pairs),
+            str(r.null),
+        ]
         for r in evaluation.graded
     ]
     out += ["", *_render(["model", "metric", "spearman", "p-value", "pairs", "null"], rows), ""]
