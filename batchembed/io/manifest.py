@@ -27,7 +27,7 @@ from batchembed.distances import METRICS
 from batchembed.embedders.base import Embedder
 from batchembed.errors import InputError, OutputError
 from batchembed.io.reader import InputFile
-from batchembed.io.sources import show
+from batchembed.io.sources import reason, show
 from batchembed.io.writer import write_text_atomic
 
 MANIFEST_FILE = "_manifest.json"
@@ -100,7 +100,7 @@ def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputReco
     try:
         info = os.stat(file.path)
     except OSError as exc:
-        raise InputError(f"{show(file.path)}: cannot stat: {exc.strerror}") from exc
+        raise InputError(f"{show(file.path)}: cannot stat: {reason(exc)}") from exc
     record = InputRecord(str(file.path), file.format, info.st_size, info.st_mtime_ns, None)
     if old is not None and (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) and old.sha256:
         record.sha256 = old.sha256
@@ -110,7 +110,7 @@ def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputReco
         head, record.sha256 = _hashes(file.path, prefix, record.bytes)
     except OSError as exc:
         # keep the stat, so fixing the permissions (which leaves size and mtime alone) resumes
-        raise Unreadable(record, f"{show(file.path)}: cannot read: {exc.strerror}; check its permissions") from exc
+        raise Unreadable(record, f"{show(file.path)}: cannot read: {reason(exc)}; check its permissions") from exc
     if old is None:
         return Change.NEW, record
     if old.sha256 is None:  # never read before: nothing of it can be in the output
@@ -160,4 +160,5 @@ def load_manifest(output: Path) -> Manifest | None:
         inputs = {key: InputRecord(**record) for key, record in data["inputs"].items()}
         return Manifest(data["fingerprint"], inputs, int(data["runs"]), int(data["finished_run"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OutputError(f"{path}: unreadable manifest ({exc}); pass --overwrite to start this output over") from exc
+        why = reason(exc)
+        raise OutputError(f"{path}: unreadable manifest ({why}); pass --overwrite to start this output over") from exc

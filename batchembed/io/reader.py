@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
-from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, show
+from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, reason, show
 from batchembed.targets import TargetMode
 
 log = logging.getLogger(__name__)
@@ -253,9 +253,8 @@ def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[
             yield held
         if len(builder):
             yield builder.take(len(builder))
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise InputError(
-            f"{where}: cannot read data row {failed_at} or later ({reason}); the rows before it are written"
+            f"{where}: cannot read data row {failed_at} or later ({reason(exc)}); the rows before it are written"
         ) from exc
     if len(builder):
         if held is not None:

@@ -61,6 +61,12 @@ def show(value: object) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+def reason(exc: BaseException) -> str:
+    """An exception's message on one line (Arrow's span several), for `file: what (why); fix` errors."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
 def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[TargetMode, list[str]]:
     present = set(available)
     for required in (columns.sentence1, columns.sentence2):
@@ -137,13 +143,13 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
     try:
         raw = open(file.path, "rb")  # noqa: SIM115 - closed by the generator below
     except OSError as exc:
-        raise InputError(f"{where}: cannot open: {exc.strerror}; check that it exists and is readable") from exc
+        raise InputError(f"{where}: cannot open: {reason(exc)}; check that it exists and is readable") from exc
     try:
         start = raw.read(4)
         raw.seek(0)
     except OSError as exc:
         raw.close()
-        raise InputError(f"{where}: cannot read: {exc.strerror}") from exc
+        raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
     if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raw.close()
         raise InputError(f"{where}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
@@ -155,7 +161,7 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
         header_line = text.readline()
     except OSError as exc:
         text.close()
-        raise InputError(f"{where}: cannot read: {exc.strerror}") from exc
+        raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
     if not header_line.strip():
         text.close()
         raise InputError(f"{where}: empty file or empty first line; the first line must be the header")
@@ -164,7 +170,8 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
         delimiter, header = _split_header(header_line, file.path.suffix.lower(), columns)
     except csv.Error as exc:
         text.close()
-        raise InputError(f"{where}: cannot parse the header line ({exc}); the first line must be the header") from exc
+        why = reason(exc)
+        raise InputError(f"{where}: cannot parse the header line ({why}); the first line must be the header") from exc
     header = [show(name) for name in header]
     if delimiter not in (",", "\t"):
         log.warning("%s: the header is %r-separated; reading the file with that delimiter", where, delimiter)
@@ -263,10 +270,11 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
         parquet = pq.ParquetFile(file.path)
         names = parquet.schema_arrow.names
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise InputError(f"{where}: cannot read as Parquet ({reason}); check that it exists and is readable") from exc
+        why = reason(exc)
+        raise InputError(f"{where}: cannot read as Parquet ({why}); check that it exists and is readable") from exc
     except (pa.ArrowException, ValueError) as exc:
-        raise InputError(f"{where}: not a readable Parquet file ({exc}); is it truncated or being written?") from exc
+        why = reason(exc)
+        raise InputError(f"{where}: not a readable Parquet file ({why}); is it truncated or being written?") from exc
     mode, needed = needed_columns(columns, names, where)
     for name in needed:
         kind = parquet.schema_arrow.field(name).type

@@ -51,7 +51,8 @@ def _fsync_file(path: Path) -> None:
 
 
 def _cannot_write(path: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write: {exc.strerror or exc}; check free space and permissions")
+    why = " ".join(str(exc.strerror or exc).split())
+    return OutputError(f"{path}: cannot write: {why}; check free space and permissions")
 
 
 def write_part(output: Path, shard_id: str, table: pa.Table) -> Path:
