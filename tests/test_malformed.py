@@ -295,3 +295,15 @@ def test_sentences_longer_than_the_window_are_embedded_whole(tmp_path: Path, tin
     assert row["status"] == "ok" and row["token_index_1"] == 144
     assert row["bert_euclidean"] is not None and row["bert_euclidean"] > 0
     assert summary.exit_code == 0
+
+
+def test_no_pickle_and_no_remote_code_anywhere_in_the_package() -> None:
+    """User-supplied files are never unpickled, and model repositories' code never runs."""
+    root = Path(__file__).resolve().parents[1] / "batchembed"
+    source = {p: p.read_text(encoding="utf-8") for p in root.rglob("*.py")}
+    for path, text in source.items():
+        for forbidden in ("import pickle", "torch.load(", "allow_pickle=True", "trust_remote_code=True", "joblib"):
+            assert forbidden not in text, f"{path}: {forbidden}"
+        if "np.load(" in text:
+            assert "allow_pickle=False" in text, path
+    assert "trust_remote_code=False" in source[root / "embedders" / "transformer.py"]

@@ -259,3 +259,10 @@ def test_same_name_in_two_directories_gets_two_keys(tmp_path: Path) -> None:
     a = InputFile(tmp_path / "a" / "pairs.csv", "csv").key
     b = InputFile(tmp_path / "b" / "pairs.csv", "csv").key
     assert a != b and a.startswith("pairs-") and b.startswith("pairs-")
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.csv", csv_lines(2))
+    (tmp_path / "link.csv").symlink_to(src)
+    files, errors = discover_all([str(src), str(tmp_path / "." / "a.csv"), str(tmp_path / "link.csv")])
+    assert [f.path for f in files] == [src] and not errors

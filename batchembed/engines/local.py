@@ -273,8 +273,8 @@ class _Job:
                 continue
             try:
                 for shard in read_shards(file, self.config.columns, self.config.shard_rows):
-                    marker = self.markers.get(shard.shard_id)
-                    if marker is not None and marker.matches(shard):
+                    known = self.markers.get(shard.shard_id)
+                    if known is not None and known.matches(shard):
                         self.summary.shards_skipped += 1
                         continue
                     yield shard

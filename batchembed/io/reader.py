@@ -132,7 +132,8 @@ def discover_all(
             except UnicodeEncodeError:
                 errors.append(InputError(f"{show(file)}: the file name is not valid UTF-8; rename the file"))
                 continue
-            found.setdefault(file, InputFile(file, _format_of(file) or ""))
+            # one file named twice (a/x.csv and ./a/x.csv, a symlink) is read once: same key, same shards
+            found.setdefault(file.resolve(), InputFile(file, _format_of(file) or ""))
     return list(found.values()), errors
 
 

@@ -17,7 +17,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -93,7 +93,7 @@ class _Bounded(io.RawIOBase):
     """The first `limit` bytes of a binary file: rows appended while a run reads the file
     belong to the next run (the manifest recorded this size and hash)."""
 
-    def __init__(self, raw: BinaryIO, limit: int | None) -> None:
+    def __init__(self, raw: io.BufferedReader, limit: int | None) -> None:
         self.raw, self.left = raw, limit
 
     def readable(self) -> bool:
