@@ -182,7 +182,9 @@ class _Job:
             try:
                 change, record = inspect(found, self.manifest.inputs.get(found.key))
             except Unreadable as error:
-                self.manifest.inputs[found.key] = error.record
+                # recorded (size and mtime), so fixing permissions is not an input change; an
+                # earlier record, made when the file was read, is kept as the better one
+                self.manifest.inputs.setdefault(found.key, error.record)
                 self.fail(found, error)
                 continue
             except InputError as error:
@@ -218,10 +220,10 @@ class _Job:
     def _drop_orphans(self) -> None:
         """Markers of files the manifest does not know, and parts without a marker, are
         leftovers of interrupted runs: delete them so no row can appear twice."""
-        orphans = [m.shard_id for m in self.markers.values() if m.file_key not in self.manifest.inputs]
+        orphans = {m.shard_id for m in self.markers.values() if m.file_key not in self.manifest.inputs}
         if orphans:
             log.warning("%s: removing %d parts of unknown input files", self.output, len(orphans))
-            forget(self.output, orphans)
+            forget(self.output, sorted(orphans))
             self.markers = {k: m for k, m in self.markers.items() if k not in orphans}
         unmarked = [p for p in existing_parts(self.output) if _shard_id_of(p) not in self.markers]
         for part in unmarked:

@@ -113,7 +113,7 @@ def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputReco
         raise Unreadable(record, f"{show(file.path)}: cannot read: {reason(exc)}; check its permissions") from exc
     if old is None:
         return Change.NEW, record
-    if old.sha256 is None:  # never read before: nothing of it can be in the output
+    if old.sha256 is None:  # recorded while unreadable, never read since: nothing of it is in the output
         return (Change.SAME if (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) else Change.CHANGED), record
     if old.bytes == record.bytes:
         return (Change.SAME if record.sha256 == old.sha256 else Change.CHANGED), record
