@@ -173,7 +173,7 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
         why = reason(exc)
         raise InputError(f"{where}: cannot parse the header line ({why}); the first line must be the header") from exc
     header = [show(name) for name in header]
-    if delimiter not in (",", "\t"):
+    if delimiter != ("\t" if file.path.suffix.lower() == ".tsv" else ","):
         log.warning("%s: the header is %r-separated; reading the file with that delimiter", where, delimiter)
     try:
         mode, needed = needed_columns(columns, header, where)
