@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,7 +33,8 @@ from batchembed.io.reader import InputFile, InputShard, discover_all, read_shard
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_temporaries, write_part
-from batchembed.pipeline import ShardResult, process_shard
+from batchembed.pipeline import ShardResult, embed_plan, plan_shard
+from batchembed.prefetch import ahead
 from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
 from batchembed.tokenize import get_tokenizer
 
@@ -40,6 +42,13 @@ log = logging.getLogger(__name__)
 
 ShardCallback = Callable[[ShardResult], None]
 CONFLICTS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class _FileRead:
+    """Marks the end of one input file in the stream of pending shards."""
+
+    file: InputFile
 
 
 def run_metadata(config: RunConfig, embedders: Sequence[Embedder], files: Sequence[InputFile]) -> dict[str, object]:
@@ -241,9 +250,16 @@ class _Job:
         self.summary.write(self.output)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)
-            for shard in self.pending_shards():
-                result = process_shard(shard, tokenize, embedders, schema)
-                self.commit(shard, result, on_shard)
+            # read and tokenize shard n+1 in a background thread while the model runs shard n
+            planned = ahead(
+                item if isinstance(item, _FileRead) else plan_shard(item, tokenize) for item in self.pending_shards()
+            )
+            for item in planned:
+                if isinstance(item, _FileRead):  # every shard of that file is committed now
+                    self._counts(item.file).state = "done"
+                    continue
+                result = embed_plan(item, embedders, schema)
+                self.commit(item.shard, result, on_shard)
         except KeyboardInterrupt:
             self.end(tokens_before, ExitCode.INTERRUPTED, "interrupted")
             raise
@@ -261,8 +277,10 @@ class _Job:
             self.end(tokens_before, ExitCode.OK, "finished")
         return self.summary
 
-    def pending_shards(self) -> Iterator[InputShard]:
-        """Every shard not yet done, file by file; a file that cannot be read is reported and skipped."""
+    def pending_shards(self) -> Iterator[InputShard | _FileRead]:
+        """Every shard not yet done, file by file, each file closed by a _FileRead; a file that
+        cannot be read is reported and skipped. Runs in the prefetch thread: it records
+        skips and errors, and leaves completion to the consumer."""
         by_file: dict[str, list[DoneMarker]] = {}
         for marker in sorted(self.markers.values(), key=lambda m: m.index):
             by_file.setdefault(marker.file_key, []).append(marker)
@@ -283,7 +301,7 @@ class _Job:
             except InputError as error:
                 self.fail(file, error)
                 continue
-            counts.state = "done"
+            yield _FileRead(file)
 
     def _complete(self, file: InputFile, done: list[DoneMarker]) -> bool:
         """True if the markers cover the whole file as it is now: no need to read it at all."""
