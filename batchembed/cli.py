@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,9 @@ from batchembed.config import (
 )
 from batchembed.errors import BatchembedError, ExitCode, UsageError
 
+if TYPE_CHECKING:
+    from batchembed.summary import RunSummary
+
 app = typer.Typer(
     name="batchembed",
     help="Per-word GloVe and BERT distances between the two sentences of each pair, in batch.",
@@ -35,18 +38,32 @@ app = typer.Typer(
 
 # -- options shared by `run` and `compare` ---------------------------------------------
 GloveOpt = Annotated[
-    str, typer.Option("--glove", help="GloVe source: the packaged default, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.")
+    str,
+    typer.Option(
+        "--glove",
+        help="GloVe: the packaged default, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.",
+    ),
 ]
 NoGloveOpt = Annotated[bool, typer.Option("--no-glove", help="Skip the GloVe model.")]
 GloveNameOpt = Annotated[str, typer.Option("--glove-name", help="Column prefix for the GloVe distances.")]
 TransformerOpt = Annotated[
-    str, typer.Option("--transformer", help="Transformer: the packaged default, a Hugging Face model id, or a local directory.")
+    str,
+    typer.Option(
+        "--transformer", help="Transformer: the packaged default, a Hugging Face model id, or a local directory."
+    ),
 ]
 NoTransformerOpt = Annotated[bool, typer.Option("--no-transformer", help="Skip the transformer model.")]
-TransformerNameOpt = Annotated[str, typer.Option("--transformer-name", help="Column prefix for the transformer distances.")]
-LayersOpt = Annotated[str, typer.Option("--layers", help="Transformer layers, flair style: '-1', '-1,-2,-3,-4' or 'all'.")]
+TransformerNameOpt = Annotated[
+    str, typer.Option("--transformer-name", help="Column prefix for the transformer distances.")
+]
+LayersOpt = Annotated[
+    str, typer.Option("--layers", help="Transformer layers, flair style: '-1', '-1,-2,-3,-4' or 'all'.")
+]
 LayerMeanOpt = Annotated[
-    bool, typer.Option("--layer-mean/--layer-concat", help="Average the chosen layers (flair's default) or concatenate them.")
+    bool,
+    typer.Option(
+        "--layer-mean/--layer-concat", help="Average the chosen layers (flair's default) or concatenate them."
+    ),
 ]
 PoolingOpt = Annotated[
     str, typer.Option("--subtoken-pooling", help="How subwords make a word vector: first, last, first_last or mean.")
@@ -54,17 +71,26 @@ PoolingOpt = Annotated[
 TokenizerOpt = Annotated[
     str, typer.Option("--tokenizer", help="flair (flair's default tokenizer) or whitespace (pre-tokenized text).")
 ]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N. Default: CUDA when present, else CPU.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda or cuda:N. Default: CUDA when present, else CPU.")
+]
 TokenBudgetOpt = Annotated[
-    Optional[int], typer.Option("--token-budget", help="Padded subword positions per batch. Default: automatic.")
+    int | None, typer.Option("--token-budget", help="Padded subword positions per batch. Default: automatic.")
 ]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 (default), bf16 or fp16 (autocast).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
 
 
 def _models(
-    glove: str, no_glove: bool, glove_name: str, transformer: str, no_transformer: bool, transformer_name: str,
-    layers: str, layer_mean: bool, subtoken_pooling: str,
+    glove: str,
+    no_glove: bool,
+    glove_name: str,
+    transformer: str,
+    no_transformer: bool,
+    transformer_name: str,
+    layers: str,
+    layer_mean: bool,
+    subtoken_pooling: str,
 ) -> tuple[GloveSpec | None, TransformerSpec | None]:
     glove_spec = None if no_glove else GloveSpec(glove, glove_name)
     transformer_spec = (
@@ -94,12 +120,16 @@ def _fail(error: BatchembedError) -> typer.Exit:
 
 @app.command()
 def run(
-    inputs: Annotated[list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)],
+    inputs: Annotated[
+        list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory of Parquet parts.")],
     sentence1_column: Annotated[str, typer.Option(help="Column of the first sentence.")] = "sentence1",
     sentence2_column: Annotated[str, typer.Option(help="Column of the second sentence.")] = "sentence2",
     id_column: Annotated[str, typer.Option(help="Column of the pair id (optional in the input).")] = "id",
-    span_columns: Annotated[str, typer.Option(help="Character-span columns start1,end1,start2,end2.")] = "start1,end1,start2,end2",
+    span_columns: Annotated[
+        str, typer.Option(help="Character-span columns start1,end1,start2,end2.")
+    ] = "start1,end1,start2,end2",
     index_columns: Annotated[str, typer.Option(help="Token-index columns index1,index2.")] = "index1,index2",
     word_columns: Annotated[str, typer.Option(help="Target-word columns word1,word2.")] = "word1,word2",
     word_column: Annotated[str, typer.Option(help="Column of one target word found in both sentences.")] = "word",
@@ -118,9 +148,11 @@ def run(
     precision: PrecisionOpt = "fp32",
     shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = 10_000,
     max_bad_rows: Annotated[
-        Optional[int], typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
+        int | None, typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace results already in the output directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace results already in the output directory.")
+    ] = False,
     incremental: Annotated[
         bool,
         typer.Option(
@@ -128,27 +160,44 @@ def run(
             help="Add new input files and rows appended to known ones to an existing output; redo files that changed.",
         ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT."""
     _setup_logging(verbose, quiet)
     try:
-        if overwrite and incremental:
-            raise UsageError("--overwrite starts the output over, --incremental adds to it: give only one")
         start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
         index1, index2 = _columns(index_columns, 2, "--index-columns")
         word1, word2 = _columns(word_columns, 2, "--word-columns")
         glove_spec, transformer_spec = _models(
-            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            glove,
+            no_glove,
+            glove_name,
+            transformer,
+            no_transformer,
+            transformer_name,
+            layers,
+            layer_mean,
             subtoken_pooling,
         )
         config = RunConfig(
             inputs=tuple(inputs),
             output=output,
             columns=Columns(
-                sentence1_column, sentence2_column, id_column, start1, end1, start2, end2, index1, index2, word1,
-                word2, word_column,
+                sentence1_column,
+                sentence2_column,
+                id_column,
+                start1,
+                end1,
+                start2,
+                end2,
+                index1,
+                index2,
+                word1,
+                word2,
+                word_column,
             ),
             tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by RunConfig
             glove=glove_spec,
@@ -157,9 +206,10 @@ def run(
             shard_rows=shard_rows,
             max_bad_rows=max_bad_rows,
             overwrite=overwrite,
+            incremental=incremental,
         )
         with _sigterm_interrupts():
-            summary = _run_with_progress(config, quiet, incremental)
+            summary = _run_with_progress(config, quiet)
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -193,7 +243,7 @@ def _sigterm_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
 
 
-def _run_with_progress(config: RunConfig, quiet: bool, incremental: bool):  # type: ignore[no-untyped-def]
+def _run_with_progress(config: RunConfig, quiet: bool) -> RunSummary:
     from tqdm import tqdm
 
     from batchembed.engines.local import run as run_local
@@ -201,16 +251,14 @@ def _run_with_progress(config: RunConfig, quiet: bool, incremental: bool):  # ty
 
     embedders = load_embedders(config.glove, config.transformer, config.embed)
     with tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
-        return run_local(
-            config, embedders, on_shard=lambda result: bar.update(result.pairs), incremental=incremental
-        )
+        return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
 
 
 @app.command()
 def compare(
     sentence1: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
     sentence2: Annotated[str, typer.Argument(help="The second sentence.", show_default=False)],
-    word: Annotated[Optional[str], typer.Option(help="Compare only this word (default: every shared word).")] = None,
+    word: Annotated[str | None, typer.Option(help="Compare only this word (default: every shared word).")] = None,
     tokenizer: TokenizerOpt = "flair",
     glove: GloveOpt = DEFAULT_GLOVE,
     no_glove: NoGloveOpt = False,
@@ -233,7 +281,14 @@ def compare(
         if tokenizer not in ("flair", "whitespace"):
             raise UsageError("--tokenizer must be one of flair, whitespace")
         glove_spec, transformer_spec = _models(
-            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            glove,
+            no_glove,
+            glove_name,
+            transformer,
+            no_transformer,
+            transformer_name,
+            layers,
+            layer_mean,
             subtoken_pooling,
         )
         if glove_spec is None and transformer_spec is None:
@@ -285,13 +340,26 @@ def evaluate(
     _setup_logging(verbose, quiet=False)
     try:
         glove_spec, transformer_spec = _models(
-            glove, no_glove, glove_name, transformer, no_transformer, transformer_name, layers, layer_mean,
+            glove,
+            no_glove,
+            glove_name,
+            transformer,
+            no_transformer,
+            transformer_name,
+            layers,
+            layer_mean,
             subtoken_pooling,
         )
         config = EvalConfig(
-            dev=dev, test=test, dev_gold=dev_gold, test_gold=test_gold, similarity=tuple(similarity or ()),
-            score_column=score_column, tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by EvalConfig
-            glove=glove_spec, transformer=transformer_spec,
+            dev=dev,
+            test=test,
+            dev_gold=dev_gold,
+            test_gold=test_gold,
+            similarity=tuple(similarity or ()),
+            score_column=score_column,
+            tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by EvalConfig
+            glove=glove_spec,
+            transformer=transformer_spec,
             embed=EmbedOptions(device, token_budget, precision),  # type: ignore[arg-type]
         )
         result = run_evaluation(config)

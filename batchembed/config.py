@@ -107,7 +107,8 @@ class RunConfig:
     embed: EmbedOptions = field(default_factory=EmbedOptions)
     shard_rows: int = 10_000
     max_bad_rows: int | None = None
-    overwrite: bool = False
+    overwrite: bool = False  # start the output over
+    incremental: bool = False  # add what is new or grew in the inputs to an existing output
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -118,5 +119,7 @@ class RunConfig:
             raise UsageError("both models are disabled: keep --glove or --transformer")
         if self.shard_rows < 1:
             raise UsageError(f"--shard-rows must be positive, got {self.shard_rows}")
+        if self.overwrite and self.incremental:
+            raise UsageError("--overwrite starts the output over, --incremental adds to it: give only one")
         if self.glove and self.transformer and self.glove.name == self.transformer.name:
             raise UsageError(f"the two models need different names, both are {self.glove.name!r}")

@@ -18,6 +18,7 @@ from batchembed import status
 from batchembed.distances import DISTANCES
 from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputShard
+from batchembed.io.sources import Malformed
 from batchembed.targets import resolve
 from batchembed.tokenize import Tokenized
 
@@ -36,6 +37,8 @@ class ShardResult:
 def _sentence_problem(value: Any) -> str | None:
     if value is None:
         return status.NULL_SENTENCE
+    if isinstance(value, Malformed):
+        return status.MALFORMED_RECORD
     if isinstance(value, bytes):
         return status.INVALID_ENCODING
     if not isinstance(value, str):

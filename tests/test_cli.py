@@ -141,7 +141,7 @@ def test_help_is_fast_to_import() -> None:
     assert out.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("command", ["run", "compare", "evaluate", "report"])
 def test_every_option_is_documented_in_the_readme(command: str) -> None:
     readme = (ROOT / "README.md").read_text()
     result = invoke(command, "--help")

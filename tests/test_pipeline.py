@@ -11,6 +11,7 @@ import pytest
 from batchembed import status
 from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema, read_metadata
+from batchembed.io.sources import MALFORMED
 from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import flair_tokenize, whitespace_tokenize
@@ -76,8 +77,8 @@ def test_static_model_distance_is_zero_contextual_is_not(fake_embedders) -> None
 
 
 def test_every_input_row_is_accounted_for_in_order(fake_embedders) -> None:
-    s1 = ["a light b", None, "   ", "the x-ray", "same words", "nothing", 42, b"\xff\xfe"]
-    s2 = ["light c", "ok", "fine", "the x-ray", "same words", "else", "text", "text"]
+    s1 = ["a light b", None, "   ", "the x-ray", "same words", "nothing", 42, b"\xff\xfe", MALFORMED]
+    s2 = ["light c", "ok", "fine", "the x-ray", "same words", "else", "text", "text", MALFORMED]
     table = run(fake_embedders, shard(TargetMode.SHARED, s1, s2))
     rows = table.to_pylist()
     assert sorted({r["source_row"] for r in rows}) == list(range(1, len(s1) + 1))
@@ -92,6 +93,7 @@ def test_every_input_row_is_accounted_for_in_order(fake_embedders) -> None:
     assert by_row[6] == [status.NO_SHARED_WORDS]
     assert by_row[7] == [status.INVALID_SENTENCE]
     assert by_row[8] == [status.INVALID_ENCODING]
+    assert by_row[9] == [status.MALFORMED_RECORD]
     oov = [r for r in rows if r["status"] == "static_oov;ctx_oov"][0]
     assert oov["static_euclidean"] is None and oov["ctx_cosine"] is None  # null, never a fake 0
 

@@ -66,9 +66,9 @@ def write_pairs(path: Path, n: int, seed: int = 0, bad_every: int = 0, start: in
 def engine(inputs: list[Path], out: Path, embedders=None, *, incremental: bool = False, **options) -> RunSummary:
     options.setdefault("shard_rows", 5)
     options.setdefault("tokenizer", "whitespace")
-    config = RunConfig(inputs=tuple(str(p) for p in inputs), output=out, **options)
+    config = RunConfig(inputs=tuple(str(p) for p in inputs), output=out, incremental=incremental, **options)
     embedders = embedders or [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx")]
-    return run(config, embedders, incremental=incremental)
+    return run(config, embedders)
 
 
 def output_rows(out: Path) -> list[tuple]:

@@ -83,8 +83,6 @@ def run(
     config: RunConfig,
     embedders: Sequence[Embedder],
     on_shard: ShardCallback | None = None,
-    *,
-    incremental: bool = False,
 ) -> RunSummary:
     """Process all inputs into `config.output`, resuming what an earlier run left.
 
@@ -98,7 +96,7 @@ def run(
         raise errors[0] if errors else InputError("no input files found")
     output = _output_dir(config.output)
     with OutputLock(output):
-        job = _Job(config, embedders, output, incremental)
+        job = _Job(config, embedders, output, config.incremental)
         for error in errors:
             job.fail(None, error)
         job.prepare(files)

@@ -5,7 +5,7 @@ file must cost one row, not the file: pyarrow's CSV reader rejects a whole block
 on the first record with the wrong number of fields, and cannot say which data
 row it was. Here every record is one data row with an exact number, a record
 whose field count differs from the header's becomes a MALFORMED row (the
-pipeline writes it as an `invalid_sentence` status row), and bytes that are not
+pipeline writes it as a `malformed_record` status row), and bytes that are not
 UTF-8 survive as `bytes` (written as `invalid_encoding`). Parquet is streamed
 with pyarrow in record batches. Neither is ever loaded whole.
 """
@@ -43,7 +43,7 @@ class Malformed:
     """A sentence cell of a CSV record that could not be split into the header's fields.
 
     Deliberately neither text nor bytes nor None, so the pipeline reports the
-    row as `invalid_sentence` instead of guessing which field is which.
+    row as `malformed_record` instead of guessing which field is which.
     """
 
     __slots__ = ()
