@@ -1,0 +1,1 @@
+"""Benchmarks for batchembed (issue 4); see BENCHMARKS.md."""
