@@ -78,6 +78,12 @@ TokenBudgetOpt = Annotated[
     int | None, typer.Option("--token-budget", help="Padded subword positions per batch. Default: automatic.")
 ]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 (default), bf16 or fp16 (autocast).")]
+TokenizeWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tokenize-workers", help="Processes that tokenize ahead of the model. Default: 0 on CPU, spare cores on GPU."
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
 
 
@@ -146,6 +152,7 @@ def run(
     device: DeviceOpt = None,
     token_budget: TokenBudgetOpt = None,
     precision: PrecisionOpt = "fp32",
+    tokenize_workers: TokenizeWorkersOpt = None,
     shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = 10_000,
     max_bad_rows: Annotated[
         int | None, typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
@@ -202,7 +209,7 @@ def run(
             tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by RunConfig
             glove=glove_spec,
             transformer=transformer_spec,
-            embed=EmbedOptions(device, token_budget, precision),  # type: ignore[arg-type]
+            embed=EmbedOptions(device, token_budget, precision, tokenize_workers),  # type: ignore[arg-type]
             shard_rows=shard_rows,
             max_bad_rows=max_bad_rows,
             overwrite=overwrite,

@@ -12,7 +12,7 @@ from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema
 from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
-from batchembed.tokenize import TokenizerName, get_tokenizer
+from batchembed.tokenize import TokenizerName, get_tokenizer, many
 
 
 def compare_sentences(
@@ -35,7 +35,7 @@ def compare_sentences(
         targets=[(word,)] if word else [()],
     )
     schema = output_schema([e.name for e in embedders])
-    return process_shard(shard, get_tokenizer(tokenizer), embedders, schema).table
+    return process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table
 
 
 def format_table(table: pa.Table, model_names: Sequence[str]) -> str:

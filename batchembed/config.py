@@ -88,10 +88,13 @@ class EmbedOptions:
     device: str | None = None  # None: CUDA when present, else CPU
     token_budget: int | None = None  # padded subword tokens per batch; None: automatic
     precision: Precision = "fp32"
+    tokenize_workers: int | None = None  # processes that tokenize; None: automatic (0 on CPU)
 
     def __post_init__(self) -> None:
         if self.token_budget is not None and self.token_budget < 1:
             raise UsageError(f"--token-budget must be a positive number, got {self.token_budget}")
+        if self.tokenize_workers is not None and self.tokenize_workers < 0:
+            raise UsageError(f"--tokenize-workers must be 0 or more, got {self.tokenize_workers}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
 

@@ -7,7 +7,7 @@ pair, or a single status row saying why there was nothing to compare.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputShard
 from batchembed.io.sources import Malformed
 from batchembed.targets import resolve
-from batchembed.tokenize import Tokenized
+from batchembed.tokenize import TokenizeMany, Tokenized
 
 
 @dataclass
@@ -60,23 +60,23 @@ class _Rows:
     status: list[str] = field(default_factory=list)
 
 
-def _plan_rows(shard: InputShard, tokenize: Callable[[str], Tokenized]) -> tuple[_Rows, list[Tokenized]]:
-    """Tokenize each distinct sentence once and decide every row to output."""
+def _plan_rows(shard: InputShard, tokenize_many: TokenizeMany) -> tuple[_Rows, list[Tokenized]]:
+    """Tokenize each distinct sentence once (all in one call, which may fan out to
+    worker processes) and decide every row to output."""
     numbers: dict[str, int] = {}
-    sentences: list[Tokenized] = []
-
-    def number_of(text: str) -> int:
-        found = numbers.get(text)
-        if found is None:
-            found = numbers[text] = len(sentences)
-            sentences.append(tokenize(text))
-        return found
+    problems: list[str | None] = []
+    for text1, text2 in zip(shard.sentence1, shard.sentence2):
+        problem = _sentence_problem(text1) or _sentence_problem(text2)
+        problems.append(problem)
+        if problem is None:
+            numbers.setdefault(text1, len(numbers))
+            numbers.setdefault(text2, len(numbers))
+    sentences = tokenize_many(list(numbers))  # dicts keep insertion order: sentence n is numbers' n-th key
 
     rows = _Rows()
-    for k, (text1, text2, target) in enumerate(zip(shard.sentence1, shard.sentence2, shard.targets)):
-        problem = _sentence_problem(text1) or _sentence_problem(text2)
+    for k, (text1, text2, target, problem) in enumerate(zip(shard.sentence1, shard.sentence2, shard.targets, problems)):
         if problem is None:
-            n1, n2 = number_of(text1), number_of(text2)
+            n1, n2 = numbers[text1], numbers[text2]
             if not sentences[n1].tokens or not sentences[n2].tokens:
                 problem = status.EMPTY_SENTENCE
             else:
@@ -133,9 +133,9 @@ class ShardPlan:
     sentences: list[Tokenized]
 
 
-def plan_shard(shard: InputShard, tokenize: Callable[[str], Tokenized]) -> ShardPlan:
+def plan_shard(shard: InputShard, tokenize_many: TokenizeMany) -> ShardPlan:
     """Stage 1, no model: safe to run in a background thread for the next shard."""
-    rows, sentences = _plan_rows(shard, tokenize)
+    rows, sentences = _plan_rows(shard, tokenize_many)
     return ShardPlan(shard, rows, sentences)
 
 
@@ -173,10 +173,10 @@ def embed_plan(plan: ShardPlan, embedders: Sequence[Embedder], schema: pa.Schema
 
 
 def process_shard(
-    shard: InputShard, tokenize: Callable[[str], Tokenized], embedders: Sequence[Embedder], schema: pa.Schema
+    shard: InputShard, tokenize_many: TokenizeMany, embedders: Sequence[Embedder], schema: pa.Schema
 ) -> ShardResult:
     """Both stages, one after the other."""
-    return embed_plan(plan_shard(shard, tokenize), embedders, schema)
+    return embed_plan(plan_shard(shard, tokenize_many), embedders, schema)
 
 
 def _location_columns(

@@ -8,9 +8,9 @@ splits on whitespace, for corpora that are already tokenized.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from typing import Literal
 
 TokenizerName = Literal["flair", "whitespace"]
@@ -65,17 +65,22 @@ def _flair_clean(text: str) -> tuple[str, list[int]]:
     return "".join(kept), origin
 
 
-@lru_cache(maxsize=1)
-def _segtok() -> Callable[[str], list[str]]:
-    from flair.tokenization import SegtokTokenizer
+def _segtok(text: str) -> list[str]:
+    """flair's SegtokTokenizer.run_tokenize, calling segtok directly: tokenizer worker
+    processes then never import flair (and torch) just to split words."""
+    from segtok.segmenter import split_single
+    from segtok.tokenizer import split_contractions, word_tokenizer
 
-    return SegtokTokenizer().tokenize
+    words: list[str] = []
+    for sentence in split_single(text):
+        words.extend(split_contractions(word_tokenizer(sentence)))
+    return [word for word in words if word]
 
 
 def flair_tokenize(text: str) -> Tokenized:
     """The tokens `flair.data.Sentence(text)` makes, with offsets into `text` itself."""
     clean, origin = _flair_clean(text)
-    words = _segtok()(clean)
+    words = _segtok(clean)
     tokens, starts, ends = [], [], []
     offset = 0
     for word in words:
@@ -85,6 +90,14 @@ def flair_tokenize(text: str) -> Tokenized:
         starts.append(origin[start])
         ends.append(origin[offset - 1] + 1)
     return Tokenized(text, tuple(tokens), tuple(starts), tuple(ends))
+
+
+TokenizeMany = Callable[[Sequence[str]], list[Tokenized]]
+
+
+def many(tokenize: Callable[[str], Tokenized]) -> TokenizeMany:
+    """A one-sentence tokenizer as the list-in, list-out form the pipeline calls."""
+    return lambda texts: [tokenize(text) for text in texts]
 
 
 @cache

