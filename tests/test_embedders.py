@@ -60,6 +60,30 @@ def test_transformer_fast_path_equals_flair_embed(
     assert embedder.stats.long_sentences == 1
 
 
+@pytest.mark.parametrize("pooling", ["first", "mean", "first_last"])
+@pytest.mark.parametrize("layers", ["-1", "-2", "-3,-1", "0", "all"])
+@pytest.mark.parametrize("share", [0.05, 0.3, 1.0])
+def test_partial_top_layer_equals_flair_on_token_subsets(
+    tiny_bert_dir: Path, pooling: str, layers: str, share: float
+) -> None:
+    """The top chosen layer runs only where vectors are read: any subset of tokens
+    still gets flair's vectors, and the full forward gives the same."""
+    spec = TransformerSpec(str(tiny_bert_dir), "bert", layers, True, pooling)
+    embedder = TransformerEmbedder.load(spec, EmbedOptions(token_budget=200), torch.device("cpu"))
+    assert embedder.partial
+    texts = [*SENTENCES, LONG, "a b", "light"]
+    tokenized, s_idx, t_idx = all_tokens(texts)
+    rng = np.random.default_rng(int(share * 100) + len(layers))
+    keep = np.flatnonzero(rng.random(len(s_idx)) < share)
+    keep = np.union1d(keep, [0])  # never empty
+    got = embedder.embed_tokens(tokenized, s_idx[keep], t_idx[keep])
+    reference = torch.cat(flair_reference(embedder.flair, texts))[torch.from_numpy(keep)]
+    torch.testing.assert_close(got.vectors, reference, rtol=1e-5, atol=1e-5)
+    embedder.partial = False
+    full = embedder.embed_tokens(tokenized, s_idx[keep], t_idx[keep])
+    torch.testing.assert_close(got.vectors, full.vectors, rtol=1e-5, atol=1e-5)
+
+
 def test_transformer_marks_tokens_without_subwords(tiny_bert_dir: Path) -> None:
     """flair hands back a zero vector for a token with no subwords; we say 'no vector'."""
     from batchembed.tokenize import whitespace_tokenize
@@ -120,11 +144,11 @@ def test_out_of_memory_halves_the_budget_and_loses_nothing(tiny_bert_dir: Path, 
     real_run_batch = embedder._run_batch
     seen_rows: list[int] = []
 
-    def flaky_run_batch(ids):
+    def flaky_run_batch(ids, *read_positions):
         if len(ids) > 3:
             raise torch.cuda.OutOfMemoryError("simulated")
         seen_rows.append(len(ids))
-        return real_run_batch(ids)
+        return real_run_batch(ids, *read_positions)
 
     monkeypatch.setattr(embedder, "_run_batch", flaky_run_batch)
     got = embedder.embed_tokens(tokenized, s_idx, t_idx)

@@ -25,6 +25,7 @@ from batchembed import status
 from batchembed.batching import length_sorted_batches
 from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
 from batchembed.embedders.base import EmbedStats, RequestPlan, TokenVectors
+from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
 from batchembed.errors import ModelError
 
 if TYPE_CHECKING:
@@ -106,6 +107,14 @@ def _word_bounds(word_ids: list[int | None], n_words: int) -> tuple[np.ndarray, 
     return first, last
 
 
+def _subword_positions(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position first[k]..last[k] (at least first[k]) and the k it belongs to."""
+    counts = np.maximum(last - first + 1, 1)
+    owner = np.repeat(np.arange(len(first)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, np.repeat(np.maximum(first, 0), counts) + offsets
+
+
 class TransformerEmbedder:
     missing_reason = status.REASON_NO_SUBWORDS
 
@@ -122,7 +131,11 @@ class TransformerEmbedder:
         self.device = device
         self.tokenizer = flair_embeddings.tokenizer
         self.model = flair_embeddings.model
-        self.layer_indexes: list[int] = list(flair_embeddings.layer_indexes)
+        states = int(self.model.config.num_hidden_layers) + 1  # embeddings + each layer
+        self.layer_indexes: list[int] = [i % states for i in flair_embeddings.layer_indexes]
+        self.top_layer = max(self.layer_indexes)
+        # compute the top chosen layer only where vectors are read (partial_forward.py)
+        self.partial = supports_partial(self.model)
         self.dim = int(flair_embeddings.embedding_length)
         self.window = int(self.tokenizer.model_max_length)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
@@ -198,16 +211,34 @@ class TransformerEmbedder:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """[batch, positions, dim]: the chosen layers, averaged or concatenated as flair does."""
+    def _hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: np.ndarray, positions: np.ndarray
+    ) -> torch.Tensor:
+        """[batch, positions, dim]: the chosen layers, averaged or concatenated as flair does;
+        exact at (rows[k], positions[k]), the only places read (elsewhere too without partial)."""
         import torch
 
         with torch.inference_mode(), self._autocast():
-            layers = self.model(input_ids, attention_mask=attention_mask)[-1]
+            if self.partial:
+                layers = hidden_states_at(self.model, input_ids, attention_mask, self.top_layer, rows, positions)
+            else:
+                layers = self.model(input_ids, attention_mask=attention_mask)[-1]
             chosen = [layers[i] for i in self.layer_indexes]
             if self.spec.layer_mean:
                 return torch.stack(chosen).float().mean(dim=0)
             return torch.cat(chosen, dim=-1).float()
+
+    def _read_positions(self, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, position) of every hidden state the pooling of these words reads."""
+        pooling = self.spec.subtoken_pooling
+        if pooling == "first":
+            return rows, np.maximum(first, 0)
+        if pooling == "last":
+            return rows, np.maximum(last, 0)
+        if pooling == "first_last":
+            return np.concatenate([rows, rows]), np.concatenate([np.maximum(first, 0), np.maximum(last, 0)])
+        owner, positions = _subword_positions(first, last)
+        return rows[owner], positions
 
     def _pool(self, hidden: torch.Tensor, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> torch.Tensor:
         """Word vectors of requested tokens: hidden[rows[k], first[k]..last[k]] pooled."""
@@ -225,16 +256,14 @@ class TransformerEmbedder:
         if pooling == "first_last":
             return torch.cat([hidden[r, f], hidden[r, el]], dim=-1)
         # mean: subwords of a word are contiguous, so sum the positions first..last
-        counts = np.maximum(last - first + 1, 1)
-        owner = np.repeat(np.arange(len(rows)), counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        positions = np.repeat(np.maximum(first, 0), counts) + offsets
-        flat = torch.from_numpy(np.repeat(rows, counts) * hidden.shape[1] + positions).to(device)
+        owner, positions = _subword_positions(first, last)
+        counts = np.bincount(owner, minlength=len(rows))
+        flat = torch.from_numpy(rows[owner] * hidden.shape[1] + positions).to(device)
         summed = torch.zeros(len(rows), hidden.shape[-1], device=device, dtype=hidden.dtype)
         summed.index_add_(0, torch.from_numpy(owner).to(device), hidden.reshape(-1, hidden.shape[-1])[flat])
         return summed / torch.from_numpy(counts).to(device, hidden.dtype).unsqueeze(1)
 
-    def _run_batch(self, ids: list[list[int]]) -> torch.Tensor:
+    def _run_batch(self, ids: list[list[int]], rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
         import torch
 
         width = max(len(x) for x in ids)
@@ -249,7 +278,7 @@ class TransformerEmbedder:
         if pin:
             input_ids, attention = input_ids.pin_memory(), attention.pin_memory()
         hidden = self._hidden_states(
-            input_ids.to(self.device, non_blocking=True), attention.to(self.device, non_blocking=True)
+            input_ids.to(self.device, non_blocking=True), attention.to(self.device, non_blocking=True), rows, positions
         )
         self.stats.batches += 1
         self.stats.padded_tokens += padded.size
@@ -292,8 +321,14 @@ class TransformerEmbedder:
             batch = retry.pop() if retry else next(batches, None)
             if batch is None:
                 break
+            req = np.concatenate([order[bounds[s] : bounds[s + 1]] for s in batch.tolist()])
+            row_in_batch[batch] = np.arange(len(batch))
+            rows = row_in_batch[plan.inverse[req]]
             try:
-                hidden = self._run_batch([encoded.input_ids[s] for s in batch.tolist()])
+                hidden = self._run_batch(
+                    [encoded.input_ids[s] for s in batch.tolist()],
+                    *self._read_positions(rows, req_first[req], req_last[req]),
+                )
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
@@ -304,11 +339,6 @@ class TransformerEmbedder:
                 half = len(batch) // 2
                 retry.extend([batch[half:], batch[:half]])
                 continue
-            req = np.concatenate([order[bounds[s] : bounds[s + 1]] for s in batch.tolist()])
-            if len(req) == 0:
-                continue
-            row_in_batch[batch] = np.arange(len(batch))
-            rows = row_in_batch[plan.inverse[req]]
             pooled = self._pool(hidden, rows, req_first[req], req_last[req])
             out[torch.from_numpy(req).to(self.device)] = pooled.float()
 
