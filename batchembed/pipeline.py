@@ -20,7 +20,7 @@ from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputShard
 from batchembed.io.sources import Malformed
 from batchembed.targets import resolve
-from batchembed.tokenize import TokenizeMany, Tokenized
+from batchembed.tokenize import Tokenized, TokenizeMany
 
 
 @dataclass

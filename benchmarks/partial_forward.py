@@ -57,7 +57,13 @@ def _shard(table, mode, targets):  # type: ignore[no-untyped-def]
     from batchembed.io.reader import InputFile, InputShard
 
     return InputShard(
-        InputFile(Path("corpus.parquet"), "parquet"), 0, 1, mode, table["id"], table["sentence1"], table["sentence2"],
+        InputFile(Path("corpus.parquet"), "parquet"),
+        0,
+        1,
+        mode,
+        table["id"],
+        table["sentence1"],
+        table["sentence2"],
         targets,
     )
 

@@ -34,10 +34,10 @@ from batchembed.io.reader import InputFile, InputShard, discover_all, read_shard
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_temporaries, write_part
+from batchembed.models import choose_device
 from batchembed.pipeline import ShardResult, embed_plan, plan_shard
 from batchembed.prefetch import ahead
 from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
-from batchembed.models import choose_device
 from batchembed.tokenize import TokenizeMany, get_tokenizer, many
 from batchembed.workers import TokenizerPool, automatic_workers
 
