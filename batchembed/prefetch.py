@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+def ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """Yield the items of `items`, computing up to `depth` of them in advance.
 
     Exceptions raised by `items` are re-raised here, in order, in the consumer.
