@@ -28,6 +28,7 @@ class ShardResult:
     table: pa.Table
     pairs: int
     status_counts: Counter[str] = field(default_factory=Counter)
+    subword_tokens: int = 0  # model positions the transformer ran for this shard
 
     @property
     def bad_rows(self) -> int:
@@ -148,6 +149,7 @@ def embed_plan(plan: ShardPlan, embedders: Sequence[Embedder], schema: pa.Schema
     t1, t2 = np.asarray(rows.token_1)[idx], np.asarray(rows.token_2)[idx]
     n_rows = len(rows.status)
 
+    tokens_before = sum(e.stats.subword_tokens for e in embedders)
     columns: dict[str, Any] = {}
     missing: list[list[str]] = [[] for _ in range(n_rows)]
     for embedder in embedders:
@@ -169,7 +171,8 @@ def embed_plan(plan: ShardPlan, embedders: Sequence[Embedder], schema: pa.Schema
     columns.update(_location_columns(shard, sentences, rows, compared))
     columns["status"] = pa.array(statuses, type=pa.string())
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
-    return ShardResult(table, len(shard), Counter(statuses))
+    tokens = sum(e.stats.subword_tokens for e in embedders) - tokens_before
+    return ShardResult(table, len(shard), Counter(statuses), tokens)
 
 
 def process_shard(

@@ -38,15 +38,20 @@ class EmbedStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class Embedder(Protocol):
+class Described(Protocol):
+    """What the job needs to know of a model, even one that runs on another machine."""
+
     name: str  # output column prefix, e.g. "glove" -> glove_euclidean
-    dim: int
-    missing_reason: str  # status suffix when a token has no vector, e.g. "oov"
-    stats: EmbedStats
 
     def describe(self) -> dict[str, str]:
         """Name, source, dimension, layers, pooling...: recorded in the output's metadata."""
         ...
+
+
+class Embedder(Described, Protocol):
+    dim: int
+    missing_reason: str  # status suffix when a token has no vector, e.g. "oov"
+    stats: EmbedStats
 
     def embed_tokens(
         self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray

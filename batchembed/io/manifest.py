@@ -24,7 +24,7 @@ from typing import Any
 import batchembed
 from batchembed.config import RunConfig
 from batchembed.distances import METRICS
-from batchembed.embedders.base import Embedder
+from batchembed.embedders.base import Described
 from batchembed.errors import InputError, OutputError
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import reason, show
@@ -35,7 +35,7 @@ MANIFEST_FORMAT = 1
 HASH_BLOCK = 1 << 20
 
 
-def fingerprint(config: RunConfig, embedders: Sequence[Embedder]) -> dict[str, Any]:
+def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, Any]:
     return {
         "tool": "batchembed",
         "version": batchembed.__version__,

@@ -1,0 +1,383 @@
+"""A resumable job: every shard of every input file, processed once, whatever the engine.
+
+Under the output's lock (io/lock.py) a run first reconciles the directory with
+what it finds: temporary files and unmarked parts of a killed run are deleted,
+the manifest (io/manifest.py) must match the configuration, and each input is
+compared with its record (same, appended, changed, new, gone). Then shards are
+read in order; a shard whose done marker (io/markers.py) matches it is skipped,
+every other one is processed, written, and marked. So kill -9 at any moment
+costs at most the shards in flight, and a re-run ends with exactly the rows of
+an uninterrupted run.
+
+How the shards get embedded is the engine's part (a ShardRunner): local.py in
+this process, ray.py on a Ray cluster. Everything here runs in one process,
+the driver, so the output directory needs to be reachable from it alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+import batchembed
+from batchembed.config import RunConfig
+from batchembed.distances import METRICS
+from batchembed.embedders.base import Described
+from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
+from batchembed.io.lock import OutputLock
+from batchembed.io.manifest import MANIFEST_FILE, Change, Manifest, Unreadable, differences, fingerprint, inspect
+from batchembed.io.manifest import load_manifest as _load_manifest
+from batchembed.io.markers import DONE_DIR, DoneMarker, forget, load_markers, write_marker
+from batchembed.io.reader import InputFile, InputShard, discover_all, read_shards
+from batchembed.io.schema import output_schema
+from batchembed.io.sources import show
+from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_temporaries, write_part
+from batchembed.pipeline import ShardResult
+from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
+
+log = logging.getLogger(__name__)
+
+ShardCallback = Callable[[ShardResult], None]
+CONFLICTS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """Marks the end of one input file in the stream of pending shards."""
+
+    file: InputFile
+
+
+class ShardRunner(Protocol):
+    """An engine: embeds the shards it is handed, yielding (shard, result) in the same
+    order and passing each FileRead through once every shard before it is yielded."""
+
+    def __call__(
+        self, items: Iterator[InputShard | FileRead], schema: pa.Schema
+    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]: ...
+
+
+def run_metadata(config: RunConfig, embedders: Sequence[Described], files: Sequence[InputFile]) -> dict[str, object]:
+    """How a result was made; stored in every output file (no timestamps: reruns are identical)."""
+    return {
+        "tool": "batchembed",
+        "version": batchembed.__version__,
+        "models": [e.describe() for e in embedders],
+        "metrics": list(METRICS),
+        "tokenizer": config.tokenizer,
+        "inputs": [str(f.path) for f in files],
+        "columns": vars(config.columns),
+        "shard_rows": config.shard_rows,
+    }
+
+
+def _shard_id_of(part: Path) -> str:
+    return part.name[len(PART_PREFIX) : -len(".parquet")]
+
+
+def _output_dir(output: Path) -> Path:
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: exists and is not a directory; the output is a directory of Parquet parts")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot create the output directory: {exc.strerror}") from exc
+    return output
+
+
+def run_job(
+    config: RunConfig,
+    models: Sequence[Described],
+    runner: ShardRunner,
+    on_shard: ShardCallback | None = None,
+) -> RunSummary:
+    """Process all inputs into `config.output` with `runner`, resuming what an earlier run left.
+
+    Files that cannot be read are reported in the summary (exit code 3) while the
+    others are processed; raises TooManyBadRows past --max-bad-rows, OutputError
+    when the output belongs to another configuration or run, KeyboardInterrupt
+    as is (finished shards are kept either way).
+    """
+    files, errors = discover_all(config.inputs, exclude=config.output)
+    if not files:
+        raise errors[0] if errors else InputError("no input files found")
+    output = _output_dir(config.output)
+    with OutputLock(output):
+        job = _Job(config, models, output, config.incremental)
+        for error in errors:
+            job.fail(None, error)
+        job.prepare(files)
+        return job.execute(runner, on_shard)
+
+
+class _Job:
+    """One run's state: the markers of the output, the manifest, the summary."""
+
+    def __init__(self, config: RunConfig, models: Sequence[Described], output: Path, incremental: bool) -> None:
+        self.config, self.models, self.output, self.incremental = config, models, output, incremental
+        self.summary = RunSummary(output=str(output), incremental=incremental, inputs=list(config.inputs))
+        self.manifest = Manifest(fingerprint(config, models))
+        self.markers: dict[str, DoneMarker] = {}
+        self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
+        self.new_bad_rows = 0
+
+    # -- before the first shard ------------------------------------------------------------
+
+    def fail(self, file: InputFile | None, error: BatchembedError) -> None:
+        log.info("%s", error)
+        self.summary.errors.append(str(error))
+        if file is not None:
+            self._counts(file).error = str(error)
+
+    def _counts(self, file: InputFile) -> FileCounts:
+        return self.summary.files.setdefault(file.key, FileCounts(show(file.path), file.format))
+
+    def _wipe(self) -> None:
+        """--overwrite: remove what batchembed wrote here, and nothing else."""
+        done = self.output / DONE_DIR
+        forget(self.output, [m.stem for m in done.glob("*.json")] if done.is_dir() else [])
+        for part in existing_parts(self.output):
+            part.unlink()
+        for name in (MANIFEST_FILE, SUMMARY_FILE):
+            (self.output / name).unlink(missing_ok=True)
+
+    def prepare(self, discovered: list[InputFile]) -> None:
+        output = self.output
+        remove_stray_temporaries(output)
+        remove_stray_temporaries(output / DONE_DIR)
+        if self.config.overwrite:
+            self._wipe()
+        manifest = _load_manifest(output)
+        if manifest is None:
+            leftovers = len(existing_parts(output))
+            if leftovers:
+                raise OutputError(
+                    f"{output}: already holds {leftovers} result parts without a batchembed manifest; "
+                    "pass --overwrite to replace them, or choose another --output"
+                )
+        elif manifest.fingerprint != self.manifest.fingerprint:
+            raise OutputError(
+                f"{output}: holds results made with other settings "
+                f"({', '.join(differences(manifest.fingerprint, self.manifest.fingerprint))}); "
+                "pass --overwrite to replace them, or choose another --output"
+            )
+        else:
+            self.manifest = manifest
+        started_before = manifest is not None
+        self.markers = load_markers(output)
+        with_rows = Counter(m.file_key for m in self.markers.values())
+        changes = self._inspect(discovered)
+        gone = [key for key in self.manifest.inputs if key not in {f.key for f in discovered} and with_rows[key]]
+        if not self.incremental:
+            self._refuse_changes(changes, gone, with_rows, started_before)
+        for file, change in changes:
+            if change is Change.CHANGED and with_rows[file.key]:
+                log.warning("%s: changed since it was processed (not only appended to); redoing it", show(file.path))
+                forget(output, [m.shard_id for m in self.markers.values() if m.file_key == file.key])
+                self.markers = {k: m for k, m in self.markers.items() if m.file_key != file.key}
+            elif change is Change.APPENDED and with_rows[file.key]:
+                log.info("%s: grew since the last run; processing the new rows", show(file.path))
+        for key in gone:
+            record = self.manifest.inputs[key]
+            log.warning("%s: no longer among the inputs; its rows stay in the output", record.path)
+            self.summary.files[key] = FileCounts(record.path, record.format, state="kept")
+        self._drop_orphans()
+        self.manifest.runs += 1
+        self.summary.run = self.manifest.runs
+        self.manifest.save(output)
+        finished = self.manifest.finished_run
+        self.new_bad_rows = sum(m.bad_rows for m in self.markers.values() if m.run > finished)
+
+    def _inspect(self, discovered: list[InputFile]) -> list[tuple[InputFile, Change]]:
+        """Compare every input with the manifest; record what this run reads."""
+        changes = []
+        for found in discovered:
+            self._counts(found)
+            try:
+                change, record = inspect(found, self.manifest.inputs.get(found.key))
+            except Unreadable as error:
+                # recorded (size and mtime), so fixing permissions is not an input change; an
+                # earlier record, made when the file was read, is kept as the better one
+                self.manifest.inputs.setdefault(found.key, error.record)
+                self.fail(found, error)
+                continue
+            except InputError as error:
+                self.fail(found, error)
+                continue
+            self.manifest.inputs[found.key] = record
+            file = InputFile(found.path, found.format, extent=record.bytes)
+            self.files.append(file)
+            changes.append((file, change))
+        return changes
+
+    def _refuse_changes(
+        self, changes: list[tuple[InputFile, Change]], gone: list[str], with_rows: Counter[str], started_before: bool
+    ) -> None:
+        """Without --incremental the inputs must be those the output was started from; a file
+        may differ only if nothing of it is in the output yet (e.g. it failed to read and was fixed)."""
+        words = {Change.NEW: "is new", Change.APPENDED: "grew", Change.CHANGED: "changed"}
+        conflicts = [
+            f"{show(file.path)} {words[change]}"
+            for file, change in changes
+            if (change is Change.NEW and started_before)
+            or (change in (Change.APPENDED, Change.CHANGED) and with_rows[file.key])
+        ]
+        conflicts += [f"{self.manifest.inputs[key].path} is no longer an input" for key in gone]
+        if conflicts:
+            more = f" and {len(conflicts) - CONFLICTS_SHOWN} more" if len(conflicts) > CONFLICTS_SHOWN else ""
+            raise OutputError(
+                f"{self.output}: the inputs changed since this output was started "
+                f"({'; '.join(conflicts[:CONFLICTS_SHOWN])}{more}); pass --incremental to process what is new, "
+                "or --overwrite to start over"
+            )
+
+    def _drop_orphans(self) -> None:
+        """Markers of files the manifest does not know, and parts without a marker, are
+        leftovers of interrupted runs: delete them so no row can appear twice."""
+        orphans = {m.shard_id for m in self.markers.values() if m.file_key not in self.manifest.inputs}
+        if orphans:
+            log.warning("%s: removing %d parts of unknown input files", self.output, len(orphans))
+            forget(self.output, sorted(orphans))
+            self.markers = {k: m for k, m in self.markers.items() if k not in orphans}
+        unmarked = [p for p in existing_parts(self.output) if _shard_id_of(p) not in self.markers]
+        for part in unmarked:
+            part.unlink(missing_ok=True)
+        if unmarked:
+            log.info("%s: removed %d unfinished parts of an interrupted run", self.output, len(unmarked))
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def execute(self, runner: ShardRunner, on_shard: ShardCallback | None) -> RunSummary:
+        schema = output_schema([m.name for m in self.models], run_metadata(self.config, self.models, self.files))
+        self.summary.write(self.output)  # outcome "running": an old summary must not look current
+        try:
+            self._check_bad_rows(None)
+            with contextlib.closing(runner(self.pending_shards(), schema)) as processed:
+                for item in processed:
+                    if isinstance(item, FileRead):  # every shard of that file is committed now
+                        self._counts(item.file).state = "done"
+                        continue
+                    self.commit(*item, on_shard)
+        except KeyboardInterrupt:
+            self.end(ExitCode.INTERRUPTED, "interrupted")
+            raise
+        except BatchembedError as error:
+            self.end(error.exit_code, f"stopped: {error}")
+            raise
+        except BaseException:
+            self.end(ExitCode.INTERNAL_ERROR, "crashed")
+            raise
+        if self.summary.errors:
+            self.end(ExitCode.INPUT_ERROR, "finished with input errors")
+        elif self.new_bad_rows:
+            self.end(ExitCode.BAD_ROWS, "finished with bad rows")
+        else:
+            self.end(ExitCode.OK, "finished")
+        return self.summary
+
+    def pending_shards(self) -> Iterator[InputShard | FileRead]:
+        """Every shard not yet done, file by file, each file closed by a FileRead; a file that
+        cannot be read is reported and skipped. Runs in the prefetch thread: it records
+        skips and errors, and leaves completion to the consumer."""
+        by_file: dict[str, list[DoneMarker]] = {}
+        for marker in sorted(self.markers.values(), key=lambda m: m.index):
+            by_file.setdefault(marker.file_key, []).append(marker)
+        for file in self.files:
+            counts = self._counts(file)
+            done = by_file.get(file.key, [])
+            if self._complete(file, done):
+                self.summary.shards_skipped += len(done)
+                counts.state = "done"
+                continue
+            try:
+                for shard in read_shards(file, self.config.columns, self.config.shard_rows):
+                    known = self.markers.get(shard.shard_id)
+                    if known is not None and known.matches(shard):
+                        self.summary.shards_skipped += 1
+                        continue
+                    yield shard
+            except InputError as error:
+                self.fail(file, error)
+                continue
+            yield FileRead(file)
+
+    def _complete(self, file: InputFile, done: list[DoneMarker]) -> bool:
+        """True if the markers cover the whole file as it is now: no need to read it at all."""
+        rows = self.config.shard_rows
+        if not done or not done[-1].last or done[-1].extent != file.extent:
+            return False
+        return all(
+            m.index == i and m.first_row == i * rows + 1 and (m.last or m.pairs == rows) for i, m in enumerate(done)
+        )
+
+    def commit(self, shard: InputShard, result: ShardResult, on_shard: ShardCallback | None) -> None:
+        """Part first, marker second: a part without a marker is redone, never trusted."""
+        write_part(self.output, shard.shard_id, result.table)
+        marker = write_marker(self.output, shard, result.table.num_rows, result.status_counts, self.manifest.runs)
+        replaced = self.markers.get(shard.shard_id)
+        if replaced is not None and replaced.run > self.manifest.finished_run:
+            self.new_bad_rows -= replaced.bad_rows
+        self.markers[shard.shard_id] = marker
+        self.new_bad_rows += marker.bad_rows
+        self.summary.shards_written += 1
+        self.summary.pairs_this_run += result.pairs
+        self.summary.rows_this_run += result.table.num_rows
+        self.summary.subword_tokens += result.subword_tokens
+        if on_shard is not None:
+            on_shard(result)
+        self._check_bad_rows(shard)
+
+    def _check_bad_rows(self, shard: InputShard | None) -> None:
+        limit = self.config.max_bad_rows
+        if limit is not None and self.new_bad_rows > limit:
+            where = f" (last in {show(shard.file.path)})" if shard is not None else " (in shards already written)"
+            raise TooManyBadRows(
+                f"{self.new_bad_rows} bad rows exceed --max-bad-rows {limit}{where}; see the status column of "
+                f"{self.output}; finished shards are kept: a re-run with a higher limit goes on from there"
+            )
+
+    def end(self, code: ExitCode, outcome: str) -> None:
+        """Count the output from the markers, then write the manifest (on success) and the summary."""
+        summary = self.summary
+        summary.status_counts = Counter()
+        summary.pairs_read = summary.rows_written = 0
+        for marker in self.markers.values():
+            counts = summary.files.get(marker.file_key)
+            if counts is None:
+                record = self.manifest.inputs.get(marker.file_key)
+                counts = summary.files[marker.file_key] = FileCounts(
+                    record.path if record else marker.file_key, record.format if record else "?"
+                )
+            counts.pairs += marker.pairs
+            counts.rows += marker.rows
+            counts.shards += 1
+            counts.bad_rows += marker.bad_rows
+            summary.pairs_read += marker.pairs
+            summary.rows_written += marker.rows
+            summary.status_counts.update(marker.status_counts)
+        for counts in summary.files.values():
+            if counts.error is not None:
+                counts.state = "partial" if counts.shards else "failed"
+        summary.new_bad_rows = self.new_bad_rows
+        summary.finish(code, outcome)
+        try:
+            if code in (ExitCode.OK, ExitCode.BAD_ROWS):
+                self.manifest.finished_run = self.manifest.runs
+                self.manifest.save(self.output)
+            summary.write(self.output)
+        except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
+            log.error("%s", error)
+
+
+def read_output(output: str) -> pa.Table:
+    """All result parts of an output directory as one table (for tests and small results)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(output)
