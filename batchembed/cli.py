@@ -167,6 +167,15 @@ def run(
             help="Add new input files and rows appended to known ones to an existing output; redo files that changed.",
         ),
     ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed[ray]).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one).")
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option("--ray-workers", help="Ray actors (default: one per GPU, else one per node).")
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")
     ] = False,
@@ -215,8 +224,12 @@ def run(
             overwrite=overwrite,
             incremental=incremental,
         )
+        if engine not in ("local", "ray"):
+            raise UsageError(f"--engine must be local or ray, got {engine!r}")
+        if ray_workers is not None and ray_workers < 1:
+            raise UsageError(f"--ray-workers must be positive, got {ray_workers}")
         with _sigterm_interrupts():
-            summary = _run_with_progress(config, quiet)
+            summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers)
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -250,14 +263,20 @@ def _sigterm_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
 
 
-def _run_with_progress(config: RunConfig, quiet: bool) -> RunSummary:
+def _run_with_progress(
+    config: RunConfig, quiet: bool, engine: str, ray_address: str | None, ray_workers: int | None
+) -> RunSummary:
     from tqdm import tqdm
 
-    from batchembed.engines.local import run as run_local
-    from batchembed.models import load_embedders
-
-    embedders = load_embedders(config.glove, config.transformer, config.embed)
     with tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        if engine == "ray":
+            from batchembed.engines.ray import run as run_ray
+
+            return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers)
+        from batchembed.engines.local import run as run_local
+        from batchembed.models import load_embedders
+
+        embedders = load_embedders(config.glove, config.transformer, config.embed)
         return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
 
 

@@ -51,3 +51,22 @@ def test_closing_early_stops_the_producer() -> None:
     count = len(started)
     time.sleep(0.05)
     assert len(started) <= count + 1
+
+
+def test_at_most_depth_items_wait_beside_the_one_consumed() -> None:
+    """A shard is large: the producer starts item k+2 only once the consumer took item k+1."""
+    started: list[int] = []
+
+    def items():
+        for i in range(10):
+            started.append(i)
+            yield i
+
+    it = ahead(items(), depth=1)
+    assert next(it) == 0
+    time.sleep(0.1)
+    assert started == [0, 1]  # 0 consumed, 1 computed in advance, 2 not begun
+    assert next(it) == 1
+    time.sleep(0.1)
+    assert started == [0, 1, 2]
+    assert list(it) == list(range(2, 10))

@@ -39,6 +39,7 @@ from batchembed.io.reader import InputFile, InputShard, discover_all, read_shard
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_temporaries, write_part
+from batchembed.memory import release_free_memory
 from batchembed.pipeline import ShardResult
 from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
 
@@ -332,6 +333,7 @@ class _Job:
         self.summary.subword_tokens += result.subword_tokens
         if on_shard is not None:
             on_shard(result)
+        release_free_memory()  # memory stays flat however many shards follow
         self._check_bad_rows(shard)
 
     def _check_bad_rows(self, shard: InputShard | None) -> None:
