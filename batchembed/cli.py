@@ -16,6 +16,7 @@ import typer
 
 from batchembed.config import (
     DEFAULT_GLOVE,
+    DEFAULT_SHARD_ROWS,
     DEFAULT_TRANSFORMER,
     Columns,
     EmbedOptions,
@@ -153,7 +154,7 @@ def run(
     token_budget: TokenBudgetOpt = None,
     precision: PrecisionOpt = "fp32",
     tokenize_workers: TokenizeWorkersOpt = None,
-    shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = 10_000,
+    shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = DEFAULT_SHARD_ROWS,
     max_bad_rows: Annotated[
         int | None, typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
     ] = None,

@@ -26,9 +26,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-import batchembed
 from batchembed.config import RunConfig
-from batchembed.distances import METRICS
 from batchembed.embedders.base import Described
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
 from batchembed.io.lock import OutputLock
@@ -66,17 +64,9 @@ class ShardRunner(Protocol):
 
 
 def run_metadata(config: RunConfig, embedders: Sequence[Described], files: Sequence[InputFile]) -> dict[str, object]:
-    """How a result was made; stored in every output file (no timestamps: reruns are identical)."""
-    return {
-        "tool": "batchembed",
-        "version": batchembed.__version__,
-        "models": [e.describe() for e in embedders],
-        "metrics": list(METRICS),
-        "tokenizer": config.tokenizer,
-        "inputs": [str(f.path) for f in files],
-        "columns": vars(config.columns),
-        "shard_rows": config.shard_rows,
-    }
+    """How a result was made: the settings' fingerprint plus the inputs, stored in every
+    output file (no timestamps: reruns are identical)."""
+    return {**fingerprint(config, embedders), "inputs": [str(f.path) for f in files]}
 
 
 def _shard_id_of(part: Path) -> str:

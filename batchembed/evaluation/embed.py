@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from batchembed.config import Columns
+from batchembed.config import DEFAULT_SHARD_ROWS, Columns
 from batchembed.embedders.base import Embedder
 from batchembed.evaluation.data import LabelledSplit
 from batchembed.io.reader import InputFile, InputShard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName
 
-CHUNK_ROWS = 10_000  # pairs per pipeline shard, as `run`'s default --shard-rows
+CHUNK_ROWS = DEFAULT_SHARD_ROWS  # pairs per pipeline shard, as `run`'s default --shard-rows
 
 
 @dataclass
