@@ -269,15 +269,19 @@ def _run_with_progress(
 ) -> RunSummary:
     from tqdm import tqdm
 
-    with tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
-        if engine == "ray":
-            from batchembed.engines.ray import run as run_ray
+    def progress_bar() -> tqdm:
+        return tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
+    if engine == "ray":
+        from batchembed.engines.ray import run as run_ray
+
+        with progress_bar() as bar:  # Ray workers load the models while the bar waits
             return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers)
-        from batchembed.engines.local import run as run_local
-        from batchembed.models import load_embedders
+    from batchembed.engines.local import run as run_local
+    from batchembed.models import load_embedders
 
-        embedders = load_embedders(config.glove, config.transformer, config.embed)
+    embedders = load_embedders(config.glove, config.transformer, config.embed)  # before the bar: its rate is pairs/s
+    with progress_bar() as bar:
         return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
 
 
