@@ -89,3 +89,12 @@ def test_ray_workers_that_cannot_load_the_model_are_a_model_error(tmp_path, ray_
     )
     assert result.exit_code == 4, result.output
     assert "Ray workers could not load the models" in result.output
+
+
+def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:
+    from batchembed.engines.ray import start_workers
+    from batchembed.errors import UsageError
+
+    config = RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cuda"))
+    with pytest.raises(UsageError, match="has no GPU"):
+        start_workers(config, None, None)

@@ -123,6 +123,8 @@ def start_workers(config: RunConfig, address: str | None, workers: int | None) -
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
+    if (config.embed.device or "").startswith("cuda") and not gpus:
+        raise UsageError(f"--device {config.embed.device}: the Ray cluster has no GPU")
     wants_gpu = config.embed.device != "cpu" and gpus > 0
     count = workers or (gpus if wants_gpu else max(1, len([n for n in ray.nodes() if n.get("Alive")])))
     if wants_gpu and count > gpus:
