@@ -47,19 +47,23 @@ def test_default_models_describe_themselves(default_embedders) -> None:
     )
 
 
-def test_batched_path_equals_flair_embed_on_default_transformer(default_embedders) -> None:
+@pytest.mark.parametrize("share", [0.2, 1.0])
+def test_batched_path_equals_flair_embed_on_default_transformer(default_embedders, share: float) -> None:
+    """All tokens, and a random fifth of them (the top layer then runs only at those positions)."""
     from batchembed.tokenize import flair_tokenize
 
     bert = default_embedders[1]
+    assert bert.partial
     texts = [S1, S2, "Zorblax radiates 42 unbelievable lights!"]
     tokenized = [flair_tokenize(t) for t in texts]
     s_idx = np.concatenate([np.full(len(t), i) for i, t in enumerate(tokenized)])
     t_idx = np.concatenate([np.arange(len(t)) for t in tokenized])
-    got = bert.embed_tokens(tokenized, s_idx, t_idx)
+    keep = np.union1d(np.flatnonzero(np.random.default_rng(3).random(len(s_idx)) < share), [0])
+    got = bert.embed_tokens(tokenized, s_idx[keep], t_idx[keep])
     sentences = [Sentence(t) for t in texts]
     bert.flair.embed(sentences)
     reference = torch.cat([torch.stack([tok.get_embedding([bert.name]) for tok in s]) for s in sentences])
-    torch.testing.assert_close(got.vectors, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.vectors, reference[torch.from_numpy(keep)], rtol=1e-5, atol=1e-5)
 
 
 def test_sample_data_run(tmp_path: Path, default_embedders) -> None:
