@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CPU_TOKEN_BUDGET = 2048  # small batches keep activations in cache: 8192 ran 10-25% slower on a 2-core EPYC
+CPU_TOKEN_BUDGET = 2048  # activations stay in cache: 8192 ran 10-15% slower end to end (BENCHMARKS.md)
 CUDA_MIN_TOKEN_BUDGET = 4096
 CUDA_MAX_TOKEN_BUDGET = 1 << 18
 
