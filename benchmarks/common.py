@@ -97,6 +97,10 @@ def batchembed_cmd(inputs: Path, output: Path, options: list[str], threads: int 
     return [sys.executable, "-c", launcher, str(threads), *args]
 
 
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def read_summary(output: Path) -> dict[str, Any]:
     return json.loads((output / "_summary.json").read_text())
 

@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -30,13 +29,10 @@ from benchmarks.common import (  # noqa: E402
     machine,
     machine_markdown,
     median,
+    progress,
     read_summary,
     run_child,
 )
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def rss_at(run: ChildRun, fraction: float) -> float:

@@ -45,6 +45,7 @@ from benchmarks.common import (  # noqa: E402
     machine,
     machine_markdown,
     median,
+    progress,
     read_summary,
     run_child,
 )
@@ -299,10 +300,6 @@ class Bench:
             sys.exit(f"batchembed embedded {summary['subword_tokens']} tokens, expected {self.tokens}")
         samples.add(run, summary["seconds"])
         return output
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def interleave(repeats: int, contenders: list[tuple[Samples, Any]]) -> None:

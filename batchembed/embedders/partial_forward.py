@@ -12,8 +12,9 @@ forward, with the same numbers: the same modules (the layer's own attention in
 its cross-attention form, queries from the read positions, keys and values from
 the whole sequence) on fewer rows.
 
-Only for encoders whose layers are HF BERT layers (BERT, RoBERTa and kin, absolute
-positions); anything else runs the full forward.
+Only for transformers' BertModel with sdpa attention and absolute positions (the
+default model and bert-base-*, the case tested against flair); anything else
+runs the full forward.
 """
 
 from __future__ import annotations
@@ -27,35 +28,20 @@ if TYPE_CHECKING:
 
 
 def supports_partial(model: Any) -> bool:
-    """True for an encoder built like transformers' BertModel (checked structurally)."""
-    config = getattr(model, "config", None)
-    encoder = getattr(model, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if config is None or layers is None or not len(layers) or not hasattr(model, "embeddings"):
-        return False
-    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
-        return False
-    if getattr(config, "position_embedding_type", "absolute") != "absolute":
-        return False
-    if config._attn_implementation != "sdpa":  # the attention tested against flair here
-        return False
-    top = layers[-1]
-    attention = getattr(top, "attention", None)
+    config = model.config
     return (
-        hasattr(top, "feed_forward_chunk")
-        and attention is not None
-        and all(hasattr(attention.self, name) for name in ("query", "key", "value"))
-        and type(model).__name__ in ("BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel")
+        type(model).__name__ == "BertModel"
+        and config._attn_implementation == "sdpa"
+        and getattr(config, "position_embedding_type", "absolute") == "absolute"
+        and not config.is_decoder
     )
 
 
-def _attention_mask(model: Any, mask: torch.Tensor, dtype: torch.dtype, queries: int) -> torch.Tensor | None:
-    """The additive mask BertModel.forward builds for `queries` query positions over mask's keys."""
-    if model.config._attn_implementation == "sdpa":
-        from transformers.modeling_attn_mask_utils import _prepare_4d_attention_mask_for_sdpa
+def _attention_mask(mask: torch.Tensor, dtype: torch.dtype, queries: int) -> torch.Tensor | None:
+    """The additive mask BertModel.forward builds (sdpa) for `queries` query positions over mask's keys."""
+    from transformers.modeling_attn_mask_utils import _prepare_4d_attention_mask_for_sdpa
 
-        return _prepare_4d_attention_mask_for_sdpa(mask, dtype, tgt_len=queries)
-    return model.get_extended_attention_mask(mask, mask.shape)  # [B, 1, 1, T]: broadcasts over queries
+    return _prepare_4d_attention_mask_for_sdpa(mask, dtype, tgt_len=queries)
 
 
 def hidden_states_at(
@@ -71,12 +57,13 @@ def hidden_states_at(
     if top == 0:
         return states
     length = input_ids.shape[1]
-    full_mask = _attention_mask(model, mask, states[0].dtype, length)
+    full_mask = _attention_mask(mask, states[0].dtype, length)
     for layer in model.encoder.layer[: top - 1]:
         states.append(layer(states[-1], attention_mask=full_mask)[0])
     below = states[-1]
 
-    # the read positions of each row, left-aligned into [batch, widest] with a validity mask
+    # the read positions of each row, left-aligned into [batch, widest]; the slots past a
+    # row's count repeat position 0 and their outputs are dropped
     key = np.unique(rows.astype(np.int64) * length + positions)
     row_of, pos_of = key // length, key % length
     counts = np.bincount(row_of, minlength=input_ids.shape[0])
@@ -89,7 +76,7 @@ def hidden_states_at(
     queries = torch.gather(below, 1, query_positions.unsqueeze(-1).expand(-1, -1, below.shape[-1]))
 
     layer = model.encoder.layer[top - 1]
-    cross_mask = _attention_mask(model, mask, below.dtype, widest)
+    cross_mask = _attention_mask(mask, below.dtype, widest)
     attended = layer.attention(queries, attention_mask=cross_mask, encoder_hidden_states=below)[0]
     out = layer.feed_forward_chunk(attended)
     top_state = torch.zeros_like(below, dtype=out.dtype)

@@ -63,12 +63,6 @@ class ShardRunner(Protocol):
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]: ...
 
 
-def run_metadata(config: RunConfig, embedders: Sequence[Described], files: Sequence[InputFile]) -> dict[str, object]:
-    """How a result was made: the settings' fingerprint plus the inputs, stored in every
-    output file (no timestamps: reruns are identical)."""
-    return {**fingerprint(config, embedders), "inputs": [str(f.path) for f in files]}
-
-
 def _shard_id_of(part: Path) -> str:
     return part.name[len(PART_PREFIX) : -len(".parquet")]
 
@@ -246,7 +240,10 @@ class _Job:
     # -- the run ---------------------------------------------------------------------------
 
     def execute(self, runner: ShardRunner, on_shard: ShardCallback | None) -> RunSummary:
-        schema = output_schema([m.name for m in self.models], run_metadata(self.config, self.models, self.files))
+        # how the result was made, in every output file: the settings' fingerprint and the
+        # inputs (no timestamps: reruns are identical)
+        metadata = {**self.manifest.fingerprint, "inputs": [str(f.path) for f in self.files]}
+        schema = output_schema([m.name for m in self.models], metadata)
         self.summary.write(self.output)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)
@@ -275,8 +272,8 @@ class _Job:
 
     def pending_shards(self) -> Iterator[InputShard | FileRead]:
         """Every shard not yet done, file by file, each file closed by a FileRead; a file that
-        cannot be read is reported and skipped. Runs in the prefetch thread: it records
-        skips and errors, and leaves completion to the consumer."""
+        cannot be read is reported and skipped. The engine may run it in another thread
+        (local.py reads ahead): it records skips and errors, and leaves completion to the consumer."""
         by_file: dict[str, list[DoneMarker]] = {}
         for marker in sorted(self.markers.values(), key=lambda m: m.index):
             by_file.setdefault(marker.file_key, []).append(marker)
