@@ -130,7 +130,12 @@ def run(
     inputs: Annotated[
         list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory of Parquet parts.")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Output directory of Parquet parts: a local path or a URI (s3://, gs://, ...)."
+        ),
+    ],
     sentence1_column: Annotated[str, typer.Option(help="Column of the first sentence.")] = "sentence1",
     sentence2_column: Annotated[str, typer.Option(help="Column of the second sentence.")] = "sentence2",
     id_column: Annotated[str, typer.Option(help="Column of the pair id (optional in the input).")] = "id",
@@ -403,9 +408,13 @@ def evaluate(
 
 @app.command()
 def report(
-    output: Annotated[Path, typer.Argument(help="A result directory written by `batchembed run`.", show_default=False)],
+    output: Annotated[
+        str,
+        typer.Argument(help="A result directory written by `batchembed run` (path or URI).", show_default=False),
+    ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for report.html and the PNG plots. Default: OUTPUT/_report.")
+        Path | None,
+        typer.Option("--out", help="Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report."),
     ] = None,
     verbose: VerboseOpt = False,
 ) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pyarrow as pa
 
 from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema
+from batchembed.io.storage import locate
 from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
@@ -25,7 +25,7 @@ def compare_sentences(
     """One output row per shared word (or per occurrence pair of `word`)."""
     mode = TargetMode.WORD if word else TargetMode.SHARED
     shard = InputShard(
-        file=InputFile(Path("<command line>"), "args"),
+        file=InputFile(locate("<command line>"), "args"),
         index=0,
         first_row=1,
         mode=mode,

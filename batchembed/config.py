@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from batchembed.errors import UsageError
@@ -105,7 +104,7 @@ class EmbedOptions:
 @dataclass(frozen=True)
 class RunConfig:
     inputs: tuple[str, ...]
-    output: Path
+    output: str  # a local path or a URI (io/storage.py)
     columns: Columns = field(default_factory=Columns)
     tokenizer: TokenizerName = "flair"
     glove: GloveSpec | None = field(default_factory=GloveSpec)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from matplotlib.figure import Figure
 
-REPORT_DIR = "_report"  # starts with "_": `run` and Parquet readers skip it inside a result directory
+REPORT_DIR = "report"  # in <output>.batchembed/ for a local output
 PAGE = "report.html"
 TOP_WORDS = 20  # bars in the word-variation chart
 LABELLED_POINTS = 10  # words named in the scatter plot
@@ -37,11 +37,11 @@ DPI = 100
 class Result:
     """The columns of a result directory the plots need, and how it was made."""
 
-    path: Path
+    path: str  # the output directory as given: a local path or a URI
     table: pa.Table  # word_1, word_2, status and every distance column
     models: list[str]  # column prefixes, in output order
     metadata: dict[str, Any]
-    summary: dict[str, Any]  # _summary.json, when present
+    summary: dict[str, Any]  # <output>.batchembed/summary.json, when present
 
     def kind(self, model: str) -> str:
         for described in self.metadata.get("models", []):
@@ -61,32 +61,46 @@ class Result:
         return next((m for m in self.models if self.kind(m) == "transformer"), self.models[-1])
 
 
-def read_result(output: Path) -> Result:
-    """Only the needed columns of every part; the schema and metadata from the first part."""
+def read_result(output: str) -> Result:
+    """Only the needed columns of every part; the schema and metadata from the first part.
+    `output` is a local path or a URI (io/storage.py)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from batchembed.io.layout import OutputLayout
     from batchembed.io.schema import read_metadata
-    from batchembed.io.writer import existing_parts
-    from batchembed.summary import SUMMARY_FILE
+    from batchembed.io.storage import locate
 
-    parts = existing_parts(output)
+    layout = OutputLayout.of(locate(str(output)))
+    parts = [layout.part(shard) for shard in sorted(layout.parts())]
     if not parts:
         raise InputError(f"{output}: no result parts (part-*.parquet); write them with `batchembed run -o {output}`")
+    fs = layout.data.fs
     try:
-        schema = pq.read_schema(parts[0])
+        schema = pq.read_schema(parts[0].path, filesystem=fs)
         models = [n[: -len("_euclidean")] for n in schema.names if n.endswith("_euclidean")]
         models = [m for m in models if all(f"{m}_{metric}" in schema.names for metric in METRICS)]
         columns = ["word_1", "word_2", "status", *(f"{m}_{metric}" for m in models for metric in METRICS)]
         missing = [c for c in columns[:3] if c not in schema.names]
         if missing or not models:
             raise InputError(f"{parts[0]}: not a batchembed result (no {missing[0] if missing else 'distance'} column)")
-        table = pa.concat_tables(pq.read_table(part, columns=columns) for part in parts)
+        table = pa.concat_tables(pq.read_table(part.path, columns=columns, filesystem=fs) for part in parts)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{output}: cannot read the result parts: {exc}") from exc
-    summary_path = output / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    return Result(output, table, models, read_metadata(schema), summary)
+    summary = json.loads(layout.summary.read_text()) if layout.summary.is_file() else {}
+    return Result(str(output), table, models, read_metadata(schema), summary)
+
+
+def default_report_dir(output: str) -> Path:
+    """Beside the bookkeeping of a local output (never inside the output, which holds only parts);
+    in the current directory for an output on object storage."""
+    from batchembed.io.layout import OutputLayout
+    from batchembed.io.storage import locate
+
+    layout = OutputLayout.of(locate(str(output)))
+    if layout.state.is_local:
+        return Path(layout.state.path) / REPORT_DIR
+    return Path(f"{layout.data.name}-{REPORT_DIR}")
 
 
 def _values(table: pa.Table, column: str) -> np.ndarray:
@@ -327,10 +341,10 @@ def render_page(result: Result, images: Sequence[tuple[str, str, str, bytes]]) -
 """
 
 
-def write_report(output: Path, out: Path | None = None) -> Path:
-    """Write report.html and one PNG per plot into `out` (default OUTPUT/_report); return the page."""
+def write_report(output: str, out: Path | None = None) -> Path:
+    """Write report.html and one PNG per plot into `out` (default: see default_report_dir); return the page."""
     result = read_result(output)
-    folder = out if out is not None else output / REPORT_DIR
+    folder = out if out is not None else default_report_dir(output)
     images = []
     for name, title, plot, caption in PLOTS:
         images.append((name, title, caption, _png(plot(result))))

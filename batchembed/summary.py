@@ -1,4 +1,4 @@
-"""What a run did, counted: printed as the final line and written as `_summary.json`.
+"""What a run did, counted: printed as the final line and written as `<output>.batchembed/summary.json`.
 
 Counts of pairs, rows and statuses describe the whole output directory (shards
 written by this run and by earlier runs it resumed), so that `pairs_read` is
@@ -14,13 +14,13 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchembed import status
 from batchembed.errors import ExitCode
 
-SUMMARY_FILE = "_summary.json"
+if TYPE_CHECKING:
+    from batchembed.io.layout import OutputLayout
 
 
 def now() -> str:
@@ -120,9 +120,5 @@ class RunSummary:
             "tokens_per_second": round(self.tokens_per_second, 1),
         }
 
-    def write(self, output: Path) -> Path:
-        from batchembed.io.writer import write_text_atomic
-
-        path = output / SUMMARY_FILE
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+    def write(self, layout: OutputLayout) -> None:
+        layout.summary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", layout.temporary_dir())

@@ -174,3 +174,8 @@ class FakeEmbedder:
 @pytest.fixture
 def fake_embedders() -> list[FakeEmbedder]:
     return [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx", contextual=True)]
+
+
+def state_dir(out: Path) -> Path:
+    """The bookkeeping directory beside an output directory (io/layout.py)."""
+    return out.with_name(out.name + ".batchembed")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from conftest import state_dir
 from typer.testing import CliRunner
 
 from batchembed.cli import app
@@ -39,7 +40,7 @@ def test_run_writes_parquet_and_summary(tmp_path: Path, tiny_models: list[str]) 
 
     table = pq.read_table(tmp_path / "out")
     assert table.column("word_1").to_pylist() == ["light"]
-    assert (tmp_path / "out" / "_summary.json").exists()
+    assert (state_dir(tmp_path / "out") / "summary.json").exists()
 
 
 def test_missing_input_file(tmp_path: Path, tiny_models: list[str]) -> None:

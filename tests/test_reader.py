@@ -14,9 +14,10 @@ import pytest
 from batchembed.config import Columns
 from batchembed.errors import InputError
 from batchembed.io import reader
+from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputFile, discover, discover_all, read_shards, safe_name
 from batchembed.io.sources import MALFORMED
-from batchembed.io.writer import part_path
+from batchembed.io.storage import locate
 
 
 def shards_of(path: Path, rows: int = 5, columns: Columns | None = None, extent: int | None = None) -> list:
@@ -204,7 +205,7 @@ def test_discover_reports_bad_specs_and_keeps_the_good(tmp_path: Path) -> None:
     good = write(tmp_path / "good.csv", csv_lines(1))
     write(tmp_path / "notes.json", b"{}")
     files, errors = discover_all([str(good), str(tmp_path / "missing.csv"), str(tmp_path / "notes.json")])
-    assert [f.path for f in files] == [good]
+    assert [Path(f.path) for f in files] == [good]
     assert [str(e) for e in errors] == [
         f"{tmp_path / 'missing.csv'}: no such file or directory",
         f"{tmp_path / 'notes.json'}: unknown file type '.json'; use .csv, .tsv or .parquet",
@@ -222,9 +223,9 @@ def test_discover_skips_hidden_and_underscore_paths_and_the_output(tmp_path: Pat
     write(data / "_done" / "x.csv", b"")
     write(data / ".cache" / "y.csv", b"")
     write(data / "out" / "part-a-000000.parquet", b"")
-    files, errors = discover_all([str(data)], exclude=data / "out")
-    assert [f.path for f in files] == [keep] and not errors
-    files, _ = discover_all([str(data / "**" / "*.parquet")], exclude=data / "out")
+    files, errors = discover_all([str(data)], exclude=(locate(data / "out"),))
+    assert [Path(f.path) for f in files] == [keep] and not errors
+    files, _ = discover_all([str(data / "**" / "*.parquet")], exclude=(locate(data / "out"),))
     assert files == []
 
 
@@ -243,16 +244,16 @@ def test_file_names_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
 def test_keys_of_hostile_names_stay_inside_the_output(tmp_path: Path, name: str) -> None:
     key = InputFile(Path(name), "csv").key
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,47}-[0-9a-f]{8}", key), key
-    out = tmp_path / "out"
-    assert part_path(out, f"{key}-000000").parent == out
-    assert part_path(out, f"{key}-000000").name.startswith("part-")
+    out = OutputLayout.of(locate(tmp_path / "out"))
+    assert Path(out.part(f"{key}-000000")).parent == tmp_path / "out"
+    assert out.part(f"{key}-000000").name.startswith("part-")
 
 
 def test_safe_name_and_part_path_refuse_escapes(tmp_path: Path) -> None:
     assert safe_name("..") == "file" and safe_name("../../etc/passwd") == "_.._etc_passwd"
     for bad in ["../x", "a/b", ".hidden", ""]:
         with pytest.raises(ValueError):
-            part_path(tmp_path, bad)
+            OutputLayout.of(locate(tmp_path)).part(bad)
 
 
 def test_same_name_in_two_directories_gets_two_keys(tmp_path: Path) -> None:
@@ -265,4 +266,4 @@ def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
     src = write(tmp_path / "a.csv", csv_lines(2))
     (tmp_path / "link.csv").symlink_to(src)
     files, errors = discover_all([str(src), str(tmp_path / "." / "a.csv"), str(tmp_path / "link.csv")])
-    assert [f.path for f in files] == [src] and not errors
+    assert [Path(f.path) for f in files] == [src] and not errors

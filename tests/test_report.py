@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from conftest import state_dir
 from typer.testing import CliRunner
 
 from batchembed.cli import app
@@ -54,7 +55,7 @@ def result_dir(tmp_path: Path, fake_embedders: list) -> Path:
 
 def test_report_page_embeds_every_plot(result_dir: Path) -> None:
     page = write_report(result_dir)
-    assert page == result_dir / "_report" / "report.html"
+    assert page == state_dir(result_dir) / "report" / "report.html"
     text = page.read_text(encoding="utf-8")
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)">', text)
     assert [alt for _, alt in images] == [title for _, title, _, _ in PLOTS]

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, state_dir
 from typer.testing import CliRunner
 
 from batchembed.cli import app
@@ -25,7 +24,6 @@ from batchembed.config import RunConfig
 from batchembed.engines.local import run
 from batchembed.errors import ExitCode, OutputError, TooManyBadRows
 from batchembed.io import reader
-from batchembed.io.markers import DONE_DIR
 from batchembed.summary import RunSummary
 
 WORDS = [
@@ -87,10 +85,10 @@ def accounted(out: Path) -> int:
 
 def assert_clean(out: Path) -> None:
     """No temporary files; every part has its marker and every marker its part."""
-    leftovers = [p.name for d in (out, out / DONE_DIR) for p in d.iterdir() if ".tmp-" in p.name]
+    leftovers = [p.name for d in (out, state_dir(out) / "done") for p in d.iterdir() if ".tmp-" in p.name]
     assert not leftovers
     parts = {p.name[len("part-") : -len(".parquet")] for p in out.glob("part-*.parquet")}
-    marked = {p.stem for p in (out / DONE_DIR).glob("*.json")}
+    marked = {p.stem for p in (state_dir(out) / "done").glob("*.json")}
     assert parts == marked
 
 
@@ -107,7 +105,7 @@ def test_rerun_of_a_finished_job_does_nothing(tmp_path: Path) -> None:
     assert again.nothing_to_do and again.line().startswith("nothing to do: all 5 shards were already done")
     assert (again.pairs_read, again.rows_written) == (first.pairs_read, first.rows_written)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("part-*")} == stamps
-    saved = json.loads((tmp_path / "out" / "_summary.json").read_text())
+    saved = json.loads((state_dir(tmp_path / "out") / "summary.json").read_text())
     assert saved["shards_skipped"] == 5 and saved["exit_code"] == 0 and saved["run"] == 2
 
 
@@ -141,8 +139,27 @@ def test_device_and_token_budget_are_not_settings(tmp_path: Path) -> None:
 def test_foreign_parts_without_a_manifest_are_refused(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     pq.write_table(pa.table({"x": [1]}), tmp_path / "out" / "part-0.parquet")
-    with pytest.raises(OutputError, match="1 result parts without a batchembed manifest; pass --overwrite"):
+    with pytest.raises(OutputError, match=r"did not write \(part-0.parquet\); move them away"):
         engine([write_pairs(tmp_path / "a.csv", 3)], tmp_path / "out")
+    with pytest.raises(OutputError, match=r"did not write \(part-0.parquet\)"):
+        engine([write_pairs(tmp_path / "a.csv", 3)], tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "part-0.parquet").is_file()
+
+
+@pytest.mark.parametrize("name", ["part-mydata.parquet", "part-gone-deadbeef-000000.parquet", "part-a-1.parquet"])
+def test_overwrite_and_resume_never_delete_files_batchembed_did_not_write(tmp_path: Path, name: str) -> None:
+    src = write_pairs(tmp_path / "a.csv", 12)
+    out = tmp_path / "out"
+    engine([src], out)
+    mine = out / name
+    pq.write_table(pa.table({"x": [1]}), mine)
+    mine_bytes = mine.read_bytes()
+    for kwargs in ({}, {"overwrite": True}):
+        with pytest.raises(OutputError, match=f"holds Parquet parts that batchembed did not write \\({name}\\)"):
+            engine([src], out, **kwargs)
+        assert mine.read_bytes() == mine_bytes
+    mine.unlink()
+    assert engine([src], out, overwrite=True).exit_code == 0
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_and_redone(tmp_path: Path) -> None:
@@ -151,12 +168,11 @@ def test_leftovers_of_a_killed_run_are_cleaned_and_redone(tmp_path: Path) -> Non
     out = tmp_path / "out"
     engine([src], out)
     # a run killed between renaming parts into place and marking them done, and mid-write
-    markers = sorted((out / DONE_DIR).glob("*.json"))
+    markers = sorted((state_dir(out) / "done").glob("*.json"))
     for marker in markers[1:3]:
         marker.unlink()
     (out / ".part-x.parquet.tmp-999").write_bytes(b"half")
-    (out / DONE_DIR / ".a-000001.json.tmp-999").write_bytes(b"{")
-    shutil.copy(next(out.glob("part-*")), out / "part-gone-deadbeef-000000.parquet")
+    (state_dir(out) / "done" / ".a-000001.json.tmp-999").write_bytes(b"{")
     summary = engine([src], out)
     assert (summary.shards_written, summary.shards_skipped) == (2, 3)
     assert output_rows(out) == output_rows(tmp_path / "fresh")
@@ -180,7 +196,7 @@ def test_interrupted_run_resumes_to_the_same_rows_with_real_models(tmp_path: Pat
         config = RunConfig(inputs=(str(src),), output=out, shard_rows=5, tokenizer="whitespace")
         with pytest.raises(KeyboardInterrupt):
             run(config, tiny_embedders, on_shard=stop_after)
-        saved = json.loads((out / "_summary.json").read_text())
+        saved = json.loads((state_dir(out) / "summary.json").read_text())
         assert (saved["exit_code"], saved["outcome"]) == (130, "interrupted")
     summary = engine([src], out, tiny_embedders)
     assert summary.shards_skipped == 5 and summary.shards_written == 1  # of 6 shards, 1 + 2 + 2 were done
@@ -292,7 +308,7 @@ def test_max_bad_rows_keeps_finished_shards_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(TooManyBadRows, match="2 bad rows exceed --max-bad-rows 1"):
         engine([src], out, max_bad_rows=1)
-    saved = json.loads((out / "_summary.json").read_text())
+    saved = json.loads((state_dir(out) / "summary.json").read_text())
     assert (saved["exit_code"], saved["shards_written"], saved["new_bad_rows"]) == (7, 3, 2)
     assert_clean(out)
     # the same limit stops again before doing anything: the stopped run did not finish
@@ -413,7 +429,7 @@ def test_output_inside_an_input_directory(tmp_path: Path) -> None:
 def test_summary_json_describes_the_run(tmp_path: Path) -> None:
     a, b = write_pairs(tmp_path / "a.csv", 7, bad_every=3), write_pairs(tmp_path / "b.csv", 2)
     engine([a, b], tmp_path / "out")
-    saved = json.loads((tmp_path / "out" / "_summary.json").read_text())
+    saved = json.loads((state_dir(tmp_path / "out") / "summary.json").read_text())
     assert saved["exit_code"] == 6 and saved["outcome"] == "finished with bad rows"
     assert saved["inputs"] == [str(a), str(b)] and saved["errors"] == []
     assert saved["started"] <= saved["finished"] and saved["run"] == 1
@@ -432,7 +448,7 @@ KILLS = 10  # SIGKILLs that land on a running process, then one SIGTERM; each co
 
 def _markers(out: Path) -> int:
     try:
-        return sum(1 for name in os.listdir(out / DONE_DIR) if name.endswith(".json"))
+        return sum(1 for name in os.listdir(state_dir(out) / "done") if name.endswith(".json"))
     except FileNotFoundError:
         return 0
 
@@ -491,15 +507,61 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, tiny_glove_file: 
     if proc.returncode != 6:  # 6: it finished in the instant before the signal
         assert proc.returncode == 130, stderr
         assert "Interrupted: finished shards are kept" in stderr
-        assert json.loads((out / "_summary.json").read_text())["outcome"] == "interrupted"
+        assert json.loads((state_dir(out) / "summary.json").read_text())["outcome"] == "interrupted"
 
     final = subprocess.run(command, capture_output=True, text=True)
     assert final.returncode == 6, final.stderr  # the bad rows of all the killed runs, reported once
     assert output_rows(out) == expected
     assert_clean(out)
-    saved = json.loads((out / "_summary.json").read_text())
+    saved = json.loads((state_dir(out) / "summary.json").read_text())
     assert saved["pairs_read"] == accounted(out) == 850
     assert saved["bad_rows"] == saved["new_bad_rows"] == 10
     again = CliRunner().invoke(app, ["run", str(data), "-o", str(out), *options[:-1]])  # without -q
     assert again.exit_code == 0 and "nothing to do: all 170 shards were already done" in again.output
-    assert json.loads((out / "_summary.json").read_text())["shards_written"] == 0
+    assert json.loads((state_dir(out) / "summary.json").read_text())["shards_written"] == 0
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_part_damaged_in_place_at_the_same_size_is_redone(tmp_path: Path, where: str) -> None:
+    src = write_pairs(tmp_path / "a.csv", 23)
+    engine([src], tmp_path / "fresh")
+    out = tmp_path / "out"
+    engine([src], out)
+    part = sorted(out.glob("part-*.parquet"))[1]
+    data = bytearray(part.read_bytes())
+    at = {"start": 8, "middle": len(data) // 2, "end": len(data) - 12}[where]
+    data[at : at + 4] = bytes(b ^ 0xFF for b in data[at : at + 4])
+    part.write_bytes(bytes(data))
+    summary = engine([src], out)
+    assert (summary.shards_written, summary.shards_skipped) == (1, 4)
+    assert output_rows(out) == output_rows(tmp_path / "fresh")
+
+
+@pytest.mark.parametrize("row", [1, 7, 23])
+def test_a_resume_never_mixes_two_versions_of_an_input(tmp_path: Path, row: int) -> None:
+    """Killed after two shards, a row edited in place at the same size with its mtime restored:
+    the content decides, so the result is a fresh run's on the edited file."""
+    src = write_pairs(tmp_path / "a.csv", 23)
+    out = tmp_path / "out"
+    seen: list = []
+
+    def stop_after_two(result) -> None:
+        seen.append(result)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    config = RunConfig(inputs=(str(src),), output=out, shard_rows=5, tokenizer="whitespace")
+    with pytest.raises(KeyboardInterrupt):
+        run(config, [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx")], on_shard=stop_after_two)
+    before = os.stat(src)
+    lines = src.read_text(encoding="utf-8").split("\n")
+    old = lines[row]
+    lines[row] = old.replace("light", "sight", 1) if "light" in old else old[::-1]
+    assert len(lines[row]) == len(old) and lines[row] != old
+    src.write_text("\n".join(lines), encoding="utf-8")
+    os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(OutputError, match="changed"):  # without --incremental the change is refused
+        engine([src], out)
+    engine([src], out, incremental=True)
+    engine([src], tmp_path / "fresh")
+    assert output_rows(out) == output_rows(tmp_path / "fresh")

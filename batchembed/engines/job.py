@@ -11,7 +11,9 @@ an uninterrupted run.
 
 How the shards get embedded is the engine's part (a ShardRunner): local.py in
 this process, ray.py on a Ray cluster. Everything here runs in one process,
-the driver, so the output directory needs to be reachable from it alone.
+the driver. Input and output may be local paths or object storage URIs
+(io/storage.py); the output directory holds only the parts, the bookkeeping
+lives beside it (io/layout.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
@@ -29,17 +30,19 @@ import pyarrow as pa
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
-from batchembed.io.lock import OutputLock
-from batchembed.io.manifest import MANIFEST_FILE, Change, Manifest, Unreadable, differences, fingerprint, inspect
+from batchembed.io.layout import OutputLayout
+from batchembed.io.lease import Held, hold
+from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
-from batchembed.io.markers import DONE_DIR, DoneMarker, forget, load_markers, write_marker
+from batchembed.io.markers import DoneMarker, forget, load_markers, marked_shards, write_marker
 from batchembed.io.reader import InputFile, InputShard, discover_all, read_shards
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
-from batchembed.io.writer import PART_PREFIX, existing_parts, remove_stray_temporaries, write_part
+from batchembed.io.storage import Location, locate
+from batchembed.io.writer import write_part
 from batchembed.memory import release_free_memory
 from batchembed.pipeline import ShardResult
-from batchembed.summary import SUMMARY_FILE, FileCounts, RunSummary
+from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +66,18 @@ class ShardRunner(Protocol):
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]: ...
 
 
-def _shard_id_of(part: Path) -> str:
-    return part.name[len(PART_PREFIX) : -len(".parquet")]
+def _file_key_of(shard_id: str) -> str:
+    return shard_id.rsplit("-", 1)[0]
 
 
-def _output_dir(output: Path) -> Path:
-    if output.exists() and not output.is_dir():
+def open_output(spec: str) -> OutputLayout:
+    """The output directory and its bookkeeping directory, created if need be."""
+    output = locate(spec)
+    if output.is_file():
         raise OutputError(f"{output}: exists and is not a directory; the output is a directory of Parquet parts")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{output}: cannot create the output directory: {exc.strerror}") from exc
-    return output
+    layout = OutputLayout.of(output)
+    layout.create()
+    return layout
 
 
 def run_job(
@@ -90,12 +93,13 @@ def run_job(
     when the output belongs to another configuration or run, KeyboardInterrupt
     as is (finished shards are kept either way).
     """
-    files, errors = discover_all(config.inputs, exclude=config.output)
+    layout = OutputLayout.of(locate(config.output))
+    files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
-    output = _output_dir(config.output)
-    with OutputLock(output):
-        job = _Job(config, models, output, config.incremental)
+    layout = open_output(config.output)
+    with hold(layout) as held:
+        job = _Job(config, models, layout, held, config.incremental)
         for error in errors:
             job.fail(None, error)
         job.prepare(files)
@@ -105,9 +109,12 @@ def run_job(
 class _Job:
     """One run's state: the markers of the output, the manifest, the summary."""
 
-    def __init__(self, config: RunConfig, models: Sequence[Described], output: Path, incremental: bool) -> None:
-        self.config, self.models, self.output, self.incremental = config, models, output, incremental
-        self.summary = RunSummary(output=str(output), incremental=incremental, inputs=list(config.inputs))
+    def __init__(
+        self, config: RunConfig, models: Sequence[Described], layout: OutputLayout, held: Held, incremental: bool
+    ) -> None:
+        self.config, self.models, self.layout, self.held, self.incremental = config, models, layout, held, incremental
+        self.output: Location = layout.data
+        self.summary = RunSummary(output=str(self.output), incremental=incremental, inputs=list(config.inputs))
         self.manifest = Manifest(fingerprint(config, models))
         self.markers: dict[str, DoneMarker] = {}
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
@@ -124,29 +131,23 @@ class _Job:
     def _counts(self, file: InputFile) -> FileCounts:
         return self.summary.files.setdefault(file.key, FileCounts(show(file.path), file.format))
 
-    def _wipe(self) -> None:
-        """--overwrite: remove what batchembed wrote here, and nothing else."""
-        done = self.output / DONE_DIR
-        forget(self.output, [m.stem for m in done.glob("*.json")] if done.is_dir() else [])
-        for part in existing_parts(self.output):
-            part.unlink()
-        for name in (MANIFEST_FILE, SUMMARY_FILE):
-            (self.output / name).unlink(missing_ok=True)
+    def _wipe(self, manifest: Manifest | None) -> None:
+        """--overwrite: remove what batchembed wrote here (marked parts, and unmarked parts of inputs
+        the manifest records), and nothing else."""
+        layout = self.layout
+        ours = [shard for shard in layout.parts() if manifest and _file_key_of(shard) in manifest.inputs]
+        forget(layout, sorted(set(marked_shards(layout)) | set(ours)))
+        layout.manifest.delete()
+        layout.summary.delete()
 
     def prepare(self, discovered: list[InputFile]) -> None:
-        output = self.output
-        remove_stray_temporaries(output)
-        remove_stray_temporaries(output / DONE_DIR)
+        layout, output = self.layout, self.output
+        layout.remove_stray_temporaries()
         if self.config.overwrite:
-            self._wipe()
-        manifest = _load_manifest(output)
+            self._wipe(_load_manifest_or_none(layout))
+        manifest = _load_manifest(layout)
         if manifest is None:
-            leftovers = len(existing_parts(output))
-            if leftovers:
-                raise OutputError(
-                    f"{output}: already holds {leftovers} result parts without a batchembed manifest; "
-                    "pass --overwrite to replace them, or choose another --output"
-                )
+            self._refuse_foreign(sorted(layout.parts()))
         elif manifest.fingerprint != self.manifest.fingerprint:
             raise OutputError(
                 f"{output}: holds results made with other settings "
@@ -156,7 +157,7 @@ class _Job:
         else:
             self.manifest = manifest
         started_before = manifest is not None
-        self.markers = load_markers(output)
+        self.markers = load_markers(layout)
         with_rows = Counter(m.file_key for m in self.markers.values())
         changes = self._inspect(discovered)
         gone = [key for key in self.manifest.inputs if key not in {f.key for f in discovered} and with_rows[key]]
@@ -165,7 +166,7 @@ class _Job:
         for file, change in changes:
             if change is Change.CHANGED and with_rows[file.key]:
                 log.warning("%s: changed since it was processed (not only appended to); redoing it", show(file.path))
-                forget(output, [m.shard_id for m in self.markers.values() if m.file_key == file.key])
+                forget(layout, [m.shard_id for m in self.markers.values() if m.file_key == file.key])
                 self.markers = {k: m for k, m in self.markers.items() if m.file_key != file.key}
             elif change is Change.APPENDED and with_rows[file.key]:
                 log.info("%s: grew since the last run; processing the new rows", show(file.path))
@@ -176,7 +177,7 @@ class _Job:
         self._drop_orphans()
         self.manifest.runs += 1
         self.summary.run = self.manifest.runs
-        self.manifest.save(output)
+        self.manifest.save(layout)
         finished = self.manifest.finished_run
         self.new_bad_rows = sum(m.bad_rows for m in self.markers.values() if m.run > finished)
 
@@ -229,13 +230,24 @@ class _Job:
         orphans = {m.shard_id for m in self.markers.values() if m.file_key not in self.manifest.inputs}
         if orphans:
             log.warning("%s: removing %d parts of unknown input files", self.output, len(orphans))
-            forget(self.output, sorted(orphans))
+            forget(self.layout, sorted(orphans))
             self.markers = {k: m for k, m in self.markers.items() if k not in orphans}
-        unmarked = [p for p in existing_parts(self.output) if _shard_id_of(p) not in self.markers]
-        for part in unmarked:
-            part.unlink(missing_ok=True)
+        unmarked = [shard for shard in self.layout.parts() if shard not in self.markers]
+        self._refuse_foreign([shard for shard in unmarked if _file_key_of(shard) not in self.manifest.inputs])
+        for shard in unmarked:
+            self.layout.part(shard).delete()
         if unmarked:
             log.info("%s: removed %d unfinished parts of an interrupted run", self.output, len(unmarked))
+
+    def _refuse_foreign(self, shards: list[str]) -> None:
+        """Parts no manifest or marker says batchembed wrote are the user's: never delete them."""
+        if shards:
+            more = f" and {len(shards) - CONFLICTS_SHOWN} more" if len(shards) > CONFLICTS_SHOWN else ""
+            names = ", ".join(self.layout.part(shard).name for shard in shards[:CONFLICTS_SHOWN])
+            raise OutputError(
+                f"{self.output}: holds Parquet parts that batchembed did not write ({names}{more}); "
+                "move them away, or choose another --output"
+            )
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -244,7 +256,7 @@ class _Job:
         # inputs (no timestamps: reruns are identical)
         metadata = {**self.manifest.fingerprint, "inputs": [str(f.path) for f in self.files]}
         schema = output_schema([m.name for m in self.models], metadata)
-        self.summary.write(self.output)  # outcome "running": an old summary must not look current
+        self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)
             with contextlib.closing(runner(self.pending_shards(), schema)) as processed:
@@ -307,8 +319,9 @@ class _Job:
 
     def commit(self, shard: InputShard, result: ShardResult, on_shard: ShardCallback | None) -> None:
         """Part first, marker second: a part without a marker is redone, never trusted."""
-        write_part(self.output, shard.shard_id, result.table)
-        marker = write_marker(self.output, shard, result.table.num_rows, result.status_counts, self.manifest.runs)
+        self.held.check()  # never write after another run took the output over
+        part = write_part(self.layout, shard.shard_id, result.table)
+        marker = write_marker(self.layout, shard, part, result.table.num_rows, result.status_counts, self.manifest.runs)
         replaced = self.markers.get(shard.shard_id)
         if replaced is not None and replaced.run > self.manifest.finished_run:
             self.new_bad_rows -= replaced.bad_rows
@@ -359,14 +372,22 @@ class _Job:
         try:
             if code in (ExitCode.OK, ExitCode.BAD_ROWS):
                 self.manifest.finished_run = self.manifest.runs
-                self.manifest.save(self.output)
-            summary.write(self.output)
+                self.manifest.save(self.layout)
+            summary.write(self.layout)
         except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
             log.error("%s", error)
+
+
+def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:
+    try:
+        return _load_manifest(layout)
+    except OutputError:  # --overwrite of an output whose manifest is damaged: only marked parts go
+        return None
 
 
 def read_output(output: str) -> pa.Table:
     """All result parts of an output directory as one table (for tests and small results)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(output)
+    location = locate(output)
+    return pq.read_table(location.path, filesystem=location.fs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from batchembed.config import DEFAULT_SHARD_ROWS, Columns
 from batchembed.embedders.base import Embedder
 from batchembed.evaluation.data import LabelledSplit
 from batchembed.io.reader import InputFile, InputShard
+from batchembed.io.storage import locate
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName
 
@@ -82,7 +82,7 @@ def _embed_group(
     sentence1 = [s for split in splits for s in split.sentence1]
     sentence2 = [s for split in splits for s in split.sentence2]
     targets = [t for split in splits for t in split.targets]
-    source = InputFile(Path("<evaluate>"), "labelled")
+    source = InputFile(locate("<evaluate>"), "labelled")
     tables = []
     for index, start in enumerate(range(0, len(targets), CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, len(targets))

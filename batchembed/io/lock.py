@@ -1,4 +1,4 @@
-"""One run per output directory: an exclusive flock on `<output>/_lock`.
+"""One run per output directory on a local disk: an exclusive flock on `<output>.batchembed/lock`.
 
 flock is released by the kernel when its holder dies, kill -9 included, so a
 lock left by a killed run is never stale: the next run simply gets it. The
@@ -16,14 +16,11 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path
 from types import TracebackType
 
 from batchembed.errors import OutputError
 
 log = logging.getLogger(__name__)
-
-LOCK_FILE = "_lock"
 
 
 def _holder(fd: int) -> dict[str, object]:
@@ -50,8 +47,8 @@ def _alive(pid: object) -> bool:
 class OutputLock:
     """Context manager holding the output's lock; raises OutputError if another run has it."""
 
-    def __init__(self, output: Path) -> None:
-        self.path = output / LOCK_FILE
+    def __init__(self, path: str, output: str) -> None:
+        self.path, self.output = path, output
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -68,7 +65,7 @@ class OutputLock:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise OutputError(
-                    f"{self.path.parent}: another batchembed run is writing here (pid {holder.get('pid', '?')} "
+                    f"{self.output}: another batchembed run is writing here (pid {holder.get('pid', '?')} "
                     f"on {holder.get('host', '?')}, started {holder.get('started', '?')}); "
                     "wait for it to finish or stop it"
                 ) from None
@@ -93,6 +90,9 @@ class OutputLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
+
+    def check(self) -> None:
+        """The flock cannot be lost while the process lives: nothing to check."""
 
     def __enter__(self) -> OutputLock:
         self.acquire()

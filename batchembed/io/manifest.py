@@ -5,32 +5,37 @@ The fingerprint holds everything that changes results: tool version, each
 model's describe(), metrics, tokenizer, columns, shard size. Token budget and
 device are left out on purpose: they change batching and speed, not results
 (beyond fp tolerance). Each input file is recorded with size, mtime and a
-SHA-256 of its bytes, which tells an unchanged file (same size and mtime, or
-same hash after a `touch`) from one that grew by appended bytes (its old bytes
-hash the same) and from one that changed.
+SHA-256 of its bytes, which tells an unchanged file from one that grew by
+appended bytes (its old bytes hash the same) and from one that changed.
+
+Content decides where a client can fake the rest: on a local disk the mtime can
+be set back (`touch -d`), so every run hashes local inputs (it costs little next
+to embedding: BENCHMARKS.md). On object storage the store itself stamps the
+modification time on every write and no client can set it, so there the same
+size and mtime identify the same object, and the driver reads no input byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 import batchembed
 from batchembed.config import RunConfig
 from batchembed.distances import METRICS
 from batchembed.embedders.base import Described
 from batchembed.errors import InputError, OutputError
+from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import reason, show
-from batchembed.io.writer import write_text_atomic
+from batchembed.io.storage import Location
 
-MANIFEST_FILE = "_manifest.json"
 MANIFEST_FORMAT = 1
 HASH_BLOCK = 1 << 20
 
@@ -75,12 +80,12 @@ class Change(str, Enum):
     CHANGED = "changed"  # anything else: shorter, or recorded bytes differ
 
 
-def _hashes(path: Path, prefix: int | None, size: int) -> tuple[str | None, str]:
+def _hashes(path: Location, prefix: int | None, size: int) -> tuple[str | None, str]:
     """SHA-256 of the first `prefix` bytes (if given) and of the first `size` bytes, in one pass."""
     whole = hashlib.sha256()
     head: str | None = None
     done = 0
-    with open(path, "rb") as handle:
+    with path.open_stream() as handle:
         while done < size:
             if prefix is not None and head is None and done == prefix:
                 head = whole.hexdigest()
@@ -96,19 +101,27 @@ def _hashes(path: Path, prefix: int | None, size: int) -> tuple[str | None, str]
 
 
 def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputRecord]:
-    """Compare a file with its record; read it only when size or mtime says it may differ."""
+    """Compare a file with its record (see the module's note on what proves it unchanged)."""
     try:
-        info = os.stat(file.path)
-    except OSError as exc:
+        info = file.path.info()
+        if info.size is None:
+            raise FileNotFoundError(f"{file.path}: no such file")
+    except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{show(file.path)}: cannot stat: {reason(exc)}") from exc
-    record = InputRecord(str(file.path), file.format, info.st_size, info.st_mtime_ns, None)
-    if old is not None and (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) and old.sha256:
+    mtime_ns = int(info.mtime_ns or 0)
+    record = InputRecord(str(file.path), file.format, int(info.size), mtime_ns, None)
+    if (
+        old is not None
+        and old.sha256
+        and not file.path.is_local
+        and (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns)
+    ):
         record.sha256 = old.sha256
         return Change.SAME, record
     prefix = old.bytes if old is not None and old.sha256 and old.bytes <= record.bytes else None
     try:
         head, record.sha256 = _hashes(file.path, prefix, record.bytes)
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         # keep the stat, so fixing the permissions (which leaves size and mtime alone) resumes
         raise Unreadable(record, f"{show(file.path)}: cannot read: {reason(exc)}; check its permissions") from exc
     if old is None:
@@ -145,20 +158,22 @@ class Manifest:
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
-    def save(self, output: Path) -> None:
-        write_text_atomic(output / MANIFEST_FILE, self.to_json())
+    def save(self, layout: OutputLayout) -> None:
+        layout.manifest.write_text(self.to_json(), layout.temporary_dir())
 
 
-def load_manifest(output: Path) -> Manifest | None:
-    path = output / MANIFEST_FILE
+def load_manifest(layout: OutputLayout) -> Manifest | None:
+    path = layout.manifest
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, expected an object")
         if data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
         inputs = {key: InputRecord(**record) for key, record in data["inputs"].items()}
         return Manifest(data["fingerprint"], inputs, int(data["runs"]), int(data["finished_run"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError) as exc:
         why = reason(exc)
         raise OutputError(f"{path}: unreadable manifest ({why}); pass --overwrite to start this output over") from exc

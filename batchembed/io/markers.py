@@ -1,28 +1,29 @@
-"""Done markers: `_done/<shard id>.json`, written only after the shard's part is in place.
+"""Done markers: `<output>.batchembed/done/<shard id>.json`, written only after the shard's part.
 
-A part without a marker is unfinished (the run died between the two renames)
-and is redone; a marker says how the shard was made, so a re-run can tell
+A part without a marker is unfinished (the run died between the two writes)
+and is redone. A marker records how the shard was made, so a re-run can tell
 whether the shard it is about to read is the same one (same first row, same
 number of pairs, same "last shard of the file", same file size for a last
-shard) and can count the output without opening a single part.
+shard) and can count the output without opening a single part; and it records
+the part's size and SHA-256, so a re-run vouches only for a part it has checked
+byte for byte: a part damaged in place, even at the same size, is redone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from batchembed import status
+from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
-from batchembed.io.writer import fsync_dir, part_path, write_text_atomic
+from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)
-
-DONE_DIR = "_done"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class DoneMarker:
     rows: int  # output rows in its part
     last: bool  # the file's last shard when it was read
     extent: int | None  # bytes of the input file the run read (its recorded size)
-    part_bytes: int  # size of the part file, checked before the marker is trusted
+    part_bytes: int  # size of the part file
+    part_sha256: str  # its SHA-256: checked before the marker is trusted
     run: int  # number of the run that wrote it (see manifest.py)
     status_counts: dict[str, int] = field(default_factory=dict)
 
@@ -45,23 +47,18 @@ class DoneMarker:
 
     def matches(self, shard: InputShard) -> bool:
         """True if `shard`, as read now, is the shard this marker records as done."""
-        same = (self.index, self.first_row, self.pairs, self.last) == (
-            shard.index,
-            shard.first_row,
-            len(shard),
-            shard.last,
-        )
+        return self.matches_extent(shard.index, shard.first_row, len(shard), shard.last, shard.file.extent)
+
+    def matches_extent(self, index: int, first_row: int, pairs: int, last: bool, extent: int | None) -> bool:
+        same = (self.index, self.first_row, self.pairs, self.last) == (index, first_row, pairs, last)
         # a last shard may have been cut short by the end of the file: it is only the same
         # shard if the file still ends where it did (a grown file gets its tail redone)
-        return same and (not self.last or self.extent == shard.file.extent)
+        return same and (not self.last or self.extent == extent)
 
 
-def marker_path(output: Path, shard_id: str) -> Path:
-    return output / DONE_DIR / f"{shard_id}.json"
-
-
-def write_marker(output: Path, shard: InputShard, rows: int, counts: Counter[str], run: int) -> DoneMarker:
-    part = part_path(output, shard.shard_id)
+def write_marker(
+    layout: OutputLayout, shard: InputShard, part: WrittenPart, rows: int, counts: Counter[str], run: int
+) -> DoneMarker:
     marker = DoneMarker(
         shard_id=shard.shard_id,
         file_key=shard.file.key,
@@ -71,50 +68,67 @@ def write_marker(output: Path, shard: InputShard, rows: int, counts: Counter[str
         rows=rows,
         last=shard.last,
         extent=shard.file.extent,
-        part_bytes=part.stat().st_size,
+        part_bytes=part.bytes,
+        part_sha256=part.sha256,
         run=run,
         status_counts=dict(sorted(counts.items())),
     )
-    (output / DONE_DIR).mkdir(exist_ok=True)
-    write_text_atomic(marker_path(output, shard.shard_id), json.dumps(asdict(marker), sort_keys=True) + "\n")
+    text = json.dumps(asdict(marker), sort_keys=True) + "\n"
+    layout.marker(shard.shard_id).write_text(text, layout.temporary_dir())
     return marker
 
 
-def _parse(path: Path) -> DoneMarker | None:
+def _parse(layout: OutputLayout, shard_id: str) -> DoneMarker | None:
+    where = layout.marker(shard_id)
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(where.read_text())
         marker = DoneMarker(**data)
     except (OSError, ValueError, TypeError) as exc:
-        log.warning("%s: unreadable done marker (%s); its shard will be redone", path, exc)
+        log.warning("%s: unreadable done marker (%s); its shard will be redone", where, exc)
         return None
-    return marker if marker.shard_id == path.stem else None
+    return marker if marker.shard_id == shard_id else None
 
 
-def load_markers(output: Path) -> dict[str, DoneMarker]:
-    """Markers whose part is present with the recorded size. Any other marker is removed,
-    so its shard counts as unfinished."""
-    directory = output / DONE_DIR
+def _verified(layout: OutputLayout, marker: DoneMarker) -> bool:
+    try:
+        data = layout.part(marker.shard_id).read_bytes()
+    except OSError:
+        return False
+    return len(data) == marker.part_bytes and hashlib.sha256(data).hexdigest() == marker.part_sha256
+
+
+def load_markers(layout: OutputLayout) -> dict[str, DoneMarker]:
+    """Markers whose part is present with the recorded size and SHA-256. Any other marker is
+    removed, so its shard counts as unfinished and is redone."""
     markers: dict[str, DoneMarker] = {}
-    if not directory.is_dir():
-        return markers
-    for path in sorted(directory.glob("*.json")):
-        marker = _parse(path)
-        part = part_path(output, marker.shard_id) if marker else None
-        if marker is None or part is None or not part.is_file() or part.stat().st_size != marker.part_bytes:
+    parts = layout.parts()
+    for info in layout.done.files(recursive=False):
+        name = info.path.rsplit("/", 1)[-1]
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        shard_id = name[: -len(".json")]
+        marker = _parse(layout, shard_id)
+        if marker is None or parts.get(shard_id) != marker.part_bytes or not _verified(layout, marker):
             if marker is not None:
-                log.warning("%s: part missing or changed since it was marked done; the shard will be redone", part)
-            path.unlink(missing_ok=True)
+                log.warning("%s: part missing or changed since it was marked done; redoing it", layout.part(shard_id))
+            layout.marker(shard_id).delete()
             continue
         markers[marker.shard_id] = marker
     return markers
 
 
-def forget(output: Path, shard_ids: list[str]) -> None:
+def marked_shards(layout: OutputLayout) -> list[str]:
+    return [
+        info.path.rsplit("/", 1)[-1][: -len(".json")]
+        for info in layout.done.files(recursive=False)
+        if info.path.endswith(".json") and not info.path.rsplit("/", 1)[-1].startswith(".")
+    ]
+
+
+def forget(layout: OutputLayout, shard_ids: list[str]) -> None:
     """Unmark shards and delete their parts: marker first, so a crash in between leaves an
     unmarked part, which the next run deletes."""
     for shard_id in shard_ids:
-        marker_path(output, shard_id).unlink(missing_ok=True)
-    fsync_dir(output / DONE_DIR)
+        layout.marker(shard_id).delete()
     for shard_id in shard_ids:
-        part_path(output, shard_id).unlink(missing_ok=True)
-    fsync_dir(output)
+        layout.part(shard_id).delete()

@@ -10,17 +10,20 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from pyarrow.fs import FileType
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
 from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, reason, show
+from batchembed.io.storage import Location, locate
+from batchembed.io.storage import glob as glob_files
 from batchembed.targets import TargetMode
 
 log = logging.getLogger(__name__)
@@ -39,16 +42,28 @@ def safe_name(text: str) -> str:
     return cleaned or "file"
 
 
+def identity(location: Location) -> str:
+    """What tells two names of one file apart from two files: the real path locally (symlinks and
+    `./` resolved), the filesystem and path elsewhere."""
+    if location.is_local:
+        return os.path.realpath(location.path)
+    return f"{location.kind}://{location.path}"
+
+
 @dataclass(frozen=True)
 class InputFile:
-    path: Path
+    path: Location
     format: str  # "csv" or "parquet"
     extent: int | None = None  # CSV: read only this many bytes (the size the run recorded); None: to the end
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, Location):  # a plain path or URI, for library callers
+            object.__setattr__(self, "path", locate(self.path))
+
     @property
     def key(self) -> str:
-        """A short stable id, safe as a file name: the sanitized name and a hash of the absolute path."""
-        absolute = str(self.path.resolve()).encode("utf-8", "surrogateescape")
+        """A short stable id, safe as a file name: the sanitized name and a hash of the file's identity."""
+        absolute = identity(self.path).encode("utf-8", "surrogateescape")
         return f"{safe_name(self.path.stem)}-{hashlib.sha1(absolute).hexdigest()[:8]}"
 
 
@@ -74,7 +89,7 @@ class InputShard:
         return len(self.ids)
 
 
-def _format_of(path: Path) -> str | None:
+def _format_of(path: Location) -> str | None:
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return "csv"
@@ -83,29 +98,33 @@ def _format_of(path: Path) -> str | None:
     return None
 
 
-def _inside(path: Path, directory: Path | None) -> bool:
-    """True for files in the output directory: when it lies inside an input directory, its
-    parts must not be read back as inputs."""
-    return directory is not None and path.resolve().is_relative_to(directory)
+def _inside(path: Location, excluded: tuple[Location, ...]) -> bool:
+    """True for files in the output directory or its bookkeeping: when they lie inside an input
+    directory, they must not be read back as inputs."""
+    return any(path.is_inside(directory) for directory in excluded)
 
 
-def _expand(spec: str, exclude: Path | None) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        candidates = sorted(p for p in path.rglob("*") if p.is_file())
+def _expand(spec: str, exclude: tuple[Location, ...]) -> list[Location]:
+    path = locate(spec)
+    try:
+        info = path.info()
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{show(spec)}: cannot read this location ({reason(exc)})") from exc
+    if info.type == FileType.Directory:
+        found = [path.child(i.path) for i in path.files(recursive=True)]
         # names starting with '.' or '_' are skipped at any depth (.git/, _done/, _tmp files)
-        candidates = [p for p in candidates if not any(n.startswith((".", "_")) for n in p.relative_to(path).parts)]
-        files = [p for p in candidates if _format_of(p) and not _inside(p, exclude)]
+        prefix = len(path.path.rstrip("/")) + 1
+        found = [p for p in found if not any(n.startswith((".", "_")) for n in p.path[prefix:].split("/"))]
+        files = [p for p in found if _format_of(p) and not _inside(p, exclude)]
         if not files:
             raise InputError(f"{show(spec)}: directory holds no .csv or .parquet file")
         return files
-    if path.is_file():
+    if info.type == FileType.File:
         if _format_of(path) is None:
             raise InputError(f"{show(spec)}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet")
         return [path]
     if glob.has_magic(spec):
-        matches = (Path(p) for p in glob.glob(spec, recursive=True))
-        files = sorted(p for p in matches if _format_of(p) and p.is_file() and not _inside(p, exclude))
+        files = [p for p in glob_files(spec) if _format_of(p) and not _inside(p, exclude) and p.is_file()]
         if not files:
             raise InputError(f"{show(spec)}: no .csv or .parquet file matches this pattern")
         return files
@@ -113,16 +132,15 @@ def _expand(spec: str, exclude: Path | None) -> list[Path]:
 
 
 def discover_all(
-    specs: tuple[str, ...] | list[str], exclude: Path | None = None
+    specs: tuple[str, ...] | list[str], exclude: tuple[Location, ...] = ()
 ) -> tuple[list[InputFile], list[InputError]]:
     """Expand paths, directories (recursively) and globs into input files, and one error per
     spec or file that cannot be used, so a run can process the others."""
-    found: dict[Path, InputFile] = {}
+    found: dict[str, InputFile] = {}
     errors: list[InputError] = []
-    excluded = exclude.resolve() if exclude is not None else None
     for spec in specs:
         try:
-            files = _expand(spec, excluded)
+            files = _expand(spec, exclude)
         except InputError as error:
             errors.append(error)
             continue
@@ -133,7 +151,7 @@ def discover_all(
                 errors.append(InputError(f"{show(file)}: the file name is not valid UTF-8; rename the file"))
                 continue
             # one file named twice (a/x.csv and ./a/x.csv, a symlink) is read once: same key, same shards
-            found.setdefault(file.resolve(), InputFile(file, _format_of(file) or ""))
+            found.setdefault(identity(file), InputFile(file, _format_of(file) or ""))
     return list(found.values()), errors
 
 

@@ -93,7 +93,7 @@ class _Bounded(io.RawIOBase):
     """The first `limit` bytes of a binary file: rows appended while a run reads the file
     belong to the next run (the manifest recorded this size and hash)."""
 
-    def __init__(self, raw: io.BufferedReader, limit: int | None) -> None:
+    def __init__(self, raw: Any, limit: int | None) -> None:
         self.raw, self.left = raw, limit
 
     def readable(self) -> bool:
@@ -141,8 +141,8 @@ def _split_header(line: str, suffix: str, columns: Columns) -> tuple[str, list[s
 def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
     where = show(file.path)
     try:
-        raw = open(file.path, "rb")  # noqa: SIM115 - closed by the generator below
-    except OSError as exc:
+        raw = file.path.open_file()  # random access on every filesystem; closed by the generator below
+    except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{where}: cannot open: {reason(exc)}; check that it exists and is readable") from exc
     try:
         start = raw.read(4)
@@ -267,7 +267,7 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
 
     where = show(file.path)
     try:
-        parquet = pq.ParquetFile(file.path)
+        parquet = pq.ParquetFile(file.path.path, filesystem=file.path.fs)
         names = parquet.schema_arrow.names
     except OSError as exc:
         why = reason(exc)
