@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# a directory or glob picks up only these: a README.txt beside the data is not an input; a .txt
+# file is read (as CSV) when named explicitly, by its path or by a glob ending in .txt
+SCANNED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+KNOWN_TYPES = ".csv, .tsv, .parquet or .pq"
 KEY_STEM_CHARS = 48
 DUPLICATE_IDS_TRACKED = 200_000  # ids remembered per file for the duplicate warning (bounded memory)
 DUPLICATES_LOGGED = 3
@@ -89,25 +93,49 @@ def _inside(path: Path, directory: Path | None) -> bool:
     return directory is not None and path.resolve().is_relative_to(directory)
 
 
+def _scanned(path: Path, txt: bool) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in SCANNED_SUFFIXES or (txt and suffix == ".txt")
+
+
+def _nothing_found(spec: str, what: str, candidates: list[Path], exclude: Path | None, txt: bool) -> InputError:
+    """Why a directory or glob gave no input: the output directory's own files, .txt files
+    (never scanned), or no data file at all."""
+    if any(_scanned(p, txt) and _inside(p, exclude) for p in candidates):
+        return InputError(
+            f"{show(spec)}: {what} only files in the output directory, which are excluded because they are the "
+            "output; write the output to another directory (-o)"
+        )
+    if not txt and any(p.suffix.lower() == ".txt" for p in candidates):
+        return InputError(
+            f"{show(spec)}: {what} no {KNOWN_TYPES} file (.txt files are read as CSV only when named: "
+            "give their paths or a glob ending in .txt)"
+        )
+    return InputError(f"{show(spec)}: {what} no {KNOWN_TYPES} file")
+
+
 def _expand(spec: str, exclude: Path | None) -> list[Path]:
     path = Path(spec)
     if path.is_dir():
         candidates = sorted(p for p in path.rglob("*") if p.is_file())
         # names starting with '.' or '_' are skipped at any depth (.git/, _done/, _tmp files)
         candidates = [p for p in candidates if not any(n.startswith((".", "_")) for n in p.relative_to(path).parts)]
-        files = [p for p in candidates if _format_of(p) and not _inside(p, exclude)]
+        files = [p for p in candidates if _scanned(p, txt=False) and not _inside(p, exclude)]
         if not files:
-            raise InputError(f"{show(spec)}: directory holds no .csv or .parquet file")
+            raise _nothing_found(spec, "the directory holds", candidates, exclude, txt=False)
         return files
     if path.is_file():
         if _format_of(path) is None:
-            raise InputError(f"{show(spec)}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet")
+            raise InputError(
+                f"{show(spec)}: unknown file type {path.suffix!r}; use {KNOWN_TYPES} (or .txt, read as CSV)"
+            )
         return [path]
     if glob.has_magic(spec):
-        matches = (Path(p) for p in glob.glob(spec, recursive=True))
-        files = sorted(p for p in matches if _format_of(p) and p.is_file() and not _inside(p, exclude))
+        txt = spec.lower().endswith(".txt")
+        candidates = sorted(p for p in map(Path, glob.glob(spec, recursive=True)) if p.is_file())
+        files = [p for p in candidates if _scanned(p, txt) and not _inside(p, exclude)]
         if not files:
-            raise InputError(f"{show(spec)}: no .csv or .parquet file matches this pattern")
+            raise _nothing_found(spec, "the pattern matches", candidates, exclude, txt)
         return files
     raise InputError(f"{show(spec)}: no such file or directory")
 
