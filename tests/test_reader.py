@@ -13,7 +13,7 @@ import pytest
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
-from batchembed.io import reader
+from batchembed.io import reader, sources
 from batchembed.io.reader import InputFile, discover, discover_all, read_shards, safe_name
 from batchembed.io.sources import MALFORMED
 from batchembed.io.writer import part_path
@@ -78,24 +78,91 @@ def test_malformed_records_are_rows_and_are_logged(tmp_path: Path, caplog: pytes
     data = b'sentence1,sentence2\na,b\nc,d,e\nf\n"unterminated,g\nh,i\n'
     with caplog.at_level(logging.WARNING):
         (shard,) = shards_of(write(tmp_path / "p.csv", data))
-    assert shard.sentence1 == ["a", MALFORMED, MALFORMED, MALFORMED]
-    assert shard.sentence2 == ["b", MALFORMED, MALFORMED, MALFORMED]
-    assert shard.ids == [f"p.csv:{k}" for k in range(1, 5)]
-    assert "row 2 (ending on line 3) is malformed (3 fields, the header has 2)" in caplog.text
-    assert "row 4 (ending on line 6)" in caplog.text  # the unterminated quote runs to the end
+    assert shard.sentence1 == ["a", MALFORMED, MALFORMED, MALFORMED, "h"]
+    assert shard.sentence2 == ["b", MALFORMED, MALFORMED, MALFORMED, "i"]
+    assert shard.ids == [f"p.csv:{k}" for k in range(1, 6)]
+    assert "row 2 (line 3) is malformed (3 fields, the header has 2); written as malformed_record" in caplog.text
+    assert "row 3 (line 4) is malformed (1 field, the header has 2)" in caplog.text
+    assert "row 4 (line 5) is malformed (a quoted field is not closed by the end of the file; reading resumes" in (
+        caplog.text
+    )
+    assert "invalid_sentence" not in caplog.text
 
 
-def test_oversized_field_costs_one_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import csv
+def numbered(n: int, newline: str = "\n") -> list[str]:
+    """Data lines whose first field says which row they are."""
+    return [f"r{k},s{k}{newline}" for k in range(1, n + 1)]
 
-    previous = csv.field_size_limit()
-    monkeypatch.setattr("batchembed.io.sources.MAX_FIELD_CHARS", 20)
-    csv.field_size_limit(20)
-    try:
-        (shard,) = shards_of(write(tmp_path / "p.csv", b"sentence1,sentence2\na,b\n" + b"x" * 50 + b",c\nd,e\n"))
-    finally:
-        csv.field_size_limit(previous)
-    assert shard.sentence1 == ["a", MALFORMED, "d"]
+
+def check_true_rows(shard_list: list, lines: list[str], damaged: set[int]) -> None:
+    """One row per data line, damaged rows malformed, every other row at its own number."""
+    sentence1 = [v for s in shard_list for v in s.sentence1]
+    ids = [v for s in shard_list for v in s.ids]
+    assert len(sentence1) == len(lines)
+    for k, value in enumerate(sentence1, start=1):
+        assert ids[k - 1] == f"p.csv:{k}"
+        assert (value is MALFORMED) if k in damaged else (value == f"r{k}"), (k, value)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("where", [1, 7, 20])  # first row, mid-file, last row
+@pytest.mark.parametrize(
+    "damage",
+    [
+        '"r{k},s{k}',  # quote at the start of the first field, never closed
+        'r{k},"s{k}',  # ... of the last field
+        '"r{k}"",s{k}',  # an escaped quote keeps it open
+        '"r{k},s{k},extra',
+    ],
+)
+def test_a_runaway_quote_costs_one_row_and_row_numbers_stay_true(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, newline: str, where: int, damage: str
+) -> None:
+    lines = numbered(20, newline)
+    lines[where - 1] = damage.format(k=where) + newline
+    with caplog.at_level(logging.WARNING):
+        got = shards_of(write(tmp_path / "p.csv", ("sentence1,sentence2" + newline + "".join(lines)).encode()), 6)
+    check_true_rows(got, lines, {where})
+    assert f"row {where} (line {where + 1}) is malformed (a quoted field is not closed" in caplog.text
+
+
+def test_a_stray_quote_closed_later_costs_only_its_line(tmp_path: Path) -> None:
+    lines = numbered(12)
+    lines[2] = '"r3,s3\n'  # opens; the quote on row 9 closes it, giving 1 field over 7 lines
+    lines[8] = 'r9,"s9\n'  # opens again, runs to the end of the file
+    got = shards_of(write(tmp_path / "p.csv", ("sentence1,sentence2\n" + "".join(lines)).encode()), 5)
+    check_true_rows(got, lines, {3, 9})
+
+
+@pytest.mark.parametrize("limit", ["lines", "chars"])
+def test_a_quote_open_past_the_bounds_resyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """The bounds stop a quote long before the end of the file; the lines it held are read again."""
+    if limit == "lines":
+        monkeypatch.setattr(sources, "MAX_RECORD_LINES", 3)
+    else:
+        monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 30)
+    lines = numbered(40)
+    lines[4] = '"r5,s5\n'
+    lines[30] = 'r31,"s31\n'
+    got = shards_of(write(tmp_path / "p.csv", ("sentence1,sentence2\n" + "".join(lines)).encode()), 7)
+    check_true_rows(got, lines, {5, 31})
+
+
+def test_multiline_quoted_fields_within_the_bounds_stay_one_row(tmp_path: Path) -> None:
+    data = 'sentence1,sentence2\n"one\ntwo\r\nthree",x\nr2,"a ""quoted""\nword"\n'
+    (shard,) = shards_of(write(tmp_path / "p.csv", data.encode()))
+    assert shard.sentence1 == ["one\ntwo\r\nthree", "r2"]
+    assert shard.sentence2 == ["x", 'a "quoted"\nword']
+
+
+def test_oversized_line_costs_one_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 20)
+    lines = numbered(6)
+    lines[1] = "r2," + "x" * 100 + "\n"  # one huge line
+    lines[3] = '"r4,' + "y" * 15 + "\n"  # a quote whose second line overflows the record
+    lines[4] = "r5," + "z" * 50 + "\n"
+    got = shards_of(write(tmp_path / "p.csv", ("sentence1,sentence2\n" + "".join(lines)).encode()), 4)
+    check_true_rows(got, lines, {2, 4, 5})
 
 
 @pytest.mark.parametrize(

@@ -337,6 +337,10 @@ class _Lines:
         return first, self.line
 
 
+def _fields(count: int) -> str:
+    return "1 field" if count == 1 else f"{count} fields"
+
+
 def _csv_records(
     text: io.TextIOWrapper, delimiter: str, header: list[str], needed: list[str], columns: Columns, where: str
 ) -> Iterator[Chunk]:
@@ -362,7 +366,7 @@ def _csv_records(
             if record is not None and lines.open_at_end:
                 record, problem = None, "a quoted field is not closed by the end of the file"
             if record is not None and len(record) != len(header) and len(lines.taken) > 1:
-                problem = f"{len(record)} fields over {len(lines.taken)} lines, the header has {len(header)}"
+                problem = f"{_fields(len(record))} over {len(lines.taken)} lines, the header has {len(header)}"
                 record = None
             if record is None and len(lines.taken) > 1:
                 lines.resync()
@@ -372,7 +376,7 @@ def _csv_records(
             if record is None or len(record) != len(header):
                 malformed += 1
                 if malformed <= MALFORMED_LOGGED:
-                    found = problem or f"{len(record or [])} fields, the header has {len(header)}"
+                    found = problem or f"{_fields(len(record or []))}, the header has {len(header)}"
                     log.warning(
                         "%s: row %d (%s) is malformed (%s); written as malformed_record — "
                         "quote fields that contain the delimiter, quotes or line breaks",
