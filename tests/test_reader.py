@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import re
@@ -15,8 +16,9 @@ from batchembed.config import Columns
 from batchembed.errors import InputError
 from batchembed.io import reader, sources
 from batchembed.io.reader import InputFile, discover, discover_all, read_shards, safe_name
-from batchembed.io.sources import MALFORMED
+from batchembed.io.sources import MALFORMED, UNREADABLE
 from batchembed.io.writer import part_path
+from batchembed.targets import TargetMode
 
 
 def shards_of(path: Path, rows: int = 5, columns: Columns | None = None, extent: int | None = None) -> list:
@@ -170,7 +172,20 @@ def test_oversized_line_costs_one_row(tmp_path: Path, monkeypatch: pytest.Monkey
     [
         (b"", "empty file or empty first line"),
         (b"\n\nsentence1,sentence2\n", "empty file or empty first line"),
-        ("sentence1,sentence2\na,b\n".encode("utf-16"), "UTF-16"),
+        ("sentence1,sentence2\na,b\n".encode("utf-16"), "the file is UTF-16 (it starts with a UTF-16 byte-order mark)"),
+        ("sentence1,sentence2\na,b\n".encode("utf-32"), "the file is UTF-32 (it starts with a UTF-32 byte-order mark)"),
+        (
+            "sentence1,sentence2\na,b\n".encode("utf-16-le"),
+            "the file looks UTF-16 (no byte-order mark); save it as UTF-8",
+        ),
+        ("sentence1,sentence2\r\na,b\n".encode("utf-16-be"), "the file looks UTF-16 (no byte-order mark)"),
+        (
+            "sentence1,sentence2\na,b\n".encode("utf-32-le"),
+            "the file looks UTF-32 (no byte-order mark); save it as UTF-8",
+        ),
+        ("sentence1,sentence2\na,b\n".encode("utf-32-be"), "the file looks UTF-32 (no byte-order mark)"),
+        ("phrase_un,phrase_deux,été\na,b,c\n".encode("utf-16-le"), "the file looks UTF-16 (no byte-order mark)"),
+        (gzip.compress(b"sentence1,sentence2\na,b\n" * 9), "this is not a text file"),
         (b"text_a,text_b\na,b\n", "missing column 'sentence1' (columns: text_a, text_b)"),
         (b"sentence1,sentence2,sentence1\na,b,c\n", "column 'sentence1' appears 2 times"),
     ],
@@ -178,6 +193,76 @@ def test_oversized_line_costs_one_row(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_file_level_csv_errors(tmp_path: Path, data: bytes, message: str) -> None:
     with pytest.raises(InputError, match=re.escape(message)):
         shards_of(write(tmp_path / "p.csv", data))
+
+
+@pytest.mark.parametrize(
+    "header,columns,message",
+    [
+        ("sentence1,sentence2", Columns(word="target"), "missing column 'target' named by --word-column"),
+        (
+            "sentence1,sentence2,word",
+            Columns(start1="s1", end1="e1", start2="s2", end2="e2"),
+            "missing columns 's1', 'e1', 's2', 'e2' named by --span-columns",
+        ),
+        (
+            "sentence1,sentence2,s1,e1,s2",
+            Columns(start1="s1", end1="e1", start2="s2", end2="e2"),
+            "missing column 'e2' named by --span-columns",
+        ),
+        ("sentence1,sentence2,w1", Columns(word1="w1", word2="w2"), "missing column 'w2' named by --word-columns"),
+        ("sentence1,sentence2", Columns(index1="i", index2="j"), "missing columns 'i', 'j' named by --index-columns"),
+        # part of a mode's default columns
+        ("sentence1,sentence2,start1,end1,start2", Columns(), "has spans target columns 'start1', 'end1', 'start2' "
+         "but not 'end2' (columns: sentence1, sentence2, start1, end1, start2); add the missing column, or name the "
+         "4 columns with --span-columns"),
+        ("sentence1,sentence2,word1", Columns(), "has words target column 'word1' but not 'word2'"),
+        ("word2,sentence1,sentence2,word", Columns(), "has words target column 'word2' but not 'word1'"),
+        ("sentence1,sentence2,index2", Columns(), "has indices target column 'index2' but not 'index1'"),
+        ("sentence1,sentence2,start1,end1,start2,end2,end1", Columns(), "column 'end1' appears 2 times"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_target_columns_named_or_partial_must_exist(
+    tmp_path: Path, header: str, columns: Columns, message: str, fmt: str
+) -> None:
+    names = header.split(",")
+    if fmt == "csv":
+        path = write(tmp_path / "p.csv", (header + "\n" + ",".join("1" for _ in names) + "\n").encode())
+    elif len(set(names)) < len(names):
+        return  # Arrow tables cannot hold two columns of one name in a Parquet file we write
+    else:
+        path = tmp_path / "p.parquet"
+        pq.write_table(pa.table({n: ["1"] for n in names}), path)
+    with pytest.raises(InputError, match=re.escape(f"{path}: {message}")):
+        shards_of(path, columns=columns)
+
+
+@pytest.mark.parametrize(
+    "header,columns,mode",
+    [
+        ("sentence1,sentence2,target", Columns(word="target"), TargetMode.WORD),
+        ("sentence1,sentence2,s1,e1,s2,e2", Columns(start1="s1", end1="e1", start2="s2", end2="e2"), TargetMode.SPANS),
+        ("sentence1,sentence2,w1,w2,word", Columns(word1="w1", word2="w2"), TargetMode.WORDS),
+        ("sentence1,sentence2,word", Columns(), TargetMode.WORD),
+        ("sentence1,sentence2", Columns(), TargetMode.SHARED),
+    ],
+)
+def test_target_columns_that_exist_choose_the_mode(
+    tmp_path: Path, header: str, columns: Columns, mode: TargetMode
+) -> None:
+    path = write(tmp_path / "p.csv", (header + "\n" + ",".join("1" for _ in header.split(",")) + "\n").encode())
+    (shard,) = shards_of(path, columns=columns)
+    assert shard.mode is mode
+
+
+def test_named_columns_outranked_by_another_mode_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "p.csv", b"sentence1,sentence2,start1,end1,start2,end2,target\na,b,0,1,0,1,a\n")
+    with caplog.at_level(logging.WARNING):
+        (shard,) = shards_of(path, columns=Columns(word="target"))
+    assert shard.mode is TargetMode.SPANS
+    assert "the spans target columns take precedence over those named by --word-column; comparing spans" in (
+        caplog.text
+    )
 
 
 def test_header_only_file_has_no_shards(tmp_path: Path) -> None:
@@ -231,6 +316,70 @@ def test_truncated_parquet_is_a_file_error(tmp_path: Path, cut: int) -> None:
         shards_of(tmp_path / "p.parquet")
 
 
+def corrupt_row_groups(path: Path, groups: list[int], rows: int = 20, count: int = 5) -> None:
+    """`count` row groups of `rows` rows (sentence1 = 'r<row>'); the data pages of `groups` overwritten."""
+    n = rows * count
+    table = pa.table({"id": [f"p{k}" for k in range(1, n + 1)], "sentence1": [f"r{k}" for k in range(1, n + 1)],
+                      "sentence2": [f"the second sentence of row {k}" for k in range(1, n + 1)]})  # fmt: skip
+    pq.write_table(table, path, row_group_size=rows, compression="snappy", use_dictionary=False)
+    data = bytearray(path.read_bytes())
+    metadata = pq.ParquetFile(path).metadata
+    for group in groups:
+        column = metadata.row_group(group).column(2)  # sentence2
+        start = column.data_page_offset
+        data[start + 20 : start + column.total_compressed_size - 2] = b"\xff" * (column.total_compressed_size - 22)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("groups", [[2], [0], [4], [1, 3], [0, 1, 2, 3, 4]])
+def test_a_corrupt_row_group_costs_only_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, groups: list[int]
+) -> None:
+    path = tmp_path / "p.parquet"
+    corrupt_row_groups(path, groups)
+    with caplog.at_level(logging.WARNING):
+        got = shards_of(path, 7)
+    sentence1 = [v for s in got for v in s.sentence1]
+    ids = [v for s in got for v in s.ids]
+    assert len(sentence1) == 100 and got[-1].last
+    for k, (value, pair_id) in enumerate(zip(sentence1, ids), start=1):
+        if (k - 1) // 20 in groups:
+            assert value is UNREADABLE and pair_id == f"p.parquet:{k}"
+        else:
+            assert value == f"r{k}" and pair_id == f"p{k}"
+    for group in groups:
+        first = group * 20 + 1
+        assert (
+            f"row group {group + 1} of 5 cannot be read (" in caplog.text
+            and f"its data rows {first}-{first + 19} are written as unreadable_row_group" in caplog.text
+        )
+    assert caplog.text.count("cannot be read") == len(groups)
+
+
+def test_an_io_error_still_stops_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storage failures (an errno) are not data: the file stops, the rows before are kept, a re-run retries."""
+    path = tmp_path / "p.parquet"
+    corrupt_row_groups(path, [])
+    real = pq.ParquetFile.iter_batches
+
+    def failing(self: pq.ParquetFile, *args: object, row_groups: list[int], **kwargs: object):
+        if row_groups == [2]:
+            raise OSError(5, "Input/output error")
+        return real(self, *args, row_groups=row_groups, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", failing)
+    got = []
+    with pytest.raises(InputError, match=r"cannot read data row 41 or later \(Input/output error\)"):
+        for shard in read_shards(InputFile(path, "parquet"), Columns(), 30):
+            got.append(shard)
+    assert sum(len(s) for s in got) == 40
+
+
+def test_messages_from_exceptions_escape_control_characters() -> None:
+    assert sources.reason(ValueError("bad \x01byte\x7f in\npage \x00")) == "bad \\x01byte\\x7f in page \\x00"
+    assert sources.reason(OSError(2, "No such\x1b[31m file")) == "No such\\x1b[31m file"
+
+
 def test_nested_parquet_column_is_a_file_error(tmp_path: Path) -> None:
     pq.write_table(pa.table({"sentence1": [["a"]], "sentence2": ["b"]}), tmp_path / "p.parquet")
     with pytest.raises(InputError, match="column 'sentence1' has type list<element: string>"):
@@ -274,7 +423,7 @@ def test_discover_reports_bad_specs_and_keeps_the_good(tmp_path: Path) -> None:
     assert [f.path for f in files] == [good]
     assert [str(e) for e in errors] == [
         f"{tmp_path / 'missing.csv'}: no such file or directory",
-        f"{tmp_path / 'notes.json'}: unknown file type '.json'; use .csv, .tsv or .parquet",
+        f"{tmp_path / 'notes.json'}: unknown file type '.json'; use .csv, .tsv, .parquet or .pq (or .txt, read as CSV)",
     ]
     with pytest.raises(InputError, match="no such file"):
         discover([str(good), str(tmp_path / "missing.csv")])
@@ -293,6 +442,49 @@ def test_discover_skips_hidden_and_underscore_paths_and_the_output(tmp_path: Pat
     assert [f.path for f in files] == [keep] and not errors
     files, _ = discover_all([str(data / "**" / "*.parquet")], exclude=data / "out")
     assert files == []
+
+
+def test_txt_files_are_read_only_when_named(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    keep = write(data / "a.csv", csv_lines(1))
+    notes = write(data / "README.txt", b"Pairs collected in 2024.\n")
+    pairs = write(data / "pairs.txt", csv_lines(2))
+    files, errors = discover_all([str(data)])
+    assert [f.path for f in files] == [keep] and not errors  # the README no longer breaks the run
+    files, errors = discover_all([str(data / "*")])
+    assert [f.path for f in files] == [keep] and not errors
+    files, errors = discover_all([str(pairs), str(data / "*.txt")])
+    assert [(f.path, f.format) for f in files] == [(pairs, "csv"), (notes, "csv")] and not errors
+    (keep).unlink()
+    for spec, what in [(data, "the directory holds"), (data / "*", "the pattern matches")]:
+        _, errors = discover_all([str(spec)])
+        assert [str(e) for e in errors] == [
+            f"{spec}: {what} no .csv, .tsv, .parquet or .pq file (.txt files are read as CSV only when named: "
+            "give their paths or a glob ending in .txt)"
+        ]
+
+
+@pytest.mark.parametrize("layout", ["same", "inside", "glob"])
+def test_the_output_directory_as_input_is_named(tmp_path: Path, layout: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "a.csv", csv_lines(1))
+    spec, out = {
+        "same": (data, data),
+        "inside": (data, tmp_path),  # the input lies inside the output directory
+        "glob": (data / "*.csv", data),
+    }[layout]
+    _, errors = discover_all([str(spec)], exclude=out)
+    what = "the pattern matches" if layout == "glob" else "the directory holds"
+    assert [str(e) for e in errors] == [
+        f"{spec}: {what} only files in the output directory, which are excluded because they are the output; "
+        "write the output to another directory (-o)"
+    ]
+    _, errors = discover_all([str(tmp_path / "empty*.csv")], exclude=out)
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'empty*.csv'}: the pattern matches no .csv, .tsv, .parquet or .pq file"
+    ]
 
 
 def test_file_names_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
