@@ -356,6 +356,20 @@ def test_a_corrupt_row_group_costs_only_its_rows(
     assert caplog.text.count("cannot be read") == len(groups)
 
 
+def test_many_corrupt_row_groups_are_logged_then_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "p.parquet"
+    corrupt_row_groups(path, [0, 1, 2, 3, 4, 6, 7], count=9)
+    with caplog.at_level(logging.WARNING):
+        got = shards_of(path, 50)
+    values = [v for s in got for v in s.sentence1]
+    assert values[100:120] == [f"r{k}" for k in range(101, 121)] and values[160:] == [f"r{k}" for k in range(161, 181)]
+    assert values.count(UNREADABLE) == 140
+    assert caplog.text.count("cannot be read (") == 5
+    assert "7 row groups cannot be read in all (140 rows, first 5 logged), written as unreadable_row_group" in (
+        caplog.text
+    )
+
+
 def test_an_io_error_still_stops_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Storage failures (an errno) are not data: the file stops, the rows before are kept, a re-run retries."""
     path = tmp_path / "p.parquet"

@@ -432,6 +432,10 @@ def _decode(value: bytes) -> str | bytes:
         return value
 
 
+def _rows(first: int, last: int) -> str:
+    return f"data row {first} is" if first == last else f"data rows {first}-{last} are"
+
+
 def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
     import pyarrow.parquet as pq
 
@@ -452,7 +456,10 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
             parquet.close()
             raise InputError(f"{where}: column {name!r} has type {kind}, expected text or integers")
 
+    sentences = {columns.sentence1, columns.sentence2}
+
     def chunks() -> Iterator[Chunk]:
+        unreadable: list[tuple[int, int]] = []  # first and last data row of each group lost
         with parquet:
             first = 1  # data row number of the group's first row
             groups = parquet.metadata.num_row_groups
@@ -468,23 +475,32 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
                         raise
                     lost = rows - done
                     if not 0 <= lost <= max(1 << 20, UNREADABLE_ROWS_PER_BYTE * metadata.total_byte_size):
-                        raise
-                    what = f"data row {first + done}" if lost == 1 else f"data rows {first + done}-{first + rows - 1}"
-                    log.warning(
-                        "%s: row group %d of %d cannot be read (%s); its %s %s written as %s",
-                        where,
-                        group + 1,
-                        groups,
-                        reason(exc),
-                        what,
-                        "is" if lost == 1 else "are",
-                        status.UNREADABLE_ROW_GROUP,
-                    )
+                        raise  # the footer's count is not believable: the file stops here
+                    if lost:
+                        unreadable.append((first + done, first + rows - 1))
+                        if len(unreadable) <= MALFORMED_LOGGED:
+                            log.warning(
+                                "%s: row group %d of %d cannot be read (%s); its %s written as %s",
+                                where,
+                                group + 1,
+                                groups,
+                                reason(exc),
+                                _rows(first + done, first + rows - 1),
+                                status.UNREADABLE_ROW_GROUP,
+                            )
                     for start in range(0, lost, CHUNK_ROWS):
                         count = min(CHUNK_ROWS, lost - start)
-                        sentences = {columns.sentence1, columns.sentence2}
                         yield {name: [UNREADABLE if name in sentences else None] * count for name in needed}
                     done = rows
                 first += done
+            if len(unreadable) > MALFORMED_LOGGED:
+                log.warning(
+                    "%s: %d row groups cannot be read in all (%d rows, first %d logged), written as %s",
+                    where,
+                    len(unreadable),
+                    sum(last - begin + 1 for begin, last in unreadable),
+                    MALFORMED_LOGGED,
+                    status.UNREADABLE_ROW_GROUP,
+                )
 
     return mode, chunks()
