@@ -21,7 +21,11 @@ DEFAULT_SHARD_ROWS = 5_000
 
 @dataclass(frozen=True)
 class Columns:
-    """Input column names. Which target columns exist decides the target mode."""
+    """Input column names. Which target columns exist decides the target mode.
+
+    Target columns named with non-default values must exist in every input, and an input
+    that holds only part of a mode's columns is refused (io/sources.py: needed_columns).
+    """
 
     sentence1: str = "sentence1"
     sentence2: str = "sentence2"
@@ -51,6 +55,21 @@ class Columns:
             if set(self.target_columns(mode)) <= available:
                 return mode
         return TargetMode.SHARED  # unreachable: SHARED needs no column
+
+    def named_modes(self) -> frozenset[TargetMode]:
+        """The target modes whose column names differ from the defaults: the user named those
+        columns (e.g. --word-column target), so an input without them is an error, not shared mode."""
+        default = Columns()
+        return frozenset(m for m in TARGET_OPTIONS if self.target_columns(m) != default.target_columns(m))
+
+
+# the command-line option that names each mode's columns (for messages)
+TARGET_OPTIONS = {
+    TargetMode.SPANS: "--span-columns",
+    TargetMode.INDICES: "--index-columns",
+    TargetMode.WORDS: "--word-columns",
+    TargetMode.WORD: "--word-column",
+}
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ class ShardResult:
 def _sentence_problem(value: Any) -> str | None:
     if value is None:
         return status.NULL_SENTENCE
-    if isinstance(value, Malformed):
-        return status.MALFORMED_RECORD
+    if isinstance(value, Malformed):  # malformed_record, unreadable_row_group
+        return value.status
     if isinstance(value, bytes):
         return status.INVALID_ENCODING
     if not isinstance(value, str):

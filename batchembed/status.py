@@ -15,7 +15,8 @@ NULL_SENTENCE = "null_sentence"  # sentence1 or sentence2 is null / missing
 EMPTY_SENTENCE = "empty_sentence"  # empty or whitespace-only, or no tokens at all
 INVALID_ENCODING = "invalid_encoding"  # CSV bytes that are not valid UTF-8
 INVALID_SENTENCE = "invalid_sentence"  # a non-text value (e.g. a number) in a sentence column
-MALFORMED_RECORD = "malformed_record"  # a CSV record whose field count differs from the header's
+MALFORMED_RECORD = "malformed_record"  # a CSV record with the wrong field count, or where a runaway quote starts
+UNREADABLE_ROW_GROUP = "unreadable_row_group"  # a row of a Parquet row group that cannot be decoded
 INVALID_TARGET = "invalid_target"  # a span/index value is null, not an integer, or negative
 SPAN_OUT_OF_RANGE = "span_out_of_range"  # span or token index past the sentence's end
 SPAN_NOT_ON_TOKEN_BOUNDARY = "span_not_on_token_boundary"  # span cuts through a token
@@ -28,6 +29,7 @@ BAD_ROW_STATUSES = frozenset(
         INVALID_ENCODING,
         INVALID_SENTENCE,
         MALFORMED_RECORD,
+        UNREADABLE_ROW_GROUP,
         INVALID_TARGET,
         SPAN_OUT_OF_RANGE,
         SPAN_NOT_ON_TOKEN_BOUNDARY,

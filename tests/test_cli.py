@@ -77,7 +77,7 @@ def test_renamed_columns(tmp_path: Path, tiny_models: list[str]) -> None:
 
 def test_empty_glob_and_unknown_suffix(tmp_path: Path, tiny_models: list[str]) -> None:
     result = invoke("run", str(tmp_path / "*.csv"), "-o", str(tmp_path / "out"), *tiny_models)
-    assert result.exit_code == 3 and "no .csv or .parquet file matches" in result.output
+    assert result.exit_code == 3 and "the pattern matches no .csv, .tsv, .parquet or .pq file" in result.output
     (tmp_path / "data.json").write_text("{}")
     result = invoke("run", str(tmp_path / "data.json"), "-o", str(tmp_path / "out"), *tiny_models)
     assert result.exit_code == 3 and "unknown file type '.json'" in result.output

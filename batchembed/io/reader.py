@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# a directory or glob picks up only these: a README.txt beside the data is not an input; a .txt
+# file is read (as CSV) when named explicitly, by its path or by a glob ending in .txt
+SCANNED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+KNOWN_TYPES = ".csv, .tsv, .parquet or .pq"
 KEY_STEM_CHARS = 48
 DUPLICATE_IDS_TRACKED = 200_000  # ids remembered per file for the duplicate warning (bounded memory)
 DUPLICATES_LOGGED = 3
@@ -104,6 +108,29 @@ def _inside(path: Location, excluded: tuple[Location, ...]) -> bool:
     return any(path.is_inside(directory) for directory in excluded)
 
 
+def _scanned(path: Location, txt: bool) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in SCANNED_SUFFIXES or (txt and suffix == ".txt")
+
+
+def _nothing_found(
+    spec: str, what: str, candidates: list[Location], exclude: tuple[Location, ...], txt: bool
+) -> InputError:
+    """Why a directory or glob gave no input: the output directory's own files, .txt files
+    (never scanned), or no data file at all."""
+    if any(_scanned(p, txt) and _inside(p, exclude) for p in candidates):
+        return InputError(
+            f"{show(spec)}: {what} only files in the output directory, which are excluded because they are the "
+            "output; write the output to another directory (-o)"
+        )
+    if not txt and any(p.suffix.lower() == ".txt" for p in candidates):
+        return InputError(
+            f"{show(spec)}: {what} no {KNOWN_TYPES} file (.txt files are read as CSV only when named: "
+            "give their paths or a glob ending in .txt)"
+        )
+    return InputError(f"{show(spec)}: {what} no {KNOWN_TYPES} file")
+
+
 def _expand(spec: str, exclude: tuple[Location, ...]) -> list[Location]:
     path = locate(spec)
     try:
@@ -111,22 +138,26 @@ def _expand(spec: str, exclude: tuple[Location, ...]) -> list[Location]:
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{show(spec)}: cannot read this location ({reason(exc)})") from exc
     if info.type == FileType.Directory:
-        found = [path.child(i.path) for i in path.files(recursive=True)]
+        candidates = [path.child(i.path) for i in path.files(recursive=True)]
         # names starting with '.' or '_' are skipped at any depth (.git/, _done/, _tmp files)
         prefix = len(path.path.rstrip("/")) + 1
-        found = [p for p in found if not any(n.startswith((".", "_")) for n in p.path[prefix:].split("/"))]
-        files = [p for p in found if _format_of(p) and not _inside(p, exclude)]
+        candidates = [p for p in candidates if not any(n.startswith((".", "_")) for n in p.path[prefix:].split("/"))]
+        files = [p for p in candidates if _scanned(p, txt=False) and not _inside(p, exclude)]
         if not files:
-            raise InputError(f"{show(spec)}: directory holds no .csv or .parquet file")
+            raise _nothing_found(spec, "the directory holds", candidates, exclude, txt=False)
         return files
     if info.type == FileType.File:
         if _format_of(path) is None:
-            raise InputError(f"{show(spec)}: unknown file type {path.suffix!r}; use .csv, .tsv or .parquet")
+            raise InputError(
+                f"{show(spec)}: unknown file type {path.suffix!r}; use {KNOWN_TYPES} (or .txt, read as CSV)"
+            )
         return [path]
     if glob.has_magic(spec):
-        files = [p for p in glob_files(spec) if _format_of(p) and not _inside(p, exclude) and p.is_file()]
+        txt = spec.lower().endswith(".txt")
+        candidates = [p for p in glob_files(spec) if p.is_file()]
+        files = [p for p in candidates if _scanned(p, txt) and not _inside(p, exclude)]
         if not files:
-            raise InputError(f"{show(spec)}: no .csv or .parquet file matches this pattern")
+            raise _nothing_found(spec, "the pattern matches", candidates, exclude, txt)
         return files
     raise InputError(f"{show(spec)}: no such file or directory")
 

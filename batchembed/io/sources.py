@@ -6,8 +6,16 @@ on the first record with the wrong number of fields, and cannot say which data
 row it was. Here every record is one data row with an exact number, a record
 whose field count differs from the header's becomes a MALFORMED row (the
 pipeline writes it as a `malformed_record` status row), and bytes that are not
-UTF-8 survive as `bytes` (written as `invalid_encoding`). Parquet is streamed
-with pyarrow in record batches. Neither is ever loaded whole.
+UTF-8 survive as `bytes` (written as `invalid_encoding`). A quoted field that
+runs away (its quote not closed within MAX_RECORD_LINES lines or MAX_RECORD_CHARS
+characters, or by the end of the file), or a record of several lines with the
+wrong number of fields, costs only its first line: that line becomes one
+malformed row and parsing resumes on the next line, so later row numbers stay true.
+
+Parquet is streamed with pyarrow in record batches, row group by row group: a row
+group that cannot be decoded becomes UNREADABLE rows (its row count is in the
+footer; written as `unreadable_row_group`) and the next group is read. Neither
+format is ever loaded whole.
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import codecs
 import csv
 import io
 import logging
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from batchembed.config import Columns
+from batchembed import status
+from batchembed.config import TARGET_OPTIONS, Columns
 from batchembed.errors import InputError
 from batchembed.targets import TargetMode
 
@@ -32,27 +42,40 @@ log = logging.getLogger(__name__)
 
 Chunk = dict[str, list[Any]]  # column name -> values, all lists the same length
 CHUNK_ROWS = 8192
-# Python's default (128 KiB) would turn a long but legitimate document into a bad row;
-# the cap still stops one unterminated quote from swallowing gigabytes into one field.
-MAX_FIELD_CHARS = 16 << 20
+# One CSV record (all its fields and lines) may hold this many characters: Python's field
+# default (128 KiB) would turn a long but legitimate document into a bad row; the cap still
+# stops one unterminated quote from swallowing gigabytes.
+MAX_RECORD_CHARS = 16 << 20
+# A quoted field may span this many lines; past it, its opening quote is taken for damage.
+MAX_RECORD_LINES = 1_000
 DELIMITERS = (",", "\t", ";", "|")
 MALFORMED_LOGGED = 5  # per file; the rest are counted
+SNIFF_BYTES = 4096  # read to recognize UTF-16/32 and binary files
+WIDE_CODECS = (("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"))
+# An unreadable row group may claim at most this many rows per byte of its columns (or
+# 1M rows): a corrupted footer must not turn into billions of status rows.
+UNREADABLE_ROWS_PER_BYTE = 1024
 
 
 class Malformed:
-    """A sentence cell of a CSV record that could not be split into the header's fields.
+    """A sentence cell of a row that could not be read: a CSV record that could not be split
+    into the header's fields, or a row of a Parquet row group that cannot be decoded.
 
-    Deliberately neither text nor bytes nor None, so the pipeline reports the
-    row as `malformed_record` instead of guessing which field is which.
+    Deliberately neither text nor bytes nor None, so the pipeline writes the row with
+    `status` instead of guessing which field is which.
     """
 
-    __slots__ = ()
+    __slots__ = ("status",)
+
+    def __init__(self, status: str) -> None:
+        self.status = status
 
     def __repr__(self) -> str:
-        return "<malformed CSV record>"
+        return f"<{self.status}>"
 
 
-MALFORMED = Malformed()
+MALFORMED = Malformed(status.MALFORMED_RECORD)
+UNREADABLE = Malformed(status.UNREADABLE_ROW_GROUP)
 
 
 def show(value: object) -> str:
@@ -62,9 +85,40 @@ def show(value: object) -> str:
 
 
 def reason(exc: BaseException) -> str:
-    """An exception's message on one line (Arrow's span several), for `file: what (why); fix` errors."""
+    """An exception's message on one line (Arrow's span several) with control characters
+    escaped (Arrow copies raw bytes of a damaged file into it), for `file: what (why); fix` errors."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())
+    return show(" ".join(str(text).split()))
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(show(n)) for n in names)
+
+
+def _check_target_columns(columns: Columns, available: list[str], where: str) -> None:
+    """Target columns the user named must exist, and a mode's columns come all or none: a
+    file that silently fell back to shared-word mode would write the wrong comparisons."""
+    present = set(available)
+    listed = ", ".join(map(show, available)) or "none"
+    named = columns.named_modes()
+    for mode, option in TARGET_OPTIONS.items():
+        wanted = list(columns.target_columns(mode))
+        missing = [name for name in wanted if name not in present]
+        if not missing:
+            continue
+        s = "s" if len(missing) > 1 else ""
+        if mode in named:
+            raise InputError(
+                f"{where}: missing column{s} {_quoted(missing)} named by {option} (columns: {listed}); "
+                f"check the name{s}, or leave {option} out"
+            )
+        if len(missing) < len(wanted):
+            have = [name for name in wanted if name in present]
+            raise InputError(
+                f"{where}: has {mode.value} target column{'s' if len(have) > 1 else ''} {_quoted(have)} but not "
+                f"{_quoted(missing)} (columns: {listed}); add the missing column{s}, or name the "
+                f"{len(wanted)} columns with {option}"
+            )
 
 
 def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[TargetMode, list[str]]:
@@ -75,7 +129,17 @@ def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[
                 f"{where}: missing column {required!r} (columns: {', '.join(map(show, available)) or 'none'}); "
                 "name the sentence columns with --sentence1-column/--sentence2-column"
             )
+    _check_target_columns(columns, available, where)
     mode = columns.detect_mode(present)
+    for named in sorted(columns.named_modes()):
+        if named is not mode:  # all its columns are here (else _check_target_columns raised): mode ranks higher
+            log.warning(
+                "%s: the %s target columns take precedence over those named by %s; comparing %s",
+                where,
+                mode.value,
+                TARGET_OPTIONS[named],
+                mode.value,
+            )
     needed = [columns.sentence1, columns.sentence2, *columns.target_columns(mode)]
     if columns.id in present:
         needed.append(columns.id)
@@ -138,6 +202,26 @@ def _split_header(line: str, suffix: str, columns: Columns) -> tuple[str, list[s
     return default, parsed[default]
 
 
+def _wide_encoding(sample: bytes) -> str | None:
+    """What a file that is not UTF-8 text looks like, from its first bytes: UTF-16/32 with
+    or without a byte-order mark, or binary (NUL bytes); None for anything else."""
+    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: FF FE 00 00
+        return "the file is UTF-32 (it starts with a UTF-32 byte-order mark); save it as UTF-8"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+    if b"\x00" not in sample.split(b"\n", 1)[0]:
+        return None
+    for codec, name in WIDE_CODECS:
+        try:  # incremental: a character cut at the sample's end is not an error
+            text = codecs.getincrementaldecoder(codec)().decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+        line = text.split("\n", 1)[0]
+        if line.strip() and all(c.isprintable() or c.isspace() for c in line):
+            return f"the file looks {name} (no byte-order mark); save it as UTF-8"
+    return "the first line holds NUL bytes: this is not a text file (compressed? binary?); save it as UTF-8 CSV"
+
+
 def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
     where = show(file.path)
     try:
@@ -145,27 +229,31 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{where}: cannot open: {reason(exc)}; check that it exists and is readable") from exc
     try:
-        start = raw.read(4)
+        start = raw.read(SNIFF_BYTES if file.extent is None else min(SNIFF_BYTES, file.extent))
         raw.seek(0)
     except OSError as exc:
         raw.close()
         raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    encoding_problem = _wide_encoding(start)
+    if encoding_problem:
         raw.close()
-        raise InputError(f"{where}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+        raise InputError(f"{where}: {encoding_problem}")
     # utf-8-sig drops a leading BOM; surrogateescape keeps invalid bytes for the per-cell check
     text = io.TextIOWrapper(
         io.BufferedReader(_Bounded(raw, file.extent)), encoding="utf-8-sig", errors="surrogateescape", newline=""
     )
     try:
-        header_line = text.readline()
+        header_line = text.readline(MAX_RECORD_CHARS + 1)
     except OSError as exc:
         text.close()
         raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
     if not header_line.strip():
         text.close()
         raise InputError(f"{where}: empty file or empty first line; the first line must be the header")
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+    if len(header_line) > MAX_RECORD_CHARS:
+        text.close()
+        raise InputError(f"{where}: the first line is longer than {MAX_RECORD_CHARS:,} characters; is it a CSV file?")
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_CHARS + 1))
     try:
         delimiter, header = _split_header(header_line, file.path.suffix.lower(), columns)
     except csv.Error as exc:
@@ -180,39 +268,121 @@ def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[
     except InputError:
         text.close()
         raise
-    reader = csv.reader(text, delimiter=delimiter, strict=False)
-    return mode, _csv_records(text, reader, header, needed, columns, where)
+    return mode, _csv_records(text, delimiter, header, needed, columns, where)
+
+
+class _Runaway(Exception):
+    """A record that cannot be right: only its first line is taken as a (malformed) row."""
+
+
+_LONG_LINE = "\x00<a line over MAX_RECORD_CHARS>"  # stands for a line too long to keep (never a real line)
+
+
+class _Lines:
+    """The physical lines of a CSV file, for csv.reader, one record at a time.
+
+    The lines of the current record are kept (at most MAX_RECORD_LINES lines and
+    MAX_RECORD_CHARS characters, else _Runaway is raised mid-record), so that a record
+    found to be damage can give back all but its first line: `resync` puts them back to
+    be read again as the records they are.
+    """
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.replay: deque[str] = deque()
+        self.taken: list[str] = []
+        self.chars = 0
+        self.line = 1  # the last line of the records finished so far (1: the header)
+        self.open_at_end = False  # the current record ran into the end of the file (an open quote)
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.taken) >= MAX_RECORD_LINES:
+            raise _Runaway(f"a quoted field is not closed within {MAX_RECORD_LINES:,} lines")
+        line = self.replay.popleft() if self.replay else self._read()
+        if not line:
+            if self.taken:
+                self.open_at_end = True
+            raise StopIteration
+        self.taken.append(line)
+        if line is _LONG_LINE:
+            raise _Runaway(f"a line longer than {MAX_RECORD_CHARS:,} characters")
+        self.chars += len(line)
+        if self.chars > MAX_RECORD_CHARS:
+            raise _Runaway(f"a quoted field is not closed within {MAX_RECORD_CHARS:,} characters")
+        return line
+
+    def _read(self) -> str:
+        line = self.text.readline(MAX_RECORD_CHARS + 1)
+        if len(line) <= MAX_RECORD_CHARS or line.endswith(("\n", "\r")):
+            return line
+        while line and not line.endswith(("\n", "\r")):  # skip the rest of that line
+            line = self.text.readline(1 << 20)
+        return _LONG_LINE
+
+    def begin(self) -> None:
+        self.taken, self.chars, self.open_at_end = [], 0, False
+
+    def resync(self) -> None:
+        """Keep only the record's first line: the others are read again."""
+        self.replay.extendleft(reversed(self.taken[1:]))
+        del self.taken[1:]
+
+    def finish(self) -> tuple[int, int]:
+        """The first and last line of the record just read."""
+        first = self.line + 1
+        self.line += len(self.taken)
+        return first, self.line
+
+
+def _fields(count: int) -> str:
+    return "1 field" if count == 1 else f"{count} fields"
 
 
 def _csv_records(
-    text: io.TextIOWrapper, reader: Any, header: list[str], needed: list[str], columns: Columns, where: str
+    text: io.TextIOWrapper, delimiter: str, header: list[str], needed: list[str], columns: Columns, where: str
 ) -> Iterator[Chunk]:
     positions = {name: header.index(name) for name in needed}
     sentences = {columns.sentence1, columns.sentence2}
     chunk: Chunk = {name: [] for name in needed}
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
     row, malformed = 0, 0
     with text:
         while True:
+            lines.begin()
             problem = ""
             try:
-                record = next(reader)
+                record: list[str] | None = next(reader)
             except StopIteration:
                 break
-            except csv.Error as exc:  # e.g. a field over MAX_FIELD_CHARS: one bad row, then go on
-                record, problem = None, str(exc)
+            except (_Runaway, csv.Error) as exc:  # a runaway quote, an over-long line: one bad row, then go on
+                record, problem = None, reason(exc)
             if record == []:  # a blank line is not a row (pyarrow skips them too)
+                lines.finish()
                 continue
+            if record is not None and lines.open_at_end:
+                record, problem = None, "a quoted field is not closed by the end of the file"
+            if record is not None and len(record) != len(header) and len(lines.taken) > 1:
+                problem = f"{_fields(len(record))} over {len(lines.taken)} lines, the header has {len(header)}"
+                record = None
+            if record is None and len(lines.taken) > 1:
+                lines.resync()
+                problem += "; reading resumes on the next line"
+            first, last = lines.finish()
             row += 1
             if record is None or len(record) != len(header):
                 malformed += 1
                 if malformed <= MALFORMED_LOGGED:
-                    found = problem or f"{len(record or [])} fields, the header has {len(header)}"
+                    found = problem or f"{_fields(len(record or []))}, the header has {len(header)}"
                     log.warning(
-                        "%s: row %d (ending on line %d) is malformed (%s); written as invalid_sentence — "
+                        "%s: row %d (%s) is malformed (%s); written as malformed_record — "
                         "quote fields that contain the delimiter, quotes or line breaks",
                         where,
                         row,
-                        reader.line_num + 1,
+                        f"line {first}" if first == last else f"lines {first}-{last}",
                         found,
                     )
                 for name in needed:
@@ -262,6 +432,20 @@ def _decode(value: bytes) -> str | bytes:
         return value
 
 
+def _rows(first: int, last: int) -> str:
+    return f"data row {first} is" if first == last else f"data rows {first}-{last} are"
+
+
+# what remote filesystems' errors say when the storage, not the data, failed (pyarrow gives them no errno)
+STORAGE_FAILURES = ("AWS Error", "curlCode", "NETWORK", "google::cloud", "Azure", "HDFS", "timed out", "Connection")
+
+
+def _storage_failed(exc: BaseException) -> bool:
+    if not isinstance(exc, OSError):
+        return False
+    return bool(exc.errno) or any(mark in str(exc) for mark in STORAGE_FAILURES)
+
+
 def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
     import pyarrow.parquet as pq
 
@@ -282,9 +466,51 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
             parquet.close()
             raise InputError(f"{where}: column {name!r} has type {kind}, expected text or integers")
 
+    sentences = {columns.sentence1, columns.sentence2}
+
     def chunks() -> Iterator[Chunk]:
+        unreadable: list[tuple[int, int]] = []  # first and last data row of each group lost
         with parquet:
-            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=needed):
-                yield {name: _values(batch.column(name), name == columns.id) for name in needed}
+            first = 1  # data row number of the group's first row
+            groups = parquet.metadata.num_row_groups
+            for group in range(groups):
+                metadata = parquet.metadata.row_group(group)
+                rows, done = metadata.num_rows, 0
+                try:
+                    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=needed):
+                        yield {name: _values(batch.column(name), name == columns.id) for name in needed}
+                        done += batch.num_rows
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    if _storage_failed(exc):  # not the data: stop the file, a re-run reads it again
+                        raise
+                    lost = rows - done
+                    if not 0 <= lost <= max(1 << 20, UNREADABLE_ROWS_PER_BYTE * metadata.total_byte_size):
+                        raise  # the footer's count is not believable: the file stops here
+                    if lost:
+                        unreadable.append((first + done, first + rows - 1))
+                        if len(unreadable) <= MALFORMED_LOGGED:
+                            log.warning(
+                                "%s: row group %d of %d cannot be read (%s); its %s written as %s",
+                                where,
+                                group + 1,
+                                groups,
+                                reason(exc),
+                                _rows(first + done, first + rows - 1),
+                                status.UNREADABLE_ROW_GROUP,
+                            )
+                    for start in range(0, lost, CHUNK_ROWS):
+                        count = min(CHUNK_ROWS, lost - start)
+                        yield {name: [UNREADABLE if name in sentences else None] * count for name in needed}
+                    done = rows
+                first += done
+            if len(unreadable) > MALFORMED_LOGGED:
+                log.warning(
+                    "%s: %d row groups cannot be read in all (%d rows, first %d logged), written as %s",
+                    where,
+                    len(unreadable),
+                    sum(last - begin + 1 for begin, last in unreadable),
+                    MALFORMED_LOGGED,
+                    status.UNREADABLE_ROW_GROUP,
+                )
 
     return mode, chunks()

@@ -42,7 +42,7 @@ def _one_line(exc: BaseException) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Location:
     """A file or directory on some filesystem. `shown` is how messages and output columns name it:
     the user's own spelling (a relative path stays relative, a URI stays a URI)."""
@@ -53,6 +53,17 @@ class Location:
     kind: str = "local"  # the filesystem's type name; with `path`, the identity of the location
 
     # -- naming -------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        """Same filesystem kind and path; a local location also equals a local path to the same place."""
+        if isinstance(other, Location):
+            return (self.kind, self.path) == (other.kind, other.path)
+        if isinstance(other, os.PathLike) and self.is_local:
+            return self.path == os.path.abspath(os.fspath(other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.path))
 
     def __str__(self) -> str:
         return self.shown
