@@ -92,9 +92,9 @@ def test_ray_workers_that_cannot_load_the_model_are_a_model_error(tmp_path, ray_
 
 
 def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:
-    from batchembed.engines.ray import start_workers
+    from batchembed.engines.ray import RayDataRunner
     from batchembed.errors import UsageError
 
     config = RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cuda"))
     with pytest.raises(UsageError, match="has no GPU"):
-        start_workers(config, None, None)
+        RayDataRunner(config, None).placement()

@@ -29,13 +29,14 @@ import pyarrow as pa
 
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
+from batchembed.engines.tasks import ShardTask, TaskResult, csv_task, parquet_task
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
 from batchembed.io.markers import DoneMarker, forget, load_markers, marked_shards, write_marker
-from batchembed.io.reader import InputFile, InputShard, discover_all, read_shards
+from batchembed.io.reader import InputFile, InputShard, discover_all, parquet_shard_count, read_shards
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.storage import Location, locate
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 ShardCallback = Callable[[ShardResult], None]
 CONFLICTS_SHOWN = 3
+EMPTY = pa.table({})
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,13 @@ class FileRead:
     """Marks the end of one input file in the stream of pending shards."""
 
     file: InputFile
+
+
+class TaskRunner(Protocol):
+    """A distributed engine: runs the tasks (engines/tasks.py) on workers that write their own
+    parts and markers, yielding each task's result as it finishes, in any order."""
+
+    def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]: ...
 
 
 class ShardRunner(Protocol):
@@ -93,6 +102,23 @@ def run_job(
     when the output belongs to another configuration or run, KeyboardInterrupt
     as is (finished shards are kept either way).
     """
+    with _opened(config, models) as job:
+        return job.execute(runner, on_shard)
+
+
+def run_task_job(
+    config: RunConfig,
+    models: Sequence[Described],
+    runner: TaskRunner,
+    on_shard: ShardCallback | None = None,
+) -> RunSummary:
+    """As run_job, but the driver reads no input row: workers run tasks planned from metadata."""
+    with _opened(config, models) as job:
+        return job.execute_tasks(runner, on_shard)
+
+
+@contextlib.contextmanager
+def _opened(config: RunConfig, models: Sequence[Described]) -> Iterator[_Job]:
     layout = OutputLayout.of(locate(config.output))
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
@@ -103,7 +129,7 @@ def run_job(
         for error in errors:
             job.fail(None, error)
         job.prepare(files)
-        return job.execute(runner, on_shard)
+        yield job
 
 
 class _Job:
@@ -119,6 +145,7 @@ class _Job:
         self.markers: dict[str, DoneMarker] = {}
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
         self.new_bad_rows = 0
+        self.tasks_left: dict[str, int] = {}  # by file key: tasks not yet returned (run_task_job)
 
     # -- before the first shard ------------------------------------------------------------
 
@@ -252,6 +279,30 @@ class _Job:
     # -- the run ---------------------------------------------------------------------------
 
     def execute(self, runner: ShardRunner, on_shard: ShardCallback | None) -> RunSummary:
+        """Shards read here, embedded by `runner`, committed here in input order."""
+
+        def consume(schema: pa.Schema) -> None:
+            with contextlib.closing(runner(self.pending_shards(), schema)) as processed:
+                for item in processed:
+                    if isinstance(item, FileRead):  # every shard of that file is committed now
+                        self._counts(item.file).state = "done"
+                        continue
+                    self.commit(*item, on_shard)
+
+        return self._run(consume)
+
+    def execute_tasks(self, runner: TaskRunner, on_shard: ShardCallback | None) -> RunSummary:
+        """Tasks planned here from metadata; workers read, embed, write and mark; only their
+        markers come back, in whatever order they finish."""
+
+        def consume(schema: pa.Schema) -> None:
+            with contextlib.closing(runner(self.plan_tasks(), schema)) as results:
+                for result in results:
+                    self.commit_task(result, on_shard)
+
+        return self._run(consume)
+
+    def _run(self, consume: Callable[[pa.Schema], None]) -> RunSummary:
         # how the result was made, in every output file: the settings' fingerprint and the
         # inputs (no timestamps: reruns are identical)
         metadata = {**self.manifest.fingerprint, "inputs": [str(f.path) for f in self.files]}
@@ -259,12 +310,7 @@ class _Job:
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)
-            with contextlib.closing(runner(self.pending_shards(), schema)) as processed:
-                for item in processed:
-                    if isinstance(item, FileRead):  # every shard of that file is committed now
-                        self._counts(item.file).state = "done"
-                        continue
-                    self.commit(*item, on_shard)
+            consume(schema)
         except KeyboardInterrupt:
             self.end(ExitCode.INTERRUPTED, "interrupted")
             raise
@@ -282,13 +328,69 @@ class _Job:
             self.end(ExitCode.OK, "finished")
         return self.summary
 
+    def _done_by_file(self) -> dict[str, list[DoneMarker]]:
+        by_file: dict[str, list[DoneMarker]] = {}
+        for marker in sorted(self.markers.values(), key=lambda m: m.index):
+            by_file.setdefault(marker.file_key, []).append(marker)
+        return by_file
+
+    def plan_tasks(self) -> list[ShardTask]:
+        """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
+        by_file = self._done_by_file()
+        tasks: list[ShardTask] = []
+        rows = self.config.shard_rows
+        for file in self.files:
+            counts = self._counts(file)
+            done = by_file.get(file.key, [])
+            if self._complete(file, done):
+                self.summary.shards_skipped += len(done)
+                counts.state = "done"
+                continue
+            if file.format != "parquet":
+                tasks.append(csv_task(file, self.manifest.runs, done))
+                self.tasks_left[file.key] = 1
+                continue
+            try:
+                total, count = parquet_shard_count(file, rows)
+            except InputError as error:
+                self.fail(file, error)
+                continue
+            pending = []
+            for k in range(count):
+                known = self.markers.get(f"{file.key}-{k:06d}")
+                pairs, last = min(rows, total - k * rows), k == count - 1
+                if known is not None and known.matches_extent(k, k * rows + 1, pairs, last, file.extent):
+                    self.summary.shards_skipped += 1
+                else:
+                    pending.append(parquet_task(file, self.manifest.runs, k, total))
+            tasks += pending
+            self.tasks_left[file.key] = len(pending)
+            if not pending:
+                counts.state = "done"
+        return tasks
+
+    def commit_task(self, result: TaskResult, on_shard: ShardCallback | None) -> None:
+        """Count what a worker wrote (it wrote each part before its marker)."""
+        self.held.check()
+        file = next(f for f in self.files if f.key == result.file_key)
+        self.summary.shards_skipped += result.skipped
+        self.summary.subword_tokens += result.subword_tokens
+        for marker in result.done_markers():
+            self._count_marker(marker)
+            if on_shard is not None:
+                on_shard(ShardResult(EMPTY, marker.pairs, Counter(marker.status_counts)))
+        if result.error is not None:
+            self.fail(file, InputError(result.error))
+        self.tasks_left[file.key] -= 1
+        if not self.tasks_left[file.key] and self._counts(file).error is None:
+            self._counts(file).state = "done"
+        self._check_bad_rows(None)
+
     def pending_shards(self) -> Iterator[InputShard | FileRead]:
         """Every shard not yet done, file by file, each file closed by a FileRead; a file that
         cannot be read is reported and skipped. The engine may run it in another thread
         (local.py reads ahead): it records skips and errors, and leaves completion to the consumer."""
-        by_file: dict[str, list[DoneMarker]] = {}
-        for marker in sorted(self.markers.values(), key=lambda m: m.index):
-            by_file.setdefault(marker.file_key, []).append(marker)
+        by_file = self._done_by_file()
         for file in self.files:
             counts = self._counts(file)
             done = by_file.get(file.key, [])
@@ -322,19 +424,22 @@ class _Job:
         self.held.check()  # never write after another run took the output over
         part = write_part(self.layout, shard.shard_id, result.table)
         marker = write_marker(self.layout, shard, part, result.table.num_rows, result.status_counts, self.manifest.runs)
-        replaced = self.markers.get(shard.shard_id)
-        if replaced is not None and replaced.run > self.manifest.finished_run:
-            self.new_bad_rows -= replaced.bad_rows
-        self.markers[shard.shard_id] = marker
-        self.new_bad_rows += marker.bad_rows
-        self.summary.shards_written += 1
-        self.summary.pairs_this_run += result.pairs
-        self.summary.rows_this_run += result.table.num_rows
+        self._count_marker(marker)
         self.summary.subword_tokens += result.subword_tokens
         if on_shard is not None:
             on_shard(result)
         release_free_memory()  # memory stays flat however many shards follow
         self._check_bad_rows(shard)
+
+    def _count_marker(self, marker: DoneMarker) -> None:
+        replaced = self.markers.get(marker.shard_id)
+        if replaced is not None and replaced.run > self.manifest.finished_run:
+            self.new_bad_rows -= replaced.bad_rows
+        self.markers[marker.shard_id] = marker
+        self.new_bad_rows += marker.bad_rows
+        self.summary.shards_written += 1
+        self.summary.pairs_this_run += marker.pairs
+        self.summary.rows_this_run += marker.rows
 
     def _check_bad_rows(self, shard: InputShard | None) -> None:
         limit = self.config.max_bad_rows

@@ -1,140 +1,165 @@
-"""Run the shards on a Ray cluster, for corpora that outgrow one machine (`--engine ray`).
+"""Run on a Ray cluster with Ray Data, for corpora that outgrow one machine (`--engine ray`).
 
-The driver (this process) does everything a local run does around the shards:
-the lock, the manifest, the done markers, the summary, and reading the inputs.
-Each shard's pairs go to one of N actors, each of which loaded the models once
-(one actor per GPU, or spread over the nodes on CPU), and its output table comes
-back to the driver, which writes and marks it in input order. So resuming,
---incremental and the accounting of every row are exactly those of a local run,
-and only the driver needs to reach the input files and the output directory.
+The driver only plans. It lists the inputs on their storage, records them in the
+manifest and cuts tasks from metadata (engines/tasks.py: Parquet shards from the
+footer, CSV files whole); it holds the output's lease and keeps the summary.
 
-Ray Data's own readers are not used on purpose: they would bypass the
-row-by-row accounting of io/reader.py (a bad row is a status row, never lost).
+A Ray Data pipeline does the rest: `map_batches` over the task descriptors with an
+actor-pool class, `TaskWorker`, whose actors load the models once (one GPU each,
+or on CPU nodes all the CPUs they were given). Each actor reads its task's rows
+from storage with batchembed's readers, embeds them, writes each part and then
+its done marker to the output location, and returns only the markers' counts.
+Results come back as tasks finish, not in submission order, so a slow task holds
+back nothing.
+
+Faults: Ray restarts an actor whose process died and retries its task (Ray Data
+creates its actors with `max_restarts=-1` and `max_task_retries=-1`). A task
+rewrites the same parts and markers, so a retried task leaves exactly the rows
+of an uninterrupted run. A driver killed mid-run resumes
+as a local run does: the markers on storage say what is done.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Generator
 from typing import Any
 
 import pyarrow as pa
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
-from batchembed.engines.job import FileRead, ShardCallback, run_job
+from batchembed.engines.job import ShardCallback, run_task_job
+from batchembed.engines.tasks import ShardTask, TaskResult, portable, reopen, run_task
 from batchembed.errors import ModelError, UsageError
-from batchembed.io.reader import InputShard
-from batchembed.pipeline import ShardResult
+from batchembed.io.layout import OutputLayout
+from batchembed.io.storage import locate
 from batchembed.summary import RunSummary
-from batchembed.tokenize import TokenizerName
 
 log = logging.getLogger(__name__)
 
-SHARDS_IN_FLIGHT_PER_WORKER = 2  # one embedding, one waiting: a worker never idles between shards
 
-
-@dataclass(frozen=True)
 class ModelDescription:
     """A model loaded in the workers, as the driver's job needs to know it."""
 
-    name: str
-    description: dict[str, str]
+    def __init__(self, name: str, description: dict[str, str]) -> None:
+        self.name, self.description = name, description
 
     def describe(self) -> dict[str, str]:
         return self.description
 
 
-class ShardWorker:
-    """One Ray actor: loads the models once, then turns shards into output tables."""
+def _load(glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions, threads: int) -> Any:
+    import torch
 
-    def __init__(
-        self,
-        glove: GloveSpec | None,
-        transformer: TransformerSpec | None,
-        options: EmbedOptions,
-        tokenizer: TokenizerName,
-    ) -> None:
-        from batchembed.models import load_embedders
+    from batchembed.models import load_embedders
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return load_embedders(glove, transformer, options)
+
+
+def describe_models(
+    glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions
+) -> list[tuple[str, dict[str, str]]]:
+    """Runs once on a worker before the pipeline: a model that cannot load fails here, as one line."""
+    return [(e.name, e.describe()) for e in _load(glove, transformer, options, 0)]
+
+
+class TaskWorker:
+    """A Ray Data actor: loads the models once, then runs one task per batch row."""
+
+    def __init__(self, config: RunConfig, embed: EmbedOptions, output: dict[str, str], schema: pa.Schema) -> None:
         from batchembed.tokenize import get_tokenizer, many
 
-        self.embedders = load_embedders(glove, transformer, options)
-        self.tokenize = many(get_tokenizer(tokenizer))
+        threads = int(float(os.environ.get("BATCHEMBED_RAY_THREADS", "0")))
+        self.embedders = _load(config.glove, config.transformer, embed, threads)
+        self.tokenize = many(get_tokenizer(config.tokenizer))
+        self.columns, self.shard_rows = config.columns, config.shard_rows
+        self.layout = OutputLayout.of(reopen(output))
+        self.schema = schema
 
-    def describe(self) -> list[ModelDescription]:
-        return [ModelDescription(e.name, e.describe()) for e in self.embedders]
-
-    def process(self, shard: InputShard, schema: pa.Schema) -> ShardResult:
-        from batchembed.pipeline import embed_plan, plan_shard
-
-        return embed_plan(plan_shard(shard, self.tokenize), self.embedders, schema)
-
-
-class RayRunner:
-    """Hands shards to the actors, at most SHARDS_IN_FLIGHT_PER_WORKER each, and yields
-    their results in input order (so the driver commits them as a local run would)."""
-
-    def __init__(self, actors: list[Any]) -> None:
-        self.actors = actors
-
-    def __call__(
-        self, items: Iterator[InputShard | FileRead], schema: pa.Schema
-    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
-        import ray
-        from ray.util import ActorPool
-
-        pool = ActorPool(self.actors)
-        schema_ref = ray.put(schema)
-        waiting: deque[InputShard | FileRead] = deque()  # submitted shards and file ends, in input order
-        limit = SHARDS_IN_FLIGHT_PER_WORKER * len(self.actors)
-        in_flight = 0
-
-        def oldest() -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
-            """File ends at the head, then the oldest shard's result (ActorPool keeps submission order)."""
-            nonlocal in_flight
-            while waiting:
-                head = waiting.popleft()
-                if isinstance(head, FileRead):
-                    yield head
-                    continue
-                in_flight -= 1
-                yield head, pool.get_next()
-                return
-
-        for item in items:
-            if not isinstance(item, FileRead):
-                while in_flight >= limit:
-                    yield from oldest()
-                pool.submit(lambda actor, shard: actor.process.remote(shard, schema_ref), item)
-                in_flight += 1
-            waiting.append(item)
-        while waiting:
-            yield from oldest()
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        results = []
+        for text in batch["task"]:
+            task = ShardTask.from_json(str(text))
+            result = run_task(
+                task, self.columns, self.shard_rows, self.layout, self.schema, self.tokenize, self.embedders
+            )
+            results.append(result.to_json())
+        return {"result": results}
 
 
-def start_workers(config: RunConfig, address: str | None, workers: int | None) -> list[Any]:
-    """Connect to (or start) Ray and start the actors: one per GPU, else one per node."""
+def _connect(address: str | None) -> Any:
     try:
         import ray
+        import ray.data  # noqa: F401 - the [ray] extra, not bare ray
     except ImportError as exc:
-        raise UsageError("--engine ray needs Ray: pip install 'batchembed[ray]'") from exc
+        raise UsageError("--engine ray needs Ray Data: pip install 'batchembed\\[ray]'") from exc
     if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    if (config.embed.device or "").startswith("cuda") and not gpus:
-        raise UsageError(f"--device {config.embed.device}: the Ray cluster has no GPU")
-    wants_gpu = config.embed.device != "cpu" and gpus > 0
-    count = workers or (gpus if wants_gpu else max(1, len([n for n in ray.nodes() if n.get("Alive")])))
-    if wants_gpu and count > gpus:
-        raise UsageError(f"--ray-workers {count}: the Ray cluster has only {gpus} GPUs")
-    options: dict[str, Any] = {"num_gpus": 1} if wants_gpu else {"num_cpus": 1, "scheduling_strategy": "SPREAD"}
-    # each actor picks its own device: the GPU Ray assigned to it, or the CPU
-    embed = EmbedOptions(None if wants_gpu else "cpu", config.embed.token_budget, config.embed.precision)
-    actor_class = ray.remote(**options)(ShardWorker)
-    log.info("starting %d Ray workers (%s)", count, "one GPU each" if wants_gpu else "CPU")
-    return [actor_class.remote(config.glove, config.transformer, embed, config.tokenizer) for _ in range(count)]
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+            why = " ".join(str(exc).split())
+            raise UsageError(
+                f"cannot connect to {where} ({why}); check --ray-address or RAY_ADDRESS, and RAY_AUTH_MODE=token "
+                "with RAY_AUTH_TOKEN for a cluster started with token authentication"
+            ) from exc
+    return ray
+
+
+class RayDataRunner:
+    """The tasks as a Ray Data pipeline: map_batches over an actor pool, results as they finish."""
+
+    def __init__(self, config: RunConfig, workers: int | None) -> None:
+        self.config, self.workers = config, workers
+
+    def placement(self) -> tuple[int, dict[str, Any], EmbedOptions, int]:
+        """(actors, resources per actor, embed options for the actors, torch threads per actor)."""
+        import ray
+
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+        device = self.config.embed.device
+        if (device or "").startswith("cuda") and not gpus:
+            raise UsageError(f"--device {device}: the Ray cluster has no GPU")
+        if device != "cpu" and gpus > 0:  # one actor per GPU; each picks the GPU Ray assigned it
+            count = self.workers or gpus
+            if count > gpus:
+                raise UsageError(f"--ray-workers {count}: the Ray cluster has only {gpus} GPUs")
+            embed = EmbedOptions(None, self.config.embed.token_budget, self.config.embed.precision)
+            return count, {"num_gpus": 1}, embed, 0
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        count = self.workers or max(1, len(nodes))
+        per_actor = max(1, cpus // count)  # an actor uses its share of the cores, not one thread
+        embed = EmbedOptions("cpu", self.config.embed.token_budget, self.config.embed.precision)
+        return count, {"num_cpus": per_actor}, embed, per_actor
+
+    def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]:
+        import ray
+
+        if not tasks:
+            return
+        count, resources, embed, threads = self.placement()
+        log.info("Ray Data: %d tasks on %d actors (%s)", len(tasks), count, resources)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        output = portable(locate(self.config.output))
+        dataset = ray.data.from_items([{"task": task.to_json()} for task in tasks], override_num_blocks=len(tasks))
+        results = dataset.map_batches(
+            TaskWorker,
+            fn_constructor_args=(self.config, embed, output, schema),
+            batch_size=1,
+            concurrency=min(count, len(tasks)),
+            # Ray Data's actors default to max_restarts=-1 and max_task_retries=-1: a dead
+            # actor is replaced and its task runs again (the kill -9 test holds it to that)
+            runtime_env={"env_vars": {"BATCHEMBED_RAY_THREADS": str(threads)}},
+            **resources,
+        )
+        for row in results.iter_rows():
+            yield TaskResult.from_json(str(row["result"]))
 
 
 def run(
@@ -144,16 +169,14 @@ def run(
     workers: int | None = None,
 ) -> RunSummary:
     """Process all inputs into `config.output` on a Ray cluster, resuming what an earlier run left."""
-    import ray
-
-    actors = start_workers(config, address, workers)
+    ray = _connect(address)
+    runner = RayDataRunner(config, workers)
+    _, resources, embed, _ = runner.placement()
+    describe = ray.remote(num_gpus=resources.get("num_gpus", 0), max_retries=0)(describe_models)
     try:
-        models = ray.get(actors[0].describe.remote())
-    except ray.exceptions.RayActorError as exc:  # the models failed to load in the worker
-        cause = exc.__cause__ or exc
-        raise ModelError(f"the Ray workers could not load the models: {cause}") from exc
-    try:
-        return run_job(config, models, RayRunner(actors), on_shard)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+        described = ray.get(describe.remote(config.glove, config.transformer, embed))
+    except ray.exceptions.RayTaskError as exc:  # the models failed to load on a worker
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        raise ModelError(f"the Ray workers could not load the models: {' '.join(str(cause).split())}") from exc
+    models = [ModelDescription(name, description) for name, description in described]
+    return run_task_job(config, models, runner, on_shard)

@@ -21,7 +21,7 @@ from pyarrow.fs import FileType
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
-from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, reason, show
+from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, parquet_rows, reason, show
 from batchembed.io.storage import Location, locate
 from batchembed.io.storage import glob as glob_files
 from batchembed.targets import TargetMode
@@ -314,3 +314,27 @@ def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[
         held.last = True
         yield held
     duplicates.report()
+
+
+def parquet_shard_count(file: InputFile, shard_rows: int) -> tuple[int, int]:
+    """(rows, shards) of a Parquet file, from its footer alone: shards are cut without reading rows."""
+    rows = parquet_rows(file)
+    return rows, -(-rows // shard_rows)
+
+
+def read_parquet_shard(file: InputFile, columns: Columns, shard_rows: int, index: int, rows: int) -> InputShard:
+    """Shard `index` of a Parquet file of `rows` rows: the same shard read_shards yields, read from
+    the row groups it lies in only. Unreadable row groups are status rows, as in read_shards."""
+    start, stop = index * shard_rows, min((index + 1) * shard_rows, rows)
+    mode, chunks = parquet_chunks(file, columns, range(start, stop))
+    builder = _ShardBuilder(file, mode, columns)
+    builder.index, builder.next_row = index, start + 1
+    try:
+        for chunk in chunks:
+            builder.add(chunk)
+    except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
+        failed_at = builder.next_row + len(builder)
+        raise InputError(f"{show(file.path)}: cannot read data row {failed_at} or later ({reason(exc)})") from exc
+    shard = builder.take(len(builder))
+    shard.last = stop >= rows
+    return shard

@@ -446,7 +446,19 @@ def _storage_failed(exc: BaseException) -> bool:
     return bool(exc.errno) or any(mark in str(exc) for mark in STORAGE_FAILURES)
 
 
-def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
+def parquet_rows(file: InputFile) -> int:
+    """The file's row count, from its footer alone (the Ray engine plans shards with it)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(file.path.path, filesystem=file.path.fs).metadata.num_rows)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise InputError(f"{show(file.path)}: not a readable Parquet file ({reason(exc)})") from exc
+
+
+def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None) -> tuple[TargetMode, Iterator[Chunk]]:
+    """The file's rows as chunks; with `rows` (0-based), only those, reading only the row groups they
+    lie in."""
     import pyarrow.parquet as pq
 
     where = show(file.path)
@@ -473,21 +485,30 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
         with parquet:
             first = 1  # data row number of the group's first row
             groups = parquet.metadata.num_row_groups
+            start, stop = (rows.start, rows.stop) if rows is not None else (0, parquet.metadata.num_rows)
             for group in range(groups):
                 metadata = parquet.metadata.row_group(group)
-                rows, done = metadata.num_rows, 0
+                size, done = metadata.num_rows, 0
+                if first - 1 + size <= start or first - 1 >= stop:  # no wanted row in this group
+                    first += size
+                    continue
                 try:
                     for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=needed):
-                        yield {name: _values(batch.column(name), name == columns.id) for name in needed}
+                        at = first - 1 + done  # 0-based row of the batch's first row
+                        lo, hi = max(start, at), min(stop, at + batch.num_rows)
+                        if lo < hi:
+                            part = batch.slice(lo - at, hi - lo)
+                            yield {name: _values(part.column(name), name == columns.id) for name in needed}
                         done += batch.num_rows
                 except (pa.ArrowException, OSError, ValueError) as exc:
                     if _storage_failed(exc):  # not the data: stop the file, a re-run reads it again
                         raise
-                    lost = rows - done
+                    lost = size - done
                     if not 0 <= lost <= max(1 << 20, UNREADABLE_ROWS_PER_BYTE * metadata.total_byte_size):
                         raise  # the footer's count is not believable: the file stops here
-                    if lost:
-                        unreadable.append((first + done, first + rows - 1))
+                    lo, hi = max(start, first - 1 + done), min(stop, first - 1 + size)  # lost and wanted
+                    if lo < hi:
+                        unreadable.append((lo + 1, hi))
                         if len(unreadable) <= MALFORMED_LOGGED:
                             log.warning(
                                 "%s: row group %d of %d cannot be read (%s); its %s written as %s",
@@ -495,13 +516,13 @@ def parquet_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Itera
                                 group + 1,
                                 groups,
                                 reason(exc),
-                                _rows(first + done, first + rows - 1),
+                                _rows(lo + 1, hi),
                                 status.UNREADABLE_ROW_GROUP,
                             )
-                    for start in range(0, lost, CHUNK_ROWS):
-                        count = min(CHUNK_ROWS, lost - start)
+                    for begin in range(lo, hi, CHUNK_ROWS):
+                        count = min(CHUNK_ROWS, hi - begin)
                         yield {name: [UNREADABLE if name in sentences else None] * count for name in needed}
-                    done = rows
+                    done = size
                 first += done
             if len(unreadable) > MALFORMED_LOGGED:
                 log.warning(
