@@ -16,7 +16,9 @@ from batchembed.engines.ray import run as run_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(s3_endpoint):
+    """A local Ray cluster with two worker CPUs; started after the S3 server so that its worker
+    processes inherit the (dummy) credentials, as nodes of a real cluster have their own."""
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield
     ray.shutdown()
@@ -98,3 +100,140 @@ def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:
     config = RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cuda"))
     with pytest.raises(UsageError, match="has no GPU"):
         RayDataRunner(config, None).placement()
+
+
+# -- the distributed shape: planned from metadata, written by the workers, survives a lost worker --
+
+WORDS = ["the light", "a bright room", "she read", "river bank", "money in the bank", "joy", "last night"]
+
+
+def _corpus(directory, csv_rows: int = 17, parquet_rows: int = 41) -> None:
+    """A CSV file, and a Parquet file of several row groups with a bad row, in a directory."""
+    import pyarrow as pa
+
+    directory.mkdir(parents=True, exist_ok=True)
+    _pairs(directory / "a.csv", csv_rows)
+    first = [f"{WORDS[k % 7]} was bright {k}" for k in range(parquet_rows)]
+    second = [f"{WORDS[(k * 3) % 7]} and {WORDS[k % 7]}" for k in range(parquet_rows)]
+    first[5] = None
+    pq.write_table(pa.table({"sentence1": first, "sentence2": second}), directory / "b.parquet", row_group_size=6)
+
+
+def _models(tiny_bert_dir, tiny_glove_file) -> dict:
+    return {
+        "glove": GloveSpec(str(tiny_glove_file)),
+        "transformer": TransformerSpec(str(tiny_bert_dir)),
+        "embed": EmbedOptions(device="cpu", token_budget=256),
+    }
+
+
+def _local(inputs, out, models, shard_rows: int = 4):
+    from batchembed.models import load_embedders
+
+    config = RunConfig(tuple(inputs), out, shard_rows=shard_rows, **models)
+    return run_local(config, load_embedders(config.glove, config.transformer, config.embed))
+
+
+def _assert_same_rows(ours, theirs) -> None:
+    """Text and position columns identical, distances within 1e-5."""
+    import numpy as np
+
+    keys = [("source_file", "ascending"), ("source_row", "ascending"), ("token_index_1", "ascending")]
+    keys.append(("token_index_2", "ascending"))
+    ours, theirs = ours.sort_by(keys), theirs.sort_by(keys)
+    assert ours.num_rows == theirs.num_rows and ours.column_names == theirs.column_names
+    for name in ours.column_names:
+        if name.endswith(("_euclidean", "_cosine")):
+            a = ours.column(name).to_numpy(zero_copy_only=False).astype(float)
+            b = theirs.column(name).to_numpy(zero_copy_only=False).astype(float)
+            assert np.array_equal(np.isnan(a), np.isnan(b)), name
+            assert np.allclose(a, b, atol=1e-5, equal_nan=True), name
+        else:
+            assert ours.column(name).equals(theirs.column(name)), name
+
+
+def test_parquet_shards_are_planned_from_footers_and_equal_a_local_run(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file
+) -> None:
+    _corpus(tmp_path / "data")
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    inputs = (str(tmp_path / "data"),)
+    summary = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=4, **models), workers=2)
+    assert summary.exit_code == 6 and summary.pairs_read == 18 + 41  # the null sentence is a bad row
+    assert summary.shards_written == 5 + 11
+    _local(inputs, tmp_path / "local", models)
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+    # a missing part is redone alone: the driver plans it from the footer and the markers
+    victim = sorted((tmp_path / "ray").glob("part-b-*.parquet"))[3]
+    victim.unlink()
+    again = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=4, **models), workers=1)
+    assert (again.shards_written, again.shards_skipped) == (1, 15)
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+
+
+def test_ray_engine_reads_and_writes_object_storage(
+    tmp_path, ray_cluster, bucket, tiny_bert_dir, tiny_glove_file
+) -> None:
+    import pyarrow.fs as pafs
+
+    _corpus(tmp_path / "data", csv_rows=9, parquet_rows=13)
+    s3 = pafs.FileSystem.from_uri("s3://x")[0]
+    pafs.copy_files(str(tmp_path / "data"), f"{bucket}/in", destination_filesystem=s3)
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    config = RunConfig((f"s3://{bucket}/in",), f"s3://{bucket}/out", shard_rows=4, **models)
+    assert run_ray(config, workers=2).pairs_read == 10 + 13
+    ours = pq.read_table(f"{bucket}/out", filesystem=s3).drop_columns(["source_file"])
+    _local([str(tmp_path / "data")], tmp_path / "local", models)
+    theirs = pq.read_table(tmp_path / "local").drop_columns(["source_file"])
+    keys = [("pair_id", "ascending"), ("token_index_1", "ascending"), ("token_index_2", "ascending")]
+    assert ours.sort_by(keys).column("word_1").equals(theirs.sort_by(keys).column("word_1"))
+    assert ours.num_rows == theirs.num_rows
+
+
+def _actor_pids() -> list[int]:
+    """Processes of the pipeline's actors, by the title Ray gives them."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if command.startswith("ray::MapWorker(MapBatches(TaskWorker))"):
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file) -> None:
+    """kill -9 of one of two worker processes: Ray replaces the actor and retries its task, and
+    the job ends with exactly the rows, and the exit code, of an uninterrupted run."""
+    import os
+    import signal
+    import threading
+    import time
+
+    _corpus(tmp_path / "data", csv_rows=60, parquet_rows=400)
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    inputs = (str(tmp_path / "data"),)
+    config = RunConfig(inputs, str(tmp_path / "ray"), shard_rows=4, **models)
+    outcome: dict = {}
+    job = threading.Thread(target=lambda: outcome.update(summary=run_ray(config, workers=2)))
+    job.start()
+    done = tmp_path / "ray.batchembed" / "done"
+    deadline = time.monotonic() + 180
+    while (not done.is_dir() or len(os.listdir(done)) < 10) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = _actor_pids()
+    assert len(pids) == 2 and job.is_alive(), "the job must still be running when a worker is killed"
+    os.kill(pids[0], signal.SIGKILL)
+    job.join(300)
+    assert not job.is_alive()
+    summary = outcome["summary"]
+    local = _local(inputs, tmp_path / "local", models)
+    assert summary.exit_code == local.exit_code == 6
+    assert summary.pairs_read == local.pairs_read == 61 + 400
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))

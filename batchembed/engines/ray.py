@@ -38,6 +38,10 @@ from batchembed.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
+# where the storage is, so the workers reach the store the driver planned on; credentials are not
+# forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
+STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+
 
 class ModelDescription:
     """A model loaded in the workers, as the driver's job needs to know it."""
@@ -88,6 +92,10 @@ class TaskWorker:
             )
             results.append(result.to_json())
         return {"result": results}
+
+
+def storage_settings() -> dict[str, str]:
+    return {name: os.environ[name] for name in STORAGE_SETTINGS if name in os.environ}
 
 
 def _connect(address: str | None) -> Any:
@@ -152,10 +160,10 @@ class RayDataRunner:
             TaskWorker,
             fn_constructor_args=(self.config, embed, output, schema),
             batch_size=1,
-            concurrency=min(count, len(tasks)),
+            compute=ray.data.ActorPoolStrategy(size=min(count, len(tasks))),
             # Ray Data's actors default to max_restarts=-1 and max_task_retries=-1: a dead
             # actor is replaced and its task runs again (the kill -9 test holds it to that)
-            runtime_env={"env_vars": {"BATCHEMBED_RAY_THREADS": str(threads)}},
+            runtime_env={"env_vars": {"BATCHEMBED_RAY_THREADS": str(threads), **storage_settings()}},
             **resources,
         )
         for row in results.iter_rows():
