@@ -102,7 +102,8 @@ def progress(message: str) -> None:
 
 
 def read_summary(output: Path) -> dict[str, Any]:
-    return json.loads((output / "_summary.json").read_text())
+    # the bookkeeping lives beside the output directory (batchembed/io/layout.py)
+    return json.loads(output.with_name(output.name + ".batchembed").joinpath("summary.json").read_text())
 
 
 def median(values: list[float]) -> float:

@@ -13,7 +13,7 @@ contender alike, each in its own process (so peak RSS is its own):
   (2) the bare transformers AutoModel forward on length-sorted, per-batch padded
       batches of the same subword ids (tokenized before the timed region), no pooling;
   (3) `batchembed run corpus.parquet -o OUT --overwrite -q`: wall clock of the
-      process, and the job's own seconds without model loading (_summary.json).
+      process, and the job's own seconds without model loading (OUT.batchembed/summary.json).
 
 Every contender is credited with the same work: the unpadded model positions of
 all sentences ([CLS]/[SEP] included), counted once with the model's tokenizer.
@@ -423,7 +423,7 @@ def main_phase(bench: Bench, lengths: list[int]) -> list[str]:
                   flair_s, tokens),
         *[table_row(f"(2) bare AutoModel forward, length-sorted, budget {b}", s, tokens)
           for s, b in zip(bare, args.bare_budgets, strict=True)],
-        table_row("(3) `batchembed run` (job = _summary.json seconds)", ours_s, tokens),
+        table_row("(3) `batchembed run` (job = summary.json seconds)", ours_s, tokens),
         "",
         f"- ratio 3/1 (job, medians): **{j1 / j3:.2f}x** (target >= 1.8x); best run vs best run "
         f"{min(flair_s.job_s) / min(ours_s.job_s):.2f}x; wall clock incl. start and loading "
