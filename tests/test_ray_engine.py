@@ -239,3 +239,29 @@ def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, ray_cluster, tiny
     assert summary.exit_code == local.exit_code == 6
     assert summary.pairs_read == local.pairs_read == 61 + 400
     _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+
+
+def test_workers_not_the_driver_check_the_parts_on_resume(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file, monkeypatch
+) -> None:
+    """A part damaged in place at the same size is found by the workers' SHA-256 check and redone;
+    the driver reads no part (its part check is made to fail the test)."""
+    from batchembed.io import markers
+
+    _corpus(tmp_path / "data", csv_rows=9, parquet_rows=13)
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    config = RunConfig((str(tmp_path / "data"),), str(tmp_path / "ray"), shard_rows=4, **models)
+    first = run_ray(config, workers=2)
+    expected = pq.read_table(tmp_path / "ray")
+    part = sorted((tmp_path / "ray").glob("part-b-*.parquet"))[1]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+
+    def driver_reads_a_part(*args, **kwargs):
+        raise AssertionError("the driver read a part")
+
+    monkeypatch.setattr(markers, "part_verified", driver_reads_a_part)  # the driver's copy only
+    again = run_ray(config, workers=2)
+    assert (again.shards_written, again.shards_skipped) == (1, first.shards_written - 1)
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), expected)

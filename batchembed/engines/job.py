@@ -65,6 +65,10 @@ class TaskRunner(Protocol):
 
     def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]: ...
 
+    def verify(self, markers: list[DoneMarker]) -> list[str]:
+        """The shard ids whose part fails its marker's size and SHA-256, checked by the workers."""
+        ...
+
 
 class ShardRunner(Protocol):
     """An engine: embeds the shards it is handed, yielding (shard, result) in the same
@@ -113,19 +117,19 @@ def run_task_job(
     on_shard: ShardCallback | None = None,
 ) -> RunSummary:
     """As run_job, but the driver reads no input row: workers run tasks planned from metadata."""
-    with _opened(config, models) as job:
+    with _opened(config, models, verify_parts=False) as job:
         return job.execute_tasks(runner, on_shard)
 
 
 @contextlib.contextmanager
-def _opened(config: RunConfig, models: Sequence[Described]) -> Iterator[_Job]:
+def _opened(config: RunConfig, models: Sequence[Described], verify_parts: bool = True) -> Iterator[_Job]:
     layout = OutputLayout.of(locate(config.output))
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
     layout = open_output(config.output)
     with hold(layout) as held:
-        job = _Job(config, models, layout, held, config.incremental)
+        job = _Job(config, models, layout, held, config.incremental, verify_parts)
         for error in errors:
             job.fail(None, error)
         job.prepare(files)
@@ -136,8 +140,15 @@ class _Job:
     """One run's state: the markers of the output, the manifest, the summary."""
 
     def __init__(
-        self, config: RunConfig, models: Sequence[Described], layout: OutputLayout, held: Held, incremental: bool
+        self,
+        config: RunConfig,
+        models: Sequence[Described],
+        layout: OutputLayout,
+        held: Held,
+        incremental: bool,
+        verify_parts: bool = True,
     ) -> None:
+        self.verify_parts = verify_parts  # False: the engine's workers check the parts (execute_tasks)
         self.config, self.models, self.layout, self.held, self.incremental = config, models, layout, held, incremental
         self.output: Location = layout.data
         self.summary = RunSummary(output=str(self.output), incremental=incremental, inputs=list(config.inputs))
@@ -184,7 +195,7 @@ class _Job:
         else:
             self.manifest = manifest
         started_before = manifest is not None
-        self.markers = load_markers(layout)
+        self.markers = load_markers(layout, verify=self.verify_parts)
         with_rows = Counter(m.file_key for m in self.markers.values())
         changes = self._inspect(discovered)
         gone = [key for key in self.manifest.inputs if key not in {f.key for f in discovered} and with_rows[key]]
@@ -296,6 +307,13 @@ class _Job:
         markers come back, in whatever order they finish."""
 
         def consume(schema: pa.Schema) -> None:
+            if not self.verify_parts and self.markers:  # the workers read the parts, not the driver
+                damaged = runner.verify(list(self.markers.values()))
+                if damaged:
+                    log.warning(
+                        "%s: %d parts changed since they were marked done; redoing them", self.output, len(damaged)
+                    )
+                    self._unmark(damaged)
             with contextlib.closing(runner(self.plan_tasks(), schema)) as results:
                 for result in results:
                     self.commit_task(result, on_shard)
@@ -327,6 +345,13 @@ class _Job:
         else:
             self.end(ExitCode.OK, "finished")
         return self.summary
+
+    def _unmark(self, shard_ids: list[str]) -> None:
+        forget(self.layout, shard_ids)
+        for shard_id in shard_ids:
+            marker = self.markers.pop(shard_id)
+            if marker.run > self.manifest.finished_run:
+                self.new_bad_rows -= marker.bad_rows
 
     def _done_by_file(self) -> dict[str, list[DoneMarker]]:
         by_file: dict[str, list[DoneMarker]] = {}

@@ -21,6 +21,7 @@ as a local run does: the markers on storage say what is done.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Generator
@@ -30,9 +31,10 @@ import pyarrow as pa
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.engines.job import ShardCallback, run_task_job
-from batchembed.engines.tasks import ShardTask, TaskResult, portable, reopen, run_task
+from batchembed.engines.tasks import ShardTask, TaskResult, portable, reopen, run_task, unverified_parts
 from batchembed.errors import ModelError, UsageError
 from batchembed.io.layout import OutputLayout
+from batchembed.io.markers import DoneMarker
 from batchembed.io.storage import locate
 from batchembed.summary import RunSummary
 
@@ -98,6 +100,18 @@ def storage_settings() -> dict[str, str]:
     return {name: os.environ[name] for name in STORAGE_SETTINGS if name in os.environ}
 
 
+VERIFY_BATCH = 64  # parts one verification task reads
+
+
+def _verify_batch(batch: dict[str, Any], output: dict[str, str]) -> dict[str, list[str]]:
+    """Ray Data task: the damaged parts among a batch of markers (JSON lists)."""
+    import json
+
+    layout = OutputLayout.of(reopen(output))
+    damaged = [i for text in batch["markers"] for i in unverified_parts(layout, json.loads(str(text)))]
+    return {"damaged": [json.dumps(damaged)]}
+
+
 def _connect(address: str | None) -> Any:
     try:
         import ray
@@ -143,6 +157,23 @@ class RayDataRunner:
         per_actor = max(1, cpus // count)  # an actor uses its share of the cores, not one thread
         embed = EmbedOptions("cpu", self.config.embed.token_budget, self.config.embed.precision)
         return count, {"num_cpus": per_actor}, embed, per_actor
+
+    def verify(self, markers: list[DoneMarker]) -> list[str]:
+        """Every marked part read and hashed by Ray tasks, so the driver reads none."""
+        import json
+        from dataclasses import asdict
+
+        import ray
+
+        chunks = [markers[i : i + VERIFY_BATCH] for i in range(0, len(markers), VERIFY_BATCH)]
+        items = [{"markers": json.dumps([asdict(m) for m in chunk])} for chunk in chunks]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            functools.partial(_verify_batch, output=portable(locate(self.config.output))),
+            batch_size=1,
+            num_cpus=1,
+            runtime_env={"env_vars": storage_settings()},
+        )
+        return [shard for row in dataset.iter_rows() for shard in json.loads(str(row["damaged"]))]
 
     def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]:
         import ray

@@ -28,7 +28,7 @@ from batchembed.config import Columns
 from batchembed.embedders.base import Embedder
 from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
-from batchembed.io.markers import DoneMarker, write_marker
+from batchembed.io.markers import DoneMarker, part_verified, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_shards
 from batchembed.io.storage import Location, locate
 from batchembed.io.writer import write_part
@@ -136,3 +136,8 @@ def run_task(
         result.error = str(error)
     result.subword_tokens = sum(e.stats.subword_tokens for e in embedders) - tokens_before
     return result
+
+
+def unverified_parts(layout: OutputLayout, markers: list[dict[str, Any]]) -> list[str]:
+    """The shard ids among `markers` whose part does not have the marker's size and SHA-256."""
+    return [m["shard_id"] for m in markers if not part_verified(layout, DoneMarker(**m))]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ from batchembed.io.reader import InputShard
 from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)
+
+READERS = 32  # concurrent marker reads on object storage
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ def _parse(layout: OutputLayout, shard_id: str) -> DoneMarker | None:
     return marker if marker.shard_id == shard_id else None
 
 
-def _verified(layout: OutputLayout, marker: DoneMarker) -> bool:
+def part_verified(layout: OutputLayout, marker: DoneMarker) -> bool:
+    """The part is there with the marker's size and SHA-256 (reads it whole)."""
     try:
         data = layout.part(marker.shard_id).read_bytes()
     except OSError:
@@ -97,18 +101,20 @@ def _verified(layout: OutputLayout, marker: DoneMarker) -> bool:
     return len(data) == marker.part_bytes and hashlib.sha256(data).hexdigest() == marker.part_sha256
 
 
-def load_markers(layout: OutputLayout) -> dict[str, DoneMarker]:
-    """Markers whose part is present with the recorded size and SHA-256. Any other marker is
-    removed, so its shard counts as unfinished and is redone."""
-    markers: dict[str, DoneMarker] = {}
+def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMarker]:
+    """Markers whose part is present with the recorded size and, with `verify`, SHA-256. Any
+    other marker is removed, so its shard counts as unfinished and is redone. Without `verify`
+    the caller must have the parts checked before it trusts them (the Ray engine has its
+    workers do it, so the driver reads no part)."""
     parts = layout.parts()
-    for info in layout.done.files(recursive=False):
-        name = info.path.rsplit("/", 1)[-1]
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        shard_id = name[: -len(".json")]
-        marker = _parse(layout, shard_id)
-        if marker is None or parts.get(shard_id) != marker.part_bytes or not _verified(layout, marker):
+    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False)]
+    shard_ids = [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
+    # marker reads are small and independent: on object storage, latency, not bandwidth, is the cost
+    with ThreadPoolExecutor(max_workers=1 if layout.state.is_local else READERS) as pool:
+        parsed = list(pool.map(lambda shard_id: _parse(layout, shard_id), shard_ids))
+    markers: dict[str, DoneMarker] = {}
+    for shard_id, marker in zip(shard_ids, parsed):
+        if marker is None or parts.get(shard_id) != marker.part_bytes or (verify and not part_verified(layout, marker)):
             if marker is not None:
                 log.warning("%s: part missing or changed since it was marked done; redoing it", layout.part(shard_id))
             layout.marker(shard_id).delete()
