@@ -146,6 +146,20 @@ class GloveEmbedder:
         self.unknown_row = len(flair_embeddings.vocab)
         self._rows: dict[str, int] = {}  # token text -> row, memoised flair lookups
         self.stats = EmbedStats()
+        rows = self.weight[: self.unknown_row]
+        zero, non_finite = int((rows == 0).all(dim=1).sum()), int((~rows.isfinite()).any(dim=1).sum())
+        if zero or non_finite:  # kept, but never a distance: such pairs get their own status
+            log.warning(
+                "--glove %s: %d vectors are all zeros and %d hold NaN or infinity; pairs using them get status "
+                "%s_%s / %s_%s",
+                source,
+                zero,
+                non_finite,
+                self.name,
+                status.REASON_ZERO_VECTOR,
+                self.name,
+                status.REASON_NON_FINITE,
+            )
 
     @classmethod
     def load(cls, spec: GloveSpec, device: torch.device) -> GloveEmbedder:

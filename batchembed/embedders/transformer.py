@@ -26,7 +26,7 @@ from batchembed.batching import length_sorted_batches
 from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
 from batchembed.embedders.base import EmbedStats, RequestPlan, TokenVectors
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
-from batchembed.errors import ModelError
+from batchembed.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -115,6 +115,19 @@ def _subword_positions(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray,
     return owner, np.repeat(np.maximum(first, 0), counts) + offsets
 
 
+def check_layers(spec: TransformerSpec, layer_indexes: Sequence[int], num_layers: int) -> list[int]:
+    """The chosen hidden states as indexes 0..num_layers (0: the embedding layer), or a UsageError
+    naming the valid range: a layer the model lacks is refused, never wrapped around."""
+    states = num_layers + 1  # the embedding layer's output and each layer's
+    wrong = [i for i in layer_indexes if not -states <= i < states]
+    if wrong:
+        raise UsageError(
+            f"--layers {spec.layers}: layer {wrong[0]} does not exist in {spec.model}, which has {num_layers} "
+            f"layers; give layers from -{states} to {num_layers} (0 or -{states} is the embedding layer) or 'all'"
+        )
+    return [i % states for i in layer_indexes]
+
+
 class TransformerEmbedder:
     missing_reason = status.REASON_NO_SUBWORDS
 
@@ -131,8 +144,9 @@ class TransformerEmbedder:
         self.device = device
         self.tokenizer = flair_embeddings.tokenizer
         self.model = flair_embeddings.model
-        states = int(self.model.config.num_hidden_layers) + 1  # embeddings + each layer
-        self.layer_indexes: list[int] = [i % states for i in flair_embeddings.layer_indexes]
+        self.layer_indexes: list[int] = check_layers(
+            spec, flair_embeddings.layer_indexes, int(self.model.config.num_hidden_layers)
+        )
         self.top_layer = max(self.layer_indexes)
         # compute the top chosen layer only where vectors are read (partial_forward.py)
         self.partial = supports_partial(self.model)
