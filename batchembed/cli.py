@@ -131,7 +131,7 @@ def run(
     inputs: Annotated[
         list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory of Parquet parts.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output directory of Parquet parts.")],
     sentence1_column: Annotated[str, typer.Option(help="Column of the first sentence.")] = "sentence1",
     sentence2_column: Annotated[str, typer.Option(help="Column of the second sentence.")] = "sentence2",
     id_column: Annotated[str, typer.Option(help="Column of the pair id (optional in the input).")] = "id",
@@ -170,7 +170,7 @@ def run(
         ),
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed[ray]).")
+        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed\\[ray]).")
     ] = "local",
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one).")
@@ -183,9 +183,23 @@ def run(
     ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT."""
+    """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
+
+    Exit codes:
+    0 success;
+    1 internal error (a bug: please report it);
+    2 usage error (bad option or value);
+    3 input error: a file is missing or unreadable (the other files were processed);
+    4 model error: a model could not be loaded;
+    5 output error: other settings or inputs, locked by another run, or not writable;
+    6 finished, with bad rows (see the status column);
+    7 stopped: more bad rows than --max-bad-rows;
+    130 interrupted (finished shards are kept).
+    """
     _setup_logging(verbose, quiet)
     try:
+        if not output.strip():
+            raise UsageError("--output is empty; name the output directory (use . for this directory)")
         start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
         index1, index2 = _columns(index_columns, 2, "--index-columns")
         word1, word2 = _columns(word_columns, 2, "--word-columns")
@@ -202,7 +216,7 @@ def run(
         )
         config = RunConfig(
             inputs=tuple(inputs),
-            output=output,
+            output=Path(output),
             columns=Columns(
                 sentence1_column,
                 sentence2_column,
@@ -326,6 +340,8 @@ def compare(
     try:
         if tokenizer not in ("flair", "whitespace"):
             raise UsageError("--tokenizer must be one of flair, whitespace")
+        if word is not None and not word.strip():
+            raise UsageError("--word is empty; give the word to compare, or leave --word out to compare every shared word")
         glove_spec, transformer_spec = _models(
             glove,
             no_glove,

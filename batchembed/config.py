@@ -119,6 +119,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise UsageError("give at least one input file, directory or glob")
+        if not all(i.strip() for i in self.inputs):
+            raise UsageError("an input argument is empty; give a file, directory or glob (use . for this directory)")
+        if self.max_bad_rows is not None and self.max_bad_rows < 0:
+            raise UsageError(f"--max-bad-rows must be 0 or more, got {self.max_bad_rows}")
         if self.tokenizer not in TOKENIZERS:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if self.glove is None and self.transformer is None:

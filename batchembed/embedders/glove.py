@@ -61,11 +61,26 @@ def load_npy_dir(directory: Path) -> tuple[list[str], np.ndarray]:
             f"{directory}: expected exactly one .npy matrix and one vocabulary file "
             f"(.parquet/.vocab/.txt), found {len(matrices)} and {len(vocabs)}"
         )
-    matrix = np.load(matrices[0], allow_pickle=False, mmap_mode="r")
-    words = _read_vocab(vocabs[0])
+    try:
+        matrix = np.load(matrices[0], allow_pickle=False, mmap_mode="r")
+        words = _read_vocab(vocabs[0])
+    except (OSError, ValueError, EOFError) as exc:  # object arrays (pickles), truncated files, bad vocabulary
+        raise ModelError(
+            f"--glove {directory}: cannot read {matrices[0].name} or {vocabs[0].name} ({_first_line(exc)}); "
+            "the matrix must be a plain numeric .npy (numpy.save of a float array; object arrays would need "
+            "unpickling, which batchembed never does)"
+        ) from exc
+    if matrix.dtype.kind not in "fiu":
+        raise ModelError(
+            f"--glove {directory}: {matrices[0].name} holds {matrix.dtype} values, not numbers; save a float matrix"
+        )
     if matrix.ndim != 2 or matrix.shape[0] != len(words):
         raise ModelError(f"{directory}: matrix shape {matrix.shape} does not match {len(words)} vocabulary words")
     return words, matrix
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_text_vectors(path: Path) -> tuple[list[str], np.ndarray]:
