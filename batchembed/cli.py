@@ -341,7 +341,7 @@ def compare(
         if tokenizer not in ("flair", "whitespace"):
             raise UsageError("--tokenizer must be one of flair, whitespace")
         if word is not None and not word.strip():
-            raise UsageError("--word is empty; give the word to compare, or leave --word out to compare every shared word")
+            raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
         glove_spec, transformer_spec = _models(
             glove,
             no_glove,

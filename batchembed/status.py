@@ -52,9 +52,7 @@ def model_status(model_name: str, reason: str) -> str:
     return f"{model_name}_{reason}"
 
 
-def vector_problems(
-    missing_reason: str, valid: np.ndarray, zero: np.ndarray, non_finite: np.ndarray
-) -> np.ndarray:
+def vector_problems(missing_reason: str, valid: np.ndarray, zero: np.ndarray, non_finite: np.ndarray) -> np.ndarray:
     """Per compared pair, why one model has no distances ('' where it has them all, finite).
 
     `valid`: both vectors exist; `zero`: either is all zeros; `non_finite`: either vector or any

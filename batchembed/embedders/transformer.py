@@ -57,8 +57,8 @@ def resolve_model_path(model: str) -> str:
 
 PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 CONVERT_HINT = (
-    "convert them once where you trust the file: "
-    "python -c \"import sys, transformers as t; t.AutoModel.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[1])\" DIR"
+    "convert them once, where you trust the file: AutoModel.from_pretrained(DIR).save_pretrained(DIR) "
+    "with transformers writes model.safetensors"
 )
 
 
