@@ -56,11 +56,12 @@ def vector_problems(missing_reason: str, valid: np.ndarray, zero: np.ndarray, no
     """Per compared pair, why one model has no distances ('' where it has them all, finite).
 
     `valid`: both vectors exist; `zero`: either is all zeros; `non_finite`: either vector or any
-    distance is NaN or infinite. A missing vector is named first, then non-finite, then zero.
+    distance is NaN or infinite. A missing vector is named first, then a zero one (whose cosine is NaN
+    by nature), then a non-finite one.
     """
     reasons = np.full(len(valid), "", dtype=object)
-    reasons[zero] = REASON_ZERO_VECTOR
     reasons[non_finite] = REASON_NON_FINITE
+    reasons[zero] = REASON_ZERO_VECTOR
     reasons[~valid] = missing_reason
     return reasons
 
