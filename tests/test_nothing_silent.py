@@ -264,7 +264,7 @@ def test_glove_npy_that_is_not_a_matrix(tmp_path: Path, pairs: Path, kind: str, 
 def test_signals_during_start_up_exit_130(tmp_path: Path, pairs: Path, tiny_models: list[str]) -> None:
     """SIGTERM or SIGINT while torch and flair import and the models load: exit 130, one line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for delay, sig in ((0.4, signal.SIGTERM), (1.0, signal.SIGINT), (1.7, signal.SIGTERM), (2.5, signal.SIGTERM)):
+    for delay, sig in ((0.2, signal.SIGTERM), (0.5, signal.SIGINT), (0.9, signal.SIGTERM), (1.4, signal.SIGTERM)):
         out = tmp_path / f"out{delay}"
         proc = subprocess.Popen(
             [sys.executable, "-m", "batchembed", "run", str(pairs), "-o", str(out), "-q", *tiny_models],
