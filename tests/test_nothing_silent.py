@@ -64,9 +64,7 @@ def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
 # -- 1. model options are checked against the loaded model ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "layers,wrong", [("3", 3), ("-4", -4), ("99", 99), ("-99", -99), ("-1,5", 5), ("0,-1,-7", -7)]
-)
+@pytest.mark.parametrize("layers,wrong", [("3", 3), ("-4", -4), ("99", 99), ("-99", -99), ("-1,5", 5), ("0,-1,-7", -7)])
 @pytest.mark.parametrize("command", ["run", "compare"])
 def test_layers_the_model_lacks_are_usage_errors(
     tmp_path: Path, pairs: Path, tiny_models: list[str], tiny_bert_dir: Path, layers: str, wrong: int, command: str
@@ -296,7 +294,9 @@ def test_signals_during_start_up_exit_130(tmp_path: Path, pairs: Path, tiny_mode
         ([" "], "an input argument is empty; give a file, directory or glob (use . for this directory)"),
     ],
 )
-def test_run_argument_errors(tmp_path: Path, pairs: Path, tiny_models: list[str], args: list[str], message: str) -> None:
+def test_run_argument_errors(
+    tmp_path: Path, pairs: Path, tiny_models: list[str], args: list[str], message: str
+) -> None:
     base = ["run", str(pairs), "-o", str(tmp_path / "out"), *tiny_models]
     result = invoke(*base, *args)
     assert result.exit_code == 2, result.output
@@ -391,6 +391,7 @@ def test_model_errors_are_one_line_that_says_how_to_fix(
         def __reduce__(self):
             return (Path.touch, (marker,))
 
+    evil = pickle.dumps(Evil())
     tokenizer = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
     remote = json.dumps({"model_type": "mycustom", "auto_map": {"AutoConfig": "x.C", "AutoModel": "x.M"}}).encode()
     cases = {
@@ -400,9 +401,7 @@ def test_model_errors_are_one_line_that_says_how_to_fix(
             "config.json, tokenizer files and model.safetensors",
         ),
         "pickle": (
-            make_model_dir(
-                tmp_path, "pickle", tiny_bert_dir, ("config.json", *tokenizer), {"pytorch_model.bin": pickle.dumps(Evil())}
-            ),
+            make_model_dir(tmp_path, "pickle", tiny_bert_dir, ("config.json", *tokenizer), {"pytorch_model.bin": evil}),
             "its weights (pytorch_model.bin) are a pickle, which batchembed never loads; it reads model.safetensors "
             "only: convert them once, where you trust the file: AutoModel.from_pretrained(DIR).save_pretrained(DIR) "
             "with transformers writes model.safetensors",
