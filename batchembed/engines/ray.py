@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.engines.job import FileRead, ShardCallback, run_job
-from batchembed.errors import ModelError, UsageError
+from batchembed.errors import BatchembedError, ModelError, UsageError
 from batchembed.io.reader import InputShard
 from batchembed.pipeline import ShardResult
 from batchembed.summary import RunSummary
@@ -59,10 +59,16 @@ class ShardWorker:
         from batchembed.models import load_embedders
         from batchembed.tokenize import get_tokenizer, many
 
-        self.embedders = load_embedders(glove, transformer, options)
         self.tokenize = many(get_tokenizer(tokenizer))
+        self.error: BatchembedError | None = None
+        try:
+            self.embedders = load_embedders(glove, transformer, options)
+        except BatchembedError as error:  # for the driver as is: its one-line message and exit code
+            self.embedders, self.error = [], error
 
-    def describe(self) -> list[ModelDescription]:
+    def describe(self) -> list[ModelDescription] | BatchembedError:
+        if self.error is not None:
+            return self.error
         return [ModelDescription(e.name, e.describe()) for e in self.embedders]
 
     def process(self, shard: InputShard, schema: pa.Schema) -> ShardResult:
@@ -148,11 +154,13 @@ def run(
 
     actors = start_workers(config, address, workers)
     try:
-        models = ray.get(actors[0].describe.remote())
-    except ray.exceptions.RayActorError as exc:  # the models failed to load in the worker
-        cause = exc.__cause__ or exc
-        raise ModelError(f"the Ray workers could not load the models: {cause}") from exc
-    try:
+        try:
+            models = ray.get(actors[0].describe.remote())
+        except ray.exceptions.RayActorError as exc:  # the worker died while loading the models
+            why = (str(exc.__cause__ or exc).strip().splitlines() or ["unknown"])[-1]
+            raise ModelError(f"the Ray workers could not load the models: {why}") from exc
+        if isinstance(models, BatchembedError):  # e.g. --layers the model lacks: exit 2; no such model: 4
+            raise models
         return run_job(config, models, RayRunner(actors), on_shard)
     finally:
         for actor in actors:
