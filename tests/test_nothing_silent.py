@@ -458,3 +458,26 @@ def test_transformer_non_finite_output_is_a_status(tiny_embedders: list) -> None
     name = transformer.name
     assert table["status"] == [f"{name}_non_finite"]
     assert table["glove_euclidean"][0] is not None and table[f"{name}_euclidean"][0] is None
+
+
+@pytest.mark.parametrize("max_length", [None, 65, 1000])
+def test_tokenizer_window_longer_than_the_model_is_refused(
+    tmp_path: Path, tiny_bert_dir: Path, max_length: int | None
+) -> None:
+    """Without a usable model_max_length a sentence past the model's positions crashed the forward (exit 1)."""
+    keep = tuple(p.name for p in tiny_bert_dir.iterdir() if p.name != "tokenizer_config.json")
+    config = json.loads((tiny_bert_dir / "tokenizer_config.json").read_text())
+    config.pop("model_max_length")
+    if max_length is not None:
+        config["model_max_length"] = max_length
+    replaced = {"tokenizer_config.json": json.dumps(config).encode()}
+    model = make_model_dir(tmp_path, "nomax", tiny_bert_dir, keep, replaced)
+    src = write_csv(tmp_path / "long.csv", {"sentence1": [" ".join(["light"] * 100)], "sentence2": ["light"]})
+    result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--no-glove", "--transformer", str(model))
+    assert result.exit_code == 4, result.output
+    shown = "unset" if max_length is None else str(max_length)
+    assert error_line(result) == (
+        f"Error: --transformer {model}: its tokenizer's model_max_length ({shown}) exceeds the model's 64 positions, "
+        'so long sentences cannot be cut into windows; set "model_max_length" in its tokenizer_config.json to the '
+        "longest input the model takes (512 for BERT)"
+    )

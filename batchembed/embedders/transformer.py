@@ -139,6 +139,15 @@ def load_flair_transformer(spec: TransformerSpec, device: torch.device) -> Trans
         raise _load_error(spec.model, exc) from exc
     if not embeddings.tokenizer.is_fast:
         raise ModelError(f"--transformer {spec.model}: needs a fast (Rust) tokenizer for word alignment")
+    positions = int(getattr(embeddings.model.config, "max_position_embeddings", 0) or 0)
+    window = int(embeddings.tokenizer.model_max_length)
+    if positions and window > positions:  # a long sentence would crash the forward instead of being windowed
+        shown = "unset" if window > 1 << 40 else str(window)
+        raise ModelError(
+            f"--transformer {spec.model}: its tokenizer's model_max_length ({shown}) exceeds the model's "
+            f'{positions} positions, so long sentences cannot be cut into windows; set "model_max_length" in '
+            "its tokenizer_config.json to the longest input the model takes (512 for BERT)"
+        )
     embeddings.eval()
     embeddings.to(device)
     return embeddings
