@@ -481,3 +481,28 @@ def test_tokenizer_window_longer_than_the_model_is_refused(
         'so long sentences cannot be cut into windows; set "model_max_length" in its tokenizer_config.json to the '
         "longest input the model takes (512 for BERT)"
     )
+
+
+@pytest.mark.parametrize(
+    "device,precision,message",
+    [
+        ("cuda:2", "fp32", "--device cuda:2: this machine has 2 CUDA GPU(s), cuda:0 to cuda:1"),
+        ("cuda:7", "fp32", "--device cuda:7: this machine has 2 CUDA GPU(s), cuda:0 to cuda:1"),
+        ("cuda:1", "bf16", "--precision bf16: the GPU cuda:1 has no bfloat16 support; use fp16 or fp32"),
+        ("cuda", "bf16", "--precision bf16: the GPU cuda has no bfloat16 support; use fp16 or fp32"),
+    ],
+)
+def test_device_and_precision_the_machine_lacks(
+    monkeypatch: pytest.MonkeyPatch, tiny_bert_dir: Path, device: str, precision: str, message: str
+) -> None:
+    """Checked before any model loads (an old GPU, or an ordinal past the last GPU, failed mid-run)."""
+    from batchembed.config import EmbedOptions, TransformerSpec
+    from batchembed.errors import UsageError
+    from batchembed.models import load_embedders
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(UsageError) as caught:
+        load_embedders(None, TransformerSpec(str(tiny_bert_dir)), EmbedOptions(device=device, precision=precision))
+    assert str(caught.value) == message
