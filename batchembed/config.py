@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -78,7 +79,7 @@ class TransformerSpec:
                 f"--subtoken-pooling {self.subtoken_pooling!r} is not one of {', '.join(SUBTOKEN_POOLINGS)}"
             )
         parts = self.layers.split(",")
-        if self.layers != "all" and not all(p.strip().lstrip("-").isdigit() for p in parts):
+        if self.layers != "all" and not all(re.fullmatch(r"-?[0-9]+", p.strip()) for p in parts):
             raise UsageError(
                 f"--layers {self.layers!r} must be 'all' or comma-separated integers like '-1' or '-1,-2,-3,-4'"
             )

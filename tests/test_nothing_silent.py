@@ -506,3 +506,13 @@ def test_device_and_precision_the_machine_lacks(
     with pytest.raises(UsageError) as caught:
         load_embedders(None, TransformerSpec(str(tiny_bert_dir)), EmbedOptions(device=device, precision=precision))
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("layers", ["--1", "\u00b2", "1.5", "", "-", "1,,2", "all,-1", " "])
+def test_layers_that_are_not_integers(tmp_path: Path, pairs: Path, tiny_models: list[str], layers: str) -> None:
+    """Refused before any model loads ('--1' and '²' passed the old check and failed in flair: exit 4)."""
+    result = invoke("run", str(pairs), "-o", str(tmp_path / "out"), *tiny_models, f"--layers={layers}")
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == (
+        f"Error: --layers {layers!r} must be 'all' or comma-separated integers like '-1' or '-1,-2,-3,-4'"
+    )

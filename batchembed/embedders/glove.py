@@ -143,7 +143,10 @@ def load_flair_glove(spec: GloveSpec) -> tuple[WordEmbeddings, str]:
     try:  # a flair name like 'glove': flair downloads it where the network allows
         return WordEmbeddings(source, name=spec.name), f"flair:{source}"
     except Exception as exc:  # flair raises many kinds here (network, gensim, unknown name)
-        raise ModelError(f"--glove {source}: flair could not load it ({exc.__class__.__name__}: {exc})") from exc
+        raise ModelError(
+            f"--glove {source}: flair could not load it ({exc.__class__.__name__}: {_first_line(exc)}); "
+            "give a GloVe .txt file or a directory with .npy + vocabulary"
+        ) from exc
 
 
 class GloveEmbedder:
