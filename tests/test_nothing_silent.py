@@ -516,3 +516,12 @@ def test_layers_that_are_not_integers(tmp_path: Path, pairs: Path, tiny_models: 
     assert error_line(result) == (
         f"Error: --layers {layers!r} must be 'all' or comma-separated integers like '-1' or '-1,-2,-3,-4'"
     )
+
+
+def test_unknown_flair_glove_name_is_one_line(tmp_path: Path, pairs: Path) -> None:
+    result = invoke("run", str(pairs), "-o", str(tmp_path / "out"), "--glove", "nosuchname", "--no-transformer")
+    assert result.exit_code == 4, result.output
+    assert error_line(result) == (
+        'Error: --glove nosuchname: flair could not load it (ValueError: The given embeddings "nosuchname" is not '
+        "available or is not a valid path.); give a GloVe .txt file or a directory with .npy + vocabulary"
+    )
