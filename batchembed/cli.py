@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,7 +175,7 @@ def run(
         ),
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed[ray]).")
+        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed\\[ray]).")
     ] = "local",
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one).")
@@ -187,9 +188,23 @@ def run(
     ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT."""
+    """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
+
+    Exit codes:
+    0 success;
+    1 internal error (a bug: please report it);
+    2 usage error (bad option or value);
+    3 input error: a file is missing or unreadable (the other files were processed);
+    4 model error: a model could not be loaded;
+    5 output error: other settings or inputs, locked by another run, or not writable;
+    6 finished, with bad rows (see the status column);
+    7 stopped: more bad rows than --max-bad-rows;
+    130 interrupted (finished shards are kept).
+    """
     _setup_logging(verbose, quiet)
     try:
+        if not output.strip():
+            raise UsageError("--output is empty; name the output directory (use . for this directory)")
         start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
         index1, index2 = _columns(index_columns, 2, "--index-columns")
         word1, word2 = _columns(word_columns, 2, "--word-columns")
@@ -234,12 +249,11 @@ def run(
             raise UsageError(f"--engine must be local or ray, got {engine!r}")
         if ray_workers is not None and ray_workers < 1:
             raise UsageError(f"--ray-workers must be positive, got {ray_workers}")
-        with _sigterm_interrupts():
-            summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers)
+        summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers)
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
-        typer.echo("Interrupted: finished shards are kept; run the same command again to finish.", err=True)
+        typer.echo(INTERRUPTED, err=True)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     for message in summary.errors:  # files that could not be read; the others were processed
         typer.echo(f"Error: {message}", err=True)
@@ -249,24 +263,39 @@ def run(
         raise typer.Exit(summary.exit_code)
 
 
+INTERRUPTED = "Interrupted: finished shards are kept; run the same command again to finish."
+_signals_received: list[int] = []  # SIGINT/SIGTERM seen while a run's job was going
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _signals_received.append(signum)
+    raise KeyboardInterrupt
+
+
+def _exit_at_once(signum: int, frame: object) -> None:
+    """Start-up (imports, loading models): nothing is written yet, so nothing to clean up. Raising
+    KeyboardInterrupt here could land inside an import of torch or flair and surface as an unrelated
+    error (once "ImportError: initialization failed", exit 1) or be swallowed: exit instead."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"{INTERRUPTED}\n".encode())
+    os._exit(int(ExitCode.INTERRUPTED))
+
+
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (cron timeouts, systemd, kill) stops a run like Ctrl-C: exit 130, finished shards kept."""
+def _job_interrupts() -> Iterator[None]:
+    """While the job runs, SIGTERM (cron timeouts, systemd, kill) and Ctrl-C raise KeyboardInterrupt,
+    so the job writes its summary and keeps its finished shards: exit 130."""
     import signal
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-        installed = True
-    except ValueError:  # not the main thread (e.g. a test harness): keep the default
-        installed = False
+        previous = [(sig, signal.signal(sig, _interrupt)) for sig in (signal.SIGINT, signal.SIGTERM)]
+    except ValueError:  # not the main thread (e.g. a test harness): keep the defaults
+        previous = []
     try:
         yield
-    finally:  # in-process callers (tests) get their own handler back
-        if installed:
-            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+    finally:  # in-process callers (tests) get their own handlers back
+        for sig, handler in previous:
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _run_with_progress(
@@ -280,13 +309,13 @@ def _run_with_progress(
     if engine == "ray":
         from batchembed.engines.ray import run as run_ray
 
-        with progress_bar() as bar:  # Ray workers load the models while the bar waits
+        with _job_interrupts(), progress_bar() as bar:  # Ray workers load the models while the bar waits
             return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers)
     from batchembed.engines.local import run as run_local
     from batchembed.models import load_embedders
 
     embedders = load_embedders(config.glove, config.transformer, config.embed)  # before the bar: its rate is pairs/s
-    with progress_bar() as bar:
+    with _job_interrupts(), progress_bar() as bar:
         return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
 
 
@@ -316,6 +345,8 @@ def compare(
     try:
         if tokenizer not in ("flair", "whitespace"):
             raise UsageError("--tokenizer must be one of flair, whitespace")
+        if word is not None and not word.strip():
+            raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
         glove_spec, transformer_spec = _models(
             glove,
             no_glove,
@@ -430,7 +461,22 @@ def report(
 
 
 def main() -> None:
-    app()
+    """The program. Signal handlers come first, so that SIGINT/SIGTERM at any point after the
+    interpreter has started (the seconds torch and flair take to import included) exits 130 with one
+    line: at once during start-up, through the job's own clean-up once a run has begun."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread: keep the defaults
+        signal.signal(signal.SIGINT, _exit_at_once)
+        signal.signal(signal.SIGTERM, _exit_at_once)
+    try:
+        app()
+    except BaseException as exc:  # click would turn a stray KeyboardInterrupt into "Aborted!", exit 1
+        if not _signals_received or (isinstance(exc, SystemExit) and exc.code in (0, ExitCode.INTERRUPTED)):
+            raise
+        with contextlib.suppress(BaseException):
+            typer.echo(INTERRUPTED, err=True)
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
 
 
 if __name__ == "__main__":

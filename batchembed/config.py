@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,7 +97,7 @@ class TransformerSpec:
                 f"--subtoken-pooling {self.subtoken_pooling!r} is not one of {', '.join(SUBTOKEN_POOLINGS)}"
             )
         parts = self.layers.split(",")
-        if self.layers != "all" and not all(p.strip().lstrip("-").isdigit() for p in parts):
+        if self.layers != "all" and not all(re.fullmatch(r"-?[0-9]+", p.strip()) for p in parts):
             raise UsageError(
                 f"--layers {self.layers!r} must be 'all' or comma-separated integers like '-1' or '-1,-2,-3,-4'"
             )
@@ -137,6 +138,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise UsageError("give at least one input file, directory or glob")
+        if not all(i.strip() for i in self.inputs):
+            raise UsageError("an input argument is empty; give a file, directory or glob (use . for this directory)")
+        if self.max_bad_rows is not None and self.max_bad_rows < 0:
+            raise UsageError(f"--max-bad-rows must be 0 or more, got {self.max_bad_rows}")
         if self.tokenizer not in TOKENIZERS:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if self.glove is None and self.transformer is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
@@ -27,6 +29,15 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     b_norm = b.norm(dim=-1, keepdim=True)
     diff = a / a_norm - b / b_norm  # zero norms give NaN: no direction, no distance
     return (0.5 * (diff * diff).sum(dim=-1)).clamp(max=2.0)
+
+
+def degenerate(a: torch.Tensor, b: torch.Tensor, results: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: (either vector is all zeros, either vector or any distance is NaN or infinite)."""
+    zero = ((a == 0).all(dim=-1) | (b == 0).all(dim=-1)).cpu().numpy()
+    non_finite = (~a.isfinite().all(dim=-1) | ~b.isfinite().all(dim=-1)).cpu().numpy()
+    for values in results.values():
+        non_finite = non_finite | ~np.isfinite(values)
+    return zero, non_finite
 
 
 DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -28,7 +28,18 @@ def choose_device(requested: str | None) -> torch.device:
         raise UsageError(f"--device {requested!r} is not a torch device (try cpu or cuda)") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UsageError(f"--device {requested}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     return device
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 autocast needs a GPU that has bf16 (Ampere or later); CPU autocast takes both."""
+    import torch
+
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--precision bf16: the GPU {device} has no bfloat16 support; use fp16 or fp32")
 
 
 def load_embedders(
@@ -37,6 +48,8 @@ def load_embedders(
     # the tokenizer runs inside our batching; its own thread pool only competes with torch
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = choose_device(options.device)
+    if transformer is not None:
+        check_precision(options.precision, device)
     log.info("device: %s", device)
     embedders: list[Embedder] = []
     if glove is not None:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchembed import status
-from batchembed.distances import DISTANCES
+from batchembed.distances import DISTANCES, degenerate
 from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputShard
 from batchembed.io.sources import Malformed
@@ -110,7 +110,7 @@ def _model_distances(
     s2: np.ndarray,
     t2: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each metric's distances for the compared pairs, and which pairs have both vectors."""
+    """Each metric's distances for the compared pairs, and per pair why they are null ('' if not)."""
     import torch
 
     # one request per distinct (sentence, token): a word shared by many pairs is embedded once
@@ -122,7 +122,7 @@ def _model_distances(
     a, b = vectors.vectors[index[:n]], vectors.vectors[index[n:]]
     valid = (vectors.valid[index[:n]] & vectors.valid[index[n:]]).cpu().numpy()
     results = {metric: fn(a, b).float().cpu().numpy() for metric, fn in DISTANCES.items()}
-    return results, valid
+    return results, status.vector_problems(embedder.missing_reason, valid, *degenerate(a, b, results))
 
 
 @dataclass
@@ -154,18 +154,18 @@ def embed_plan(plan: ShardPlan, embedders: Sequence[Embedder], schema: pa.Schema
     missing: list[list[str]] = [[] for _ in range(n_rows)]
     for embedder in embedders:
         if len(idx):
-            distances, valid = _model_distances(embedder, sentences, s1, t1, s2, t2)
+            distances, problems = _model_distances(embedder, sentences, s1, t1, s2, t2)
         else:
-            distances, valid = {m: np.zeros(0, np.float32) for m in DISTANCES}, np.zeros(0, bool)
+            distances, problems = {m: np.zeros(0, np.float32) for m in DISTANCES}, np.zeros(0, object)
+        failed = problems != ""  # no vector, a zero or non-finite one: every distance null, status says why
         for metric, values in distances.items():
             full = np.full(n_rows, np.nan, dtype=np.float32)
             full[idx] = values
             null = np.ones(n_rows, dtype=bool)
-            null[idx] = ~valid | ~np.isfinite(values)
+            null[idx] = failed
             columns[f"{embedder.name}_{metric}"] = pa.array(full, type=pa.float32(), mask=null)
-        reason = status.model_status(embedder.name, embedder.missing_reason)
-        for row in idx[~valid].tolist():
-            missing[row].append(reason)
+        for row, reason in zip(idx[failed].tolist(), problems[failed].tolist()):
+            missing[row].append(status.model_status(embedder.name, reason))
 
     statuses = [";".join(m) if m else s for s, m in zip(rows.status, missing)]
     columns.update(_location_columns(shard, sentences, rows, compared))

@@ -8,6 +8,8 @@ when several models lack a vector for the same comparison.
 
 from __future__ import annotations
 
+import numpy as np
+
 OK = "ok"
 
 # The pair itself is unusable: counted as *bad rows* (exit code 6, --max-bad-rows).
@@ -44,10 +46,26 @@ NO_SHARED_WORDS = "no_shared_words"  # shared-word mode: the sentences share no 
 # Per-model reasons (prefixed with the model's name).
 REASON_OOV = "oov"  # GloVe: word not in the vocabulary (flair would return a zero vector)
 REASON_NO_SUBWORDS = "no_subwords"  # transformer: the tokenizer produced no subword for the token
+REASON_ZERO_VECTOR = "zero_vector"  # any model: a vector of zeros has no direction, so no distance
+REASON_NON_FINITE = "non_finite"  # any model: a vector or a distance is NaN or infinite
 
 
 def model_status(model_name: str, reason: str) -> str:
     return f"{model_name}_{reason}"
+
+
+def vector_problems(missing_reason: str, valid: np.ndarray, zero: np.ndarray, non_finite: np.ndarray) -> np.ndarray:
+    """Per compared pair, why one model has no distances ('' where it has them all, finite).
+
+    `valid`: both vectors exist; `zero`: either is all zeros; `non_finite`: either vector or any
+    distance is NaN or infinite. A missing vector is named first, then a zero one (whose cosine is NaN
+    by nature), then a non-finite one.
+    """
+    reasons = np.full(len(valid), "", dtype=object)
+    reasons[non_finite] = REASON_NON_FINITE
+    reasons[zero] = REASON_ZERO_VECTOR
+    reasons[~valid] = missing_reason
+    return reasons
 
 
 def is_bad_row(status: str) -> bool:

@@ -85,6 +85,8 @@ class RunSummary:
     def line(self) -> str:
         by_status = ", ".join(f"{s} {n}" for s, n in sorted(self.status_counts.items(), key=lambda x: (-x[1], x[0])))
         totals = f"{self.pairs_read} pairs read, {self.rows_written} rows written"
+        if self.nothing_to_do and not self.shards_skipped:
+            return f"no data rows to process: the inputs hold no rows ({totals})"
         if self.nothing_to_do:
             return f"nothing to do: all {self.shards_skipped} shards were already done ({totals})"
         skipped = f" ({self.shards_skipped} shards were already done)" if self.shards_skipped else ""

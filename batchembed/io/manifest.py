@@ -53,15 +53,36 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human-readable names of the fingerprint entries that differ."""
+    """What differs, as `option old -> new` (e.g. `transformer layers -1 -> -2`)."""
     changed = []
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            if key in ("shard_rows", "tokenizer", "version"):
-                changed.append(f"{key} {old.get(key)} -> {new.get(key)}")
-            else:
-                changed.append(key)
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "models" and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for model_a, model_b in zip(a, b):  # the same models in the same order: name what changed in each
+                if model_a != model_b and isinstance(model_a, dict) and isinstance(model_b, dict):
+                    label = model_b.get("kind", model_b.get("name", "model"))
+                    changed += [f"{label} {k} {v} -> {model_b.get(k)}" for k, v in _changed(model_a, model_b)]
+                elif model_a != model_b:
+                    changed.append(f"models {_names([model_a])} -> {_names([model_b])}")
+        elif key == "models":
+            changed.append(f"models {_names(a)} -> {_names(b)}")
+        elif isinstance(a, dict) and isinstance(b, dict):
+            changed += [f"{key} {k} {v} -> {b.get(k)}" for k, v in _changed(a, b)]
+        else:
+            changed.append(f"{key} {a} -> {b}")
     return changed
+
+
+def _changed(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, a.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _names(models: Any) -> str:
+    if not isinstance(models, list):
+        return str(models)
+    return ", ".join(str(m.get("name")) if isinstance(m, dict) else str(m) for m in models) or "none"
 
 
 @dataclass
@@ -168,12 +189,14 @@ def load_manifest(layout: OutputLayout) -> Manifest | None:
         return None
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError(f"a JSON {type(data).__name__}, expected an object")
+        if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), dict):
+            raise ValueError(f"a JSON {type(data).__name__} without a fingerprint, not a batchembed manifest")
         if data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
         inputs = {key: InputRecord(**record) for key, record in data["inputs"].items()}
+        if not all(isinstance(r.bytes, int) and isinstance(r.mtime_ns, int) for r in inputs.values()):
+            raise ValueError("an input record without integer size and mtime")
         return Manifest(data["fingerprint"], inputs, int(data["runs"]), int(data["finished_run"]))
-    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         why = reason(exc)
         raise OutputError(f"{path}: unreadable manifest ({why}); pass --overwrite to start this output over") from exc
