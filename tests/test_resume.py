@@ -3,6 +3,7 @@ the rows of an uninterrupted run; plus the manifest, --incremental and --max-bad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import FakeEmbedder, state_dir
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from batchembed.cli import app
@@ -565,3 +568,56 @@ def test_a_resume_never_mixes_two_versions_of_an_input(tmp_path: Path, row: int)
     engine([src], out, incremental=True)
     engine([src], tmp_path / "fresh")
     assert output_rows(out) == output_rows(tmp_path / "fresh")
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 30),
+    stop_after=st.integers(1, 6),
+    edit_row=st.integers(1, 30),
+    edit=st.sampled_from(["same size", "longer", "shorter", "append", "none"]),
+    restore_mtime=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_property_a_resume_equals_a_fresh_run_on_the_final_input(
+    tmp_path_factory: pytest.TempPathFactory,
+    n: int,
+    stop_after: int,
+    edit_row: int,
+    edit: str,
+    restore_mtime: bool,
+    seed: int,
+) -> None:
+    """Interrupted after some shards, the input edited in any way (its mtime perhaps set back),
+    resumed with --incremental: never rows of two versions, always a fresh run's rows."""
+    tmp = tmp_path_factory.mktemp("versions")
+    src = write_pairs(tmp / "a.csv", n, seed=seed)
+    out = tmp / "out"
+    seen: list = []
+
+    def stop(result) -> None:
+        seen.append(result)
+        if len(seen) == stop_after:
+            raise KeyboardInterrupt
+
+    config = RunConfig(inputs=(str(src),), output=out, shard_rows=3, tokenizer="whitespace")
+    with contextlib.suppress(KeyboardInterrupt):
+        run(config, [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx")], on_shard=stop)
+    before = os.stat(src)
+    lines = src.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    row = 1 + (edit_row - 1) % n
+    if edit == "same size":
+        lines[row] = lines[row][:-1] + ("x" if lines[row][-1] != "x" else "y")
+    elif edit == "longer":
+        lines[row] += " river"
+    elif edit == "shorter" and len(lines[row].rsplit(" ", 1)[0].split(",")) == 3:
+        lines[row] = lines[row].rsplit(" ", 1)[0]
+    elif edit == "append":
+        lines.append(f"new-{seed},the light was new,a new light")
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if restore_mtime:
+        os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+    engine([src], out, shard_rows=3, incremental=True)
+    engine([src], tmp / "fresh", shard_rows=3)
+    assert output_rows(out) == output_rows(tmp / "fresh")
