@@ -353,17 +353,12 @@ class _Job:
             if marker.run > self.manifest.finished_run:
                 self.new_bad_rows -= marker.bad_rows
 
-    def _done_by_file(self) -> dict[str, list[DoneMarker]]:
+    def _incomplete_files(self) -> Iterator[tuple[InputFile, list[DoneMarker]]]:
+        """Each input with its done markers in shard order, but for files wholly done, which are
+        counted as skipped and never opened."""
         by_file: dict[str, list[DoneMarker]] = {}
         for marker in sorted(self.markers.values(), key=lambda m: m.index):
             by_file.setdefault(marker.file_key, []).append(marker)
-        return by_file
-
-    def plan_tasks(self) -> list[ShardTask]:
-        """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
-        by_file = self._done_by_file()
-        tasks: list[ShardTask] = []
-        rows = self.config.shard_rows
         for file in self.files:
             counts = self._counts(file)
             done = by_file.get(file.key, [])
@@ -371,6 +366,13 @@ class _Job:
                 self.summary.shards_skipped += len(done)
                 counts.state = "done"
                 continue
+            yield file, done
+
+    def plan_tasks(self) -> list[ShardTask]:
+        """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
+        tasks: list[ShardTask] = []
+        rows = self.config.shard_rows
+        for file, done in self._incomplete_files():
             if file.format != "parquet":
                 tasks.append(csv_task(file, self.manifest.runs, done))
                 self.tasks_left[file.key] = 1
@@ -391,7 +393,7 @@ class _Job:
             tasks += pending
             self.tasks_left[file.key] = len(pending)
             if not pending:
-                counts.state = "done"
+                self._counts(file).state = "done"
         return tasks
 
     def commit_task(self, result: TaskResult, on_shard: ShardCallback | None) -> None:
@@ -415,14 +417,7 @@ class _Job:
         """Every shard not yet done, file by file, each file closed by a FileRead; a file that
         cannot be read is reported and skipped. The engine may run it in another thread
         (local.py reads ahead): it records skips and errors, and leaves completion to the consumer."""
-        by_file = self._done_by_file()
-        for file in self.files:
-            counts = self._counts(file)
-            done = by_file.get(file.key, [])
-            if self._complete(file, done):
-                self.summary.shards_skipped += len(done)
-                counts.state = "done"
-                continue
+        for file, _ in self._incomplete_files():
             try:
                 for shard in read_shards(file, self.config.columns, self.config.shard_rows):
                     known = self.markers.get(shard.shard_id)
