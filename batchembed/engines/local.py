@@ -1,33 +1,44 @@
-"""The default engine: every shard embedded in this process, one after another.
+"""The default engine: the stages of batchembed/stages/ as processes and threads on one machine.
 
-While the model embeds shard n, a background thread reads and tokenizes shard
-n+1 (torch releases the GIL inside its kernels); with tokenizer worker
-processes (--tokenize-workers, by default only on a GPU) that thread fans the
-tokenizing out to them.
+    reader thread    reads the next shards (job.py) and hands them to the prepare workers
+    prepare workers  processes (spawned): tokenize, subword-encode, targets, rows -> arrays
+    model thread     embed: only the model forward, gathers and distances, on the arrays
+    this thread      assemble the output table, then job.py writes the part and its marker
+
+So the thread that drives the model never tokenizes or writes: while it runs shard n,
+the workers prepare shards n+1.., and this thread writes shard n-1 (pyarrow and torch
+release the GIL). How many workers and torch threads: batchembed/hardware.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future
 
 import pyarrow as pa
 
 from batchembed.config import RunConfig
-from batchembed.embedders.base import Embedder
+from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import FileRead, ShardCallback, run_job
 from batchembed.engines.job import read_output as read_output
+from batchembed.hardware import choose_layout
 from batchembed.io.reader import InputShard
 from batchembed.models import choose_device
-from batchembed.pipeline import ShardResult, embed_plan, plan_shard
 from batchembed.prefetch import ahead
+from batchembed.stages.assemble import ShardResult, assemble
+from batchembed.stages.embed import EmbeddedShard, embed
+from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.summary import RunSummary
-from batchembed.tokenize import TokenizeMany, get_tokenizer, many
-from batchembed.workers import TokenizerPool, automatic_workers
+from batchembed.tokenize import TokenizerName, get_tokenizer, many
+from batchembed.workers import PreparePool
+
+Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
 
 
 def run(config: RunConfig, embedders: Sequence[Embedder], on_shard: ShardCallback | None = None) -> RunSummary:
-    """Process all inputs into `config.output` in this process, resuming what an earlier run left."""
+    """Process all inputs into `config.output` on this machine, resuming what an earlier run left."""
     return run_job(config, embedders, LocalRunner(config, embedders), on_shard)
 
 
@@ -38,25 +49,62 @@ class LocalRunner:
     def __call__(
         self, items: Iterator[InputShard | FileRead], schema: pa.Schema
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
-        with _tokenizer(self.config) as tokenize_many:
-            planned = ahead(item if isinstance(item, FileRead) else plan_shard(item, tokenize_many) for item in items)
-            with contextlib.closing(planned):  # stop the reader thread before the workers go
-                for item in planned:
+        options = self.config.embed
+        layout = choose_layout(choose_device(options.device), options.tokenize_workers, options.threads)
+        if layout.threads is not None:
+            import torch
+
+            torch.set_num_threads(layout.threads)
+        preparers = [e.preparer() for e in self.embedders]
+        with _preparing(self.config.tokenizer, preparers, layout.workers) as submit:
+            prepared = ahead(_in_order(items, submit, depth=layout.workers + 1))
+            embedded = ahead(_embedded(prepared, self.embedders))  # the model thread
+            # closed in reverse: the model thread stops before the reader, the reader before the workers
+            with contextlib.closing(prepared), contextlib.closing(embedded):
+                for item in embedded:
                     if isinstance(item, FileRead):
                         yield item
                     else:
-                        yield item.shard, embed_plan(item, self.embedders, schema)
+                        shard, ready, vectors = item
+                        yield shard, assemble(ready, vectors, schema)
 
 
 @contextlib.contextmanager
-def _tokenizer(config: RunConfig) -> Iterator[TokenizeMany]:
-    """In this process, or in a pool of worker processes (--tokenize-workers; by default
-    only on a GPU, where Python tokenization would otherwise keep the model waiting)."""
-    workers = config.embed.tokenize_workers
-    if workers is None:
-        workers = automatic_workers(choose_device(config.embed.device))
+def _preparing(tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int) -> Iterator[Submit]:
     if not workers:
-        yield many(get_tokenizer(config.tokenizer))
+        tokenize_many = many(get_tokenizer(tokenizer))
+        yield lambda shard: prepare(shard, tokenize_many, preparers)
         return
-    with TokenizerPool(config.tokenizer, workers) as pool:
-        yield pool
+    with PreparePool(tokenizer, preparers, workers) as pool:
+        yield pool.submit
+
+
+def _in_order(
+    items: Iterator[InputShard | FileRead], submit: Submit, depth: int
+) -> Iterator[tuple[InputShard, PreparedShard] | FileRead]:
+    """Submit up to `depth` shards ahead; hand them back prepared, in input order."""
+    pending: deque[tuple[InputShard | FileRead, Future[PreparedShard] | PreparedShard | None]] = deque()
+
+    def first() -> tuple[InputShard, PreparedShard] | FileRead:
+        item, work = pending.popleft()
+        if isinstance(item, FileRead):
+            return item
+        return item, work.result() if isinstance(work, Future) else work  # type: ignore[return-value]
+
+    for item in items:
+        pending.append((item, None if isinstance(item, FileRead) else submit(item)))
+        while len(pending) > depth:
+            yield first()
+    while pending:
+        yield first()
+
+
+def _embedded(
+    prepared: Iterator[tuple[InputShard, PreparedShard] | FileRead], embedders: Sequence[Embedder]
+) -> Iterator[tuple[InputShard, PreparedShard, EmbeddedShard] | FileRead]:
+    for item in prepared:
+        if isinstance(item, FileRead):
+            yield item
+        else:
+            shard, ready = item
+            yield shard, ready, embed(ready, embedders)

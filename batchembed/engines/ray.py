@@ -66,9 +66,9 @@ class ShardWorker:
         return [ModelDescription(e.name, e.describe()) for e in self.embedders]
 
     def process(self, shard: InputShard, schema: pa.Schema) -> ShardResult:
-        from batchembed.pipeline import embed_plan, plan_shard
+        from batchembed.pipeline import process_shard
 
-        return embed_plan(plan_shard(shard, self.tokenize), self.embedders, schema)
+        return process_shard(shard, self.tokenize, self.embedders, schema)
 
 
 class RayRunner:
