@@ -9,8 +9,8 @@ import pytest
 
 from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run as run_local
-from batchembed.tokenize import flair_tokenize, get_tokenizer, many
 from batchembed.hardware import Layout, busy_cores, choose_layout
+from batchembed.tokenize import flair_tokenize, get_tokenizer, many
 from batchembed.workers import MIN_TEXTS_PER_TASK, TokenizerPool
 
 TEXTS = [
@@ -103,8 +103,14 @@ def test_prepared_shard_round_trips_through_a_dict_of_arrays(tiny_embedders) -> 
     from batchembed.targets import TargetMode
 
     shard = InputShard(
-        InputFile(Path("x.csv"), "csv"), 0, 1, TargetMode.SHARED, ["a", "b", "c"],
-        [TEXTS[0], None, "light"], [TEXTS[1], "x", "dark"], [(), (), ()],
+        InputFile(Path("x.csv"), "csv"),
+        0,
+        1,
+        TargetMode.SHARED,
+        ["a", "b", "c"],
+        [TEXTS[0], None, "light"],
+        [TEXTS[1], "x", "dark"],
+        [(), (), ()],
     )
     prepared = prepare(shard, many(flair_tokenize), [e.preparer() for e in tiny_embedders])
     arrays = prepared.to_dict()

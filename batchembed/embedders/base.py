@@ -58,7 +58,9 @@ class Preparer(Protocol):
 
     name: str
 
-    def prepare(self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray) -> ModelInput:
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
         """Arrays from which `embed_prepared` computes the vectors of tokens
         `sentences[sentence_index[k]].tokens[token_index[k]]`, k = 0..N-1."""
         ...

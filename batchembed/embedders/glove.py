@@ -210,7 +210,9 @@ class GlovePreparer:
                 return vocab[candidate]
         return self.unknown_row
 
-    def prepare(self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray) -> ModelInput:
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
         rows = np.fromiter(
             (self.row(sentences[s].tokens[t]) for s, t in zip(sentence_index.tolist(), token_index.tolist())),
             dtype=np.int64,

@@ -327,8 +327,6 @@ class TransformerEmbedder:
         Used for sentences longer than the model window (flair's strided windows)
         and as the reference the fast path is tested against.
         """
-        import torch
-        from flair.data import Sentence
 
         return self._flair_vectors([list(s.tokens) for s in sentences])
 
@@ -369,7 +367,9 @@ class TransformerPreparer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["name"], state["backend"], state["window"])  # type: ignore[misc]
 
-    def prepare(self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray) -> ModelInput:
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
         plan = RequestPlan.build(sentence_index, token_index)
         needed = [sentences[i] for i in plan.sentence_ids.tolist()]
         encodings = self.backend.encode_batch([list(s.tokens) for s in needed], is_pretokenized=True)

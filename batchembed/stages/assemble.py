@@ -79,7 +79,9 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
     columns["source_row"] = pa.array(prepared.pair_row + prepared.first_row, type=pa.int64())
     null = ~compared
     for side in (1, 2):
-        columns[f"word_{side}"] = _strings(getattr(prepared, f"word_{side}"), getattr(prepared, f"word_{side}_offsets"), compared)
+        columns[f"word_{side}"] = _strings(
+            getattr(prepared, f"word_{side}"), getattr(prepared, f"word_{side}_offsets"), compared
+        )
         columns[f"token_index_{side}"] = pa.array(getattr(prepared, f"token_{side}"), mask=null, type=pa.int32())
         columns[f"char_start_{side}"] = pa.array(getattr(prepared, f"char_start_{side}"), mask=null, type=pa.int32())
         columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
