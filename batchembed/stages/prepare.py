@@ -108,7 +108,7 @@ def sentence_problem(value: Any) -> str | None:
 
 
 @dataclass
-class _Rows:
+class Rows:
     """Column lists of the output rows being planned."""
 
     pair_row: list[int] = field(default_factory=list)
@@ -119,7 +119,7 @@ class _Rows:
     status: list[str] = field(default_factory=list)
 
 
-def _plan_rows(shard: InputShard, tokenize_many: TokenizeMany) -> tuple[_Rows, list[Tokenized]]:
+def plan_rows(shard: InputShard, tokenize_many: TokenizeMany) -> tuple[Rows, list[Tokenized]]:
     """Tokenize each distinct sentence once and decide every row to output."""
     numbers: dict[str, int] = {}
     problems: list[str | None] = []
@@ -131,7 +131,7 @@ def _plan_rows(shard: InputShard, tokenize_many: TokenizeMany) -> tuple[_Rows, l
             numbers.setdefault(text2, len(numbers))
     sentences = tokenize_many(list(numbers))  # dicts keep insertion order: sentence n is numbers' n-th key
 
-    rows = _Rows()
+    rows = Rows()
     for k, (text1, text2, target, problem) in enumerate(zip(shard.sentence1, shard.sentence2, shard.targets, problems)):
         if problem is None:
             n1, n2 = numbers[text1], numbers[text2]
@@ -183,7 +183,7 @@ def _side(sentences: Sequence[Tokenized], numbers: np.ndarray, tokens: np.ndarra
 
 def prepare(shard: InputShard, tokenize_many: TokenizeMany, preparers: Sequence[Preparer]) -> PreparedShard:
     """The CPU stage of one shard: everything the device stage needs, as arrays."""
-    rows, sentences = _plan_rows(shard, tokenize_many)
+    rows, sentences = plan_rows(shard, tokenize_many)
     sentence_1 = np.asarray(rows.sentence_1, dtype=np.int64)
     sentence_2 = np.asarray(rows.sentence_2, dtype=np.int64)
     token_1 = np.asarray(rows.token_1, dtype=np.int32)
