@@ -241,7 +241,10 @@ def main() -> None:
             progress(f"repeat {repeat + 1}/{args.repeats}: pipeline, {w} workers")
             output = work / "out" / f"pipeline-{w}"
             options = ["--no-glove", "--transformer", model, "--device", "cpu", "--tokenize-workers", str(w)]
-            run = check(run_child(batchembed_cmd(path, output, options, None), work / "logs" / f"pipeline-{w}.log", env), "batchembed run")
+            run = check(
+                run_child(batchembed_cmd(path, output, options, None), work / "logs" / f"pipeline-{w}.log", env),
+                "batchembed run",
+            )
             summary = read_summary(output)
             pipeline_s[w].append(summary["seconds"])
             pipeline_wall[w].append(run.wall_s)
@@ -249,8 +252,18 @@ def main() -> None:
 
             progress(f"repeat {repeat + 1}/{args.repeats}: bare tokenizers, {w} processes")
             result = work / f"bare-{w}.json"
-            cmd = [sys.executable, script, "--bare", str(w), "--sentences", str(sentences_file), "--model", model,
-                   "--result", str(result)]
+            cmd = [
+                sys.executable,
+                script,
+                "--bare",
+                str(w),
+                "--sentences",
+                str(sentences_file),
+                "--model",
+                model,
+                "--result",
+                str(result),
+            ]
             check(run_child(cmd, work / "logs" / f"bare-{w}.log", env), "bare tokenizers")
             bare = json.loads(result.read_text())
             bare_s[w].append(bare["seconds"])
@@ -260,38 +273,63 @@ def main() -> None:
     for w in counts:
         progress(f"driver process, {w} workers, measured from inside")
         result = work / f"driver-{w}.json"
-        cmd = [sys.executable, script, "--driver", str(w), "--corpus", str(path), "--model", model,
-               "--workdir", str(work), "--result", str(result)]
+        cmd = [
+            sys.executable,
+            script,
+            "--driver",
+            str(w),
+            "--corpus",
+            str(path),
+            "--model",
+            model,
+            "--workdir",
+            str(work),
+            "--result",
+            str(result),
+        ]
         check(run_child(cmd, work / "logs" / f"driver-{w}.log", env), "driver")
         drivers[w] = json.loads(result.read_text())
 
     n = len(texts)
     print(f"Command: `python benchmarks/feed_ceiling.py {' '.join(sys.argv[1:])}`\n")
     print(machine_markdown(info) + "\n")
-    print(f"{args.pairs:,} pairs, {n:,} distinct sentences, {subwords:,} subword tokens (bare count), "
-          f"{tokens:,} model positions embedded by the pipeline; {args.repeats} interleaved repeats, medians.\n")
+    print(
+        f"{args.pairs:,} pairs, {n:,} distinct sentences, {subwords:,} subword tokens (bare count), "
+        f"{tokens:,} model positions embedded by the pipeline; {args.repeats} interleaved repeats, medians.\n"
+    )
     print("| contender | s (median) | runs | distinct sentences/s | subword tokens/s |")
     print("|---|---:|---|---:|---:|")
     for w in counts:
         p, b = median(pipeline_s[w]), median(bare_s[w])
-        print(f"| pipeline, {w} workers (job s; wall {median(pipeline_wall[w]):.2f}) | {p:.2f} | "
-              f"{', '.join(f'{x:.2f}' for x in pipeline_s[w])} | {n / p:,.0f} | {tokens / p:,.0f} |")
-        print(f"| bare tokenizers, {w} processes | {b:.2f} | {', '.join(f'{x:.2f}' for x in bare_s[w])} | "
-              f"{n / b:,.0f} | {subwords / b:,.0f} |")
+        print(
+            f"| pipeline, {w} workers (job s; wall {median(pipeline_wall[w]):.2f}) | {p:.2f} | "
+            f"{', '.join(f'{x:.2f}' for x in pipeline_s[w])} | {n / p:,.0f} | {tokens / p:,.0f} |"
+        )
+        print(
+            f"| bare tokenizers, {w} processes | {b:.2f} | {', '.join(f'{x:.2f}' for x in bare_s[w])} | "
+            f"{n / b:,.0f} | {subwords / b:,.0f} |"
+        )
     print("\n| figure | value | target |\n|---|---:|---:|")
     for w in counts:
-        print(f"| pipeline / bare tokenizers, {w} workers (speed) | {median(bare_s[w]) / median(pipeline_s[w]):.2f} | >= 0.85 |")
+        ratio = median(bare_s[w]) / median(pipeline_s[w])
+        print(f"| pipeline / bare tokenizers, {w} workers (speed) | {ratio:.2f} | >= 0.85 |")
     if len(counts) > 1:
         lo, hi = min(counts), max(counts)
-        print(f"| pipeline {hi} workers vs {lo} (speed) | {median(pipeline_s[lo]) / median(pipeline_s[hi]):.2f}x | >= 1.8x |")
-        print(f"| bare {hi} processes vs {lo} (speed) | {median(bare_s[lo]) / median(bare_s[hi]):.2f}x | (the machine's ceiling) |")
+        scaling = median(pipeline_s[lo]) / median(pipeline_s[hi])
+        print(f"| pipeline {hi} workers vs {lo} (speed) | {scaling:.2f}x | >= 1.8x |")
+        ceiling = median(bare_s[lo]) / median(bare_s[hi])
+        print(f"| bare {hi} processes vs {lo} (speed) | {ceiling:.2f}x | (the machine's own ceiling) |")
     for w, d in drivers.items():
         outside = d["process_cpu"] - d["stages"].get("model forward", 0.0)
-        print(f"| driver CPU-s per million subword tokens outside the forward, {w} workers | "
-              f"{outside / d['tokens'] * 1e6:.2f} | <= 0.5 |")
+        print(
+            f"| driver CPU-s per million subword tokens outside the forward, {w} workers | "
+            f"{outside / d['tokens'] * 1e6:.2f} | <= 0.5 |"
+        )
     for w, d in drivers.items():
-        print(f"\nWhere the driver process's CPU goes, {w} workers ({d['tokens']:,} tokens, wall {d['wall']:.2f} s, "
-              "torch threads 1):\n")
+        print(
+            f"\nWhere the driver process's CPU goes, {w} workers ({d['tokens']:,} tokens, wall {d['wall']:.2f} s, "
+            "torch threads 1):\n"
+        )
         print("| stage (thread CPU s) | s | per million tokens |\n|---|---:|---:|")
         stages = dict(d["stages"])
         stages["other: reading input, handing shards to workers, bookkeeping (process CPU - the above)"] = d[

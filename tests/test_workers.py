@@ -65,24 +65,27 @@ def _run(tmp_path, embedders, name: str, **options):
     return pq.read_table(out).sort_by([("source_row", "ascending"), ("token_index_1", "ascending")])
 
 
-def test_run_output_is_identical_with_workers(tmp_path, fake_embedders) -> None:
+def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypatch) -> None:
     first = _pairs(tmp_path)
     tables = [_run(tmp_path, fake_embedders, f"out{w}", tokenize_workers=w, threads=1) for w in (0, 1, 2)]
+    monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", 10)  # shards of 97 pairs in 10 pieces
+    tables += [_run(tmp_path, fake_embedders, f"pieces{w}", tokenize_workers=w, threads=1) for w in (0, 2)]
     assert tables[0].num_rows > len(first)
-    assert tables[0].equals(tables[1])
-    assert tables[0].equals(tables[2])
+    for table in tables[1:]:
+        assert table.equals(tables[0])
 
 
-def test_real_models_identical_whatever_workers_and_budget(tmp_path, tiny_embedders) -> None:
+def test_real_models_identical_whatever_workers_and_budget(tmp_path, tiny_embedders, monkeypatch) -> None:
     """Same rows, words, statuses and distances (to float tolerance) for 0, 1, 2 workers and any budget."""
     import numpy as np
 
     _pairs(tmp_path)
     bert = tiny_embedders[1]
     runs = []
-    for workers, budget in ((0, 256), (1, 64), (2, 100_000), (2, 16)):
+    for workers, budget, piece in ((0, 256, 0), (1, 64, 0), (2, 100_000, 0), (2, 16, 0), (2, 256, 30)):
         bert.token_budget = budget
-        runs.append(_run(tmp_path, tiny_embedders, f"w{workers}-{budget}", tokenize_workers=workers, threads=1))
+        monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", piece or 1024)
+        runs.append(_run(tmp_path, tiny_embedders, f"w{workers}-{budget}-{piece}", tokenize_workers=workers, threads=1))
     bert.token_budget = 256
     reference = runs[0]
     distances = [c for c in reference.column_names if c.endswith(("_euclidean", "_cosine"))]

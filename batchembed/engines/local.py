@@ -8,14 +8,20 @@
 So the thread that drives the model never tokenizes or writes: while it runs shard n,
 the workers prepare shards n+1.., and this thread writes shard n-1 (pyarrow and torch
 release the GIL). How many workers and torch threads: batchembed/hardware.py.
+
+A shard is prepared and embedded in pieces of PIECE_PAIRS pairs (the same pieces
+whatever the number of workers, so the same batches and the same numbers): the workers
+share the first shard at once instead of one worker preparing it while the rest of the
+machine waits, and the model starts after one piece, not one shard.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 
 import pyarrow as pa
 
@@ -35,6 +41,8 @@ from batchembed.tokenize import TokenizerName, get_tokenizer, many
 from batchembed.workers import PreparePool
 
 Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
+
+PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
 
 
 def run(config: RunConfig, embedders: Sequence[Embedder], on_shard: ShardCallback | None = None) -> RunSummary:
@@ -57,16 +65,20 @@ class LocalRunner:
             torch.set_num_threads(layout.threads)
         preparers = [e.preparer() for e in self.embedders]
         with _preparing(self.config.tokenizer, preparers, layout.workers) as submit:
-            prepared = ahead(_in_order(items, submit, depth=layout.workers + 1))
+            prepared = ahead(_in_order(items, submit, depth=2 * layout.workers + 1))
             embedded = ahead(_embedded(prepared, self.embedders))  # the model thread
             # closed in reverse: the model thread stops before the reader, the reader before the workers
             with contextlib.closing(prepared), contextlib.closing(embedded):
+                done: list[ShardResult] = []
                 for item in embedded:
                     if isinstance(item, FileRead):
                         yield item
-                    else:
-                        shard, ready, vectors = item
-                        yield shard, assemble(ready, vectors, schema)
+                        continue
+                    shard, last, ready, vectors = item
+                    done.append(assemble(ready, vectors, schema))
+                    if last:
+                        yield shard, _combine(done)
+                        done = []
 
 
 @contextlib.contextmanager
@@ -79,32 +91,67 @@ def _preparing(tokenizer: TokenizerName, preparers: Sequence[Preparer], workers:
         yield pool.submit
 
 
+def pieces(shard: InputShard, size: int | None = None) -> list[InputShard]:
+    """The shard cut into consecutive pieces of `size` (PIECE_PAIRS) pairs, row numbers kept."""
+    size = size or PIECE_PAIRS
+    if len(shard) <= size:
+        return [shard]
+    return [
+        replace(
+            shard,
+            ids=shard.ids[a : a + size],
+            sentence1=shard.sentence1[a : a + size],
+            sentence2=shard.sentence2[a : a + size],
+            targets=shard.targets[a : a + size],
+            first_row=shard.first_row + a,
+        )
+        for a in range(0, len(shard), size)
+    ]
+
+
+def _combine(results: list[ShardResult]) -> ShardResult:
+    if len(results) == 1:
+        return results[0]
+    counts: Counter[str] = Counter()
+    for r in results:
+        counts.update(r.status_counts)
+    table = pa.concat_tables([r.table for r in results]).combine_chunks()
+    return ShardResult(table, sum(r.pairs for r in results), counts, sum(r.subword_tokens for r in results))
+
+
 def _in_order(
     items: Iterator[InputShard | FileRead], submit: Submit, depth: int
-) -> Iterator[tuple[InputShard, PreparedShard] | FileRead]:
-    """Submit up to `depth` shards ahead; hand them back prepared, in input order."""
-    pending: deque[tuple[InputShard | FileRead, Future[PreparedShard] | PreparedShard | None]] = deque()
+) -> Iterator[tuple[InputShard, bool, PreparedShard] | FileRead]:
+    """Submit up to `depth` pieces ahead; hand them back prepared, in input order, each with
+    its shard and whether it is the shard's last piece."""
+    pending: deque[tuple[InputShard, bool, Future[PreparedShard] | PreparedShard] | FileRead] = deque()
 
-    def first() -> tuple[InputShard, PreparedShard] | FileRead:
-        item, work = pending.popleft()
+    def first() -> tuple[InputShard, bool, PreparedShard] | FileRead:
+        item = pending.popleft()
         if isinstance(item, FileRead):
             return item
-        return item, work.result() if isinstance(work, Future) else work  # type: ignore[return-value]
+        shard, last, work = item
+        return shard, last, work.result() if isinstance(work, Future) else work
 
     for item in items:
-        pending.append((item, None if isinstance(item, FileRead) else submit(item)))
-        while len(pending) > depth:
-            yield first()
+        if isinstance(item, FileRead):
+            pending.append(item)
+            continue
+        cut = pieces(item)
+        for k, piece in enumerate(cut):
+            pending.append((item, k == len(cut) - 1, submit(piece)))
+            while len(pending) > depth:
+                yield first()
     while pending:
         yield first()
 
 
 def _embedded(
-    prepared: Iterator[tuple[InputShard, PreparedShard] | FileRead], embedders: Sequence[Embedder]
-) -> Iterator[tuple[InputShard, PreparedShard, EmbeddedShard] | FileRead]:
+    prepared: Iterator[tuple[InputShard, bool, PreparedShard] | FileRead], embedders: Sequence[Embedder]
+) -> Iterator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead]:
     for item in prepared:
         if isinstance(item, FileRead):
             yield item
         else:
-            shard, ready = item
-            yield shard, ready, embed(ready, embedders)
+            shard, last, ready = item
+            yield shard, last, ready, embed(ready, embedders)
