@@ -8,7 +8,8 @@ same subwords), so the run measures everything but the model. Interleaved and re
 (each contender in its own process), medians:
 
   pipeline-W  `batchembed run corpus.parquet -o OUT --no-glove --transformer TINY
-              --tokenize-workers W`: the job's own seconds (_summary.json, model loading
+              --tokenize-workers W --threads 1` (the layout batchembed picks on a GPU: one
+              torch thread drives the model, the other cores prepare): the job's own seconds (_summary.json, model loading
               excluded; worker start-up included) and the whole process's wall seconds;
   bare-W      the two tokenizers alone over the same distinct sentences in W processes
               (spawned and warmed before the clock starts): flair's segtok word tokenizer
@@ -241,6 +242,7 @@ def main() -> None:
             progress(f"repeat {repeat + 1}/{args.repeats}: pipeline, {w} workers")
             output = work / "out" / f"pipeline-{w}"
             options = ["--no-glove", "--transformer", model, "--device", "cpu", "--tokenize-workers", str(w)]
+            options += ["--threads", "1"]  # as on a GPU: the model's process drives, the cores prepare
             run = check(
                 run_child(batchembed_cmd(path, output, options, None), work / "logs" / f"pipeline-{w}.log", env),
                 "batchembed run",
