@@ -9,8 +9,9 @@ same subwords), so the run measures everything but the model. Interleaved and re
 
   pipeline-W  `batchembed run corpus.parquet -o OUT --no-glove --transformer TINY
               --tokenize-workers W --threads 1` (the layout batchembed picks on a GPU: one
-              torch thread drives the model, the other cores prepare): the job's own seconds (_summary.json, model loading
-              excluded; worker start-up included) and the whole process's wall seconds;
+              torch thread drives the model, the other cores prepare): the job's own seconds
+              (_summary.json, model loading excluded; worker start-up included) and the whole
+              process's wall seconds;
   bare-W      the two tokenizers alone over the same distinct sentences in W processes
               (spawned and warmed before the clock starts): flair's segtok word tokenizer
               (segtok's split_single + word_tokenizer + split_contractions, flair's
