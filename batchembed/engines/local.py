@@ -59,13 +59,15 @@ class LocalRunner:
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
         options = self.config.embed
         layout = choose_layout(choose_device(options.device), options.tokenize_workers, options.threads)
-        if layout.threads is not None:
-            import torch
+        with _torch_threads(layout.threads):
+            yield from self._run(items, schema, layout.workers)
 
-            torch.set_num_threads(layout.threads)
+    def _run(
+        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, workers: int
+    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
         preparers = [e.preparer() for e in self.embedders]
-        with _preparing(self.config.tokenizer, preparers, layout.workers) as submit:
-            prepared = ahead(_in_order(items, submit, depth=2 * layout.workers + 1))
+        with _preparing(self.config.tokenizer, preparers, workers) as submit:
+            prepared = ahead(_in_order(items, submit, depth=2 * workers + 1))
             embedded = ahead(_embedded(prepared, self.embedders))  # the model thread
             # closed in reverse: the model thread stops before the reader, the reader before the workers
             with contextlib.closing(prepared), contextlib.closing(embedded):
@@ -79,6 +81,22 @@ class LocalRunner:
                     if last:
                         yield shard, _combine(done)
                         done = []
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads for the run, restored after it (the process may go on)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
