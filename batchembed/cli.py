@@ -83,7 +83,9 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 (default), 
 TokenizeWorkersOpt = Annotated[
     int | None,
     typer.Option(
-        "--tokenize-workers", help="Processes that tokenize ahead of the model. Default: 0 on CPU, spare cores on GPU."
+        "--tokenize-workers",
+        help="Processes that prepare shards (tokenize, encode, targets) ahead of the model. "
+        "Default: 1 on CPU, the spare cores on GPU; 0 prepares in a thread of the model's process.",
     ),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
@@ -160,6 +162,10 @@ def run(
     token_budget: TokenBudgetOpt = None,
     precision: PrecisionOpt = "fp32",
     tokenize_workers: TokenizeWorkersOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads of the model. Default: the cores no other process is busy on (CPU), 1 (GPU)."),
+    ] = None,
     shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = DEFAULT_SHARD_ROWS,
     max_bad_rows: Annotated[
         int | None, typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
@@ -239,7 +245,7 @@ def run(
             tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by RunConfig
             glove=glove_spec,
             transformer=transformer_spec,
-            embed=EmbedOptions(device, token_budget, precision, tokenize_workers),  # type: ignore[arg-type]
+            embed=EmbedOptions(device, token_budget, precision, tokenize_workers, threads),  # type: ignore[arg-type]
             shard_rows=shard_rows,
             max_bad_rows=max_bad_rows,
             overwrite=overwrite,

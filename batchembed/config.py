@@ -110,13 +110,16 @@ class EmbedOptions:
     device: str | None = None  # None: CUDA when present, else CPU
     token_budget: int | None = None  # padded subword tokens per batch; None: automatic
     precision: Precision = "fp32"
-    tokenize_workers: int | None = None  # processes that tokenize; None: automatic (0 on CPU)
+    tokenize_workers: int | None = None  # processes that prepare shards; None: automatic (hardware.py)
+    threads: int | None = None  # torch threads of the model; None: automatic (hardware.py)
 
     def __post_init__(self) -> None:
         if self.token_budget is not None and self.token_budget < 1:
             raise UsageError(f"--token-budget must be a positive number, got {self.token_budget}")
         if self.tokenize_workers is not None and self.tokenize_workers < 0:
             raise UsageError(f"--tokenize-workers must be 0 or more, got {self.tokenize_workers}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be 1 or more, got {self.threads}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
 

@@ -46,6 +46,7 @@ def whitespace_tokenize(text: str) -> Tokenized:
 # tokenizing, then reports offsets into the cleaned text; we clean the same way but
 # keep a map back to the caller's text, so offsets always index the original.
 _FLAIR_DROPPED = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029")
+_FLAIR_PROBLEM = re.compile("[\u200c\u200b\ufe0f\ufeff\u2028\u2029\u0080-\u0099]")
 
 
 def _flair_clean(text: str) -> tuple[str, list[int]]:
@@ -79,17 +80,22 @@ def _segtok(text: str) -> list[str]:
 
 def flair_tokenize(text: str) -> Tokenized:
     """The tokens `flair.data.Sentence(text)` makes, with offsets into `text` itself."""
-    clean, origin = _flair_clean(text)
+    if _FLAIR_PROBLEM.search(text) is None:  # the usual case: nothing to clean, offsets are the text's
+        clean, origin = text, None
+    else:
+        clean, origin = _flair_clean(text)
     words = _segtok(clean)
-    tokens, starts, ends = [], [], []
+    starts, ends = [], []
     offset = 0
     for word in words:
         start = clean.index(word, offset)  # as flair locates tokens
         offset = start + len(word)
-        tokens.append(word)
-        starts.append(origin[start])
-        ends.append(origin[offset - 1] + 1)
-    return Tokenized(text, tuple(tokens), tuple(starts), tuple(ends))
+        starts.append(start)
+        ends.append(offset)
+    if origin is not None:
+        starts = [origin[start] for start in starts]
+        ends = [origin[end - 1] + 1 for end in ends]
+    return Tokenized(text, tuple(words), tuple(starts), tuple(ends))
 
 
 TokenizeMany = Callable[[Sequence[str]], list[Tokenized]]

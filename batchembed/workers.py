@@ -1,42 +1,73 @@
-"""Tokenize sentences in worker processes, so the model is not kept waiting for Python.
+"""The CPU stage in worker processes, so the process that drives the model only runs it.
 
-Word tokenization (segtok) is pure Python and holds the GIL: one thread manages
-a few thousand sentences a second, while a GPU embeds far more. A pool of
-processes multiplies that. Workers are spawned (never forked: the parent holds
-torch's threads and possibly a CUDA context) and import only
-`batchembed.tokenize`, not flair or torch, so they start in well under a second.
+Workers are spawned (never forked: the parent holds torch's threads and possibly a
+CUDA context) and import neither flair nor torch: each gets the tokenizer's name and
+the models' Preparers (picklable: a fast tokenizer's Rust backend, a GloVe vocabulary)
+once, at start-up, then turns InputShards into PreparedShards (numpy arrays, cheap to
+pickle back).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ProcessPoolExecutor
 
+from batchembed.embedders.base import Preparer
+from batchembed.io.reader import InputShard
+from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.tokenize import Tokenized, TokenizerName, get_tokenizer, many
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
-MAX_AUTO_WORKERS = 8
 MIN_TEXTS_PER_TASK = 64
 
 
-def automatic_workers(device: torch.device) -> int:
-    """0 on CPU, where every core already runs the model's matmuls (a worker would
-    only take cores from it); on a GPU, the spare cores, up to MAX_AUTO_WORKERS."""
-    if device.type != "cuda":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(MAX_AUTO_WORKERS, cores - 2))  # one core for the main loop, one for the reader
+class PreparePool:
+    """prepare(shard) in `workers` processes."""
+
+    def __init__(self, tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int) -> None:
+        import multiprocessing
+
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(tokenizer, list(preparers)),
+        )
+        log.info("preparing shards in %d worker processes", workers)
+
+    def submit(self, shard: InputShard) -> Future[PreparedShard]:
+        return self._executor.submit(_prepare_in_worker, shard)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> PreparePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_worker_state: tuple[TokenizerName, list[Preparer]] | None = None
+
+
+def _start_worker(tokenizer: TokenizerName, preparers: list[Preparer]) -> None:
+    global _worker_state
+    _worker_state = (tokenizer, preparers)
+
+
+def _prepare_in_worker(shard: InputShard) -> PreparedShard:
+    assert _worker_state is not None, "worker not started by PreparePool"
+    tokenizer, preparers = _worker_state
+    return prepare(shard, many(get_tokenizer(tokenizer)), preparers)
 
 
 class TokenizerPool:
-    """A callable like `many(get_tokenizer(name))`, spread over `workers` processes, same results in the same order."""
+    """A callable like `many(get_tokenizer(name))`, spread over `workers` processes, same
+    results in the same order (word tokenization only; evaluation and tools use it)."""
 
     def __init__(self, name: TokenizerName, workers: int) -> None:
         import multiprocessing
@@ -44,7 +75,6 @@ class TokenizerPool:
         self.name = name
         self.workers = workers
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        log.info("tokenizing in %d worker processes", workers)
 
     def __call__(self, texts: Sequence[str]) -> list[Tokenized]:
         if len(texts) < MIN_TEXTS_PER_TASK:

@@ -80,21 +80,13 @@ def check(run: ChildRun, what: str, ok_codes: tuple[int, ...] = (0,)) -> ChildRu
 
 
 def batchembed_cmd(inputs: Path, output: Path, options: list[str], threads: int | None) -> list[str]:
-    """`batchembed run INPUT -o OUTPUT --overwrite -q ...`, the installed console script.
-
-    batchembed has no thread option, so with --threads the same entry point is
-    started through `python -c` after torch.set_num_threads (the console script
-    is itself just `from batchembed.cli import main; main()`).
-    """
+    """`batchembed run INPUT -o OUTPUT --overwrite -q ...`, the installed console script
+    (with `--threads N` when threads is given)."""
     args = ["run", str(inputs), "-o", str(output), "--overwrite", "-q", *options]
-    if threads is None:
-        exe = shutil.which("batchembed") or str(Path(sys.executable).with_name("batchembed"))
-        return [exe, *args]
-    launcher = (
-        "import sys, torch; torch.set_num_threads(int(sys.argv.pop(1))); "
-        "sys.argv[0] = 'batchembed'; from batchembed.cli import main; main()"
-    )
-    return [sys.executable, "-c", launcher, str(threads), *args]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    exe = shutil.which("batchembed") or str(Path(sys.executable).with_name("batchembed"))
+    return [exe, *args]
 
 
 def progress(message: str) -> None:
@@ -126,8 +118,9 @@ def _batchembed_version() -> str:
 
     repo = Path(batchembed.__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown commit"
     return f"{batchembed.__version__} ({commit})"

@@ -63,13 +63,26 @@ def measure(args: argparse.Namespace, pairs: int) -> tuple[ChildRun, dict[str, o
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=lambda s: sorted(int(x) for x in s.split(",")), default=[20_000, 200_000],
-                        help="comma-separated corpus sizes in pairs")
+    parser.add_argument(
+        "--pairs",
+        type=lambda s: sorted(int(x) for x in s.split(",")),
+        default=[20_000, 200_000],
+        help="comma-separated corpus sizes in pairs",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--transformer", dest="transformer", action="store_true", default=False,
-                      help="both models (default: GloVe only)")
-    mode.add_argument("--no-transformer", dest="transformer", action="store_false",
-                      help="GloVe only: exercises reading, tokenizing and writing at scale")
+    mode.add_argument(
+        "--transformer",
+        dest="transformer",
+        action="store_true",
+        default=False,
+        help="both models (default: GloVe only)",
+    )
+    mode.add_argument(
+        "--no-transformer",
+        dest="transformer",
+        action="store_false",
+        help="GloVe only: exercises reading, tokenizing and writing at scale",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per size, interleaved (small, large, small...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in batchembed")
@@ -97,8 +110,10 @@ def main() -> None:
                 job = float(prev_summary["seconds"])  # type: ignore[arg-type]
                 estimate = prev_run.wall_s - job + job * pairs / prev
                 progress(f"estimated {estimate / 60:.1f} min for {pairs} pairs (from {prev} pairs)")
-            progress(f"repeat {repeat + 1}/{args.repeats}: batchembed run, {pairs} pairs, "
-                     f"{'GloVe + transformer' if args.transformer else 'GloVe only'}")
+            progress(
+                f"repeat {repeat + 1}/{args.repeats}: batchembed run, {pairs} pairs, "
+                f"{'GloVe + transformer' if args.transformer else 'GloVe only'}"
+            )
             run, summary = measure(args, pairs)
             progress(f"  wall {run.wall_s:.0f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
             results[pairs].append((run, summary))
@@ -114,18 +129,22 @@ def report(
     print("Machine:\n")
     print(machine_markdown(info))
     print(f"\n### Peak RSS of `batchembed run`, {models}, {args.repeats} repeat(s)\n")
-    print("| pairs | rows written | subword tokens | job s | wall s | peak RSS MiB (median) | peak RSS MiB per run "
-          "| sampled RSS MiB at 25% / 50% / 75% / 95% of the first run |")
+    print(
+        "| pairs | rows written | subword tokens | job s | wall s | peak RSS MiB (median) | peak RSS MiB per run "
+        "| sampled RSS MiB at 25% / 50% / 75% / 95% of the first run |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---|---|")
     peaks: dict[int, float] = {}
     for pairs, runs in results.items():
         first, summary = runs[0]
         peaks[pairs] = median([run.peak_rss_mib for run, _ in runs])
         sampled = " / ".join(f"{rss_at(first, f):.0f}" for f in (0.25, 0.5, 0.75, 0.95))
-        print(f"| {pairs:,} | {summary['rows_written']:,} | {summary['subword_tokens']:,} "
-              f"| {median([float(s['seconds']) for _, s in runs]):.1f} "  # type: ignore[arg-type]
-              f"| {median([run.wall_s for run, _ in runs]):.1f} | {peaks[pairs]:.0f} "
-              f"| {', '.join(f'{run.peak_rss_mib:.0f}' for run, _ in runs)} | {sampled} |")
+        print(
+            f"| {pairs:,} | {summary['rows_written']:,} | {summary['subword_tokens']:,} "
+            f"| {median([float(s['seconds']) for _, s in runs]):.1f} "  # type: ignore[arg-type]
+            f"| {median([run.wall_s for run, _ in runs]):.1f} | {peaks[pairs]:.0f} "
+            f"| {', '.join(f'{run.peak_rss_mib:.0f}' for run, _ in runs)} | {sampled} |"
+        )
     small, large = args.pairs[0], args.pairs[-1]
     growth = (peaks[large] - peaks[small]) / peaks[small]
     verdict = "meets" if abs(growth) < 0.15 else "misses"

@@ -28,29 +28,28 @@ def requests(path: Path, mode: str):  # type: ignore[no-untyped-def]
     import numpy as np
     import pyarrow.parquet as pq
 
-    from batchembed.pipeline import plan_shard
+    from batchembed.stages.prepare import plan_rows
     from batchembed.targets import TargetMode
     from batchembed.tokenize import flair_tokenize, many
 
     table = pq.read_table(path).to_pydict()
     n = len(table["id"])
     if mode == "word":  # one target word per pair: the first word the two sentences share
-        plan = plan_shard(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
-        first_rows = np.unique(np.asarray(plan.rows.pair_row), return_index=True)[1]
+        rows, sentences = plan_rows(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
+        first_rows = np.unique(np.asarray(rows.pair_row), return_index=True)[1]
         words = [None] * n
         for k in first_rows.tolist():
-            if plan.rows.sentence_1[k] >= 0:
-                words[plan.rows.pair_row[k]] = plan.sentences[plan.rows.sentence_1[k]].tokens[plan.rows.token_1[k]]
+            if rows.sentence_1[k] >= 0:
+                words[rows.pair_row[k]] = sentences[rows.sentence_1[k]].tokens[rows.token_1[k]]
         targets = [(w or "",) for w in words]
-        plan = plan_shard(_shard(table, TargetMode.WORD, targets), many(flair_tokenize))
+        rows, sentences = plan_rows(_shard(table, TargetMode.WORD, targets), many(flair_tokenize))
     else:
-        plan = plan_shard(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
-    rows = plan.rows
+        rows, sentences = plan_rows(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
     ok = np.asarray(rows.sentence_1) >= 0
     s = np.concatenate([np.asarray(rows.sentence_1)[ok], np.asarray(rows.sentence_2)[ok]])
     t = np.concatenate([np.asarray(rows.token_1)[ok], np.asarray(rows.token_2)[ok]])
     unique = np.unique(s * (1 << 32) + t)
-    return plan.sentences, unique >> 32, unique & ((1 << 32) - 1)
+    return sentences, unique >> 32, unique & ((1 << 32) - 1)
 
 
 def _shard(table, mode, targets):  # type: ignore[no-untyped-def]

@@ -87,8 +87,12 @@ def encode(texts: list[str]) -> list[list[int]]:
     tokenizer = AutoTokenizer.from_pretrained(model_path())
     words = [[token.text for token in Sentence(text)] for text in texts]
     encoding = tokenizer(
-        words, is_split_into_words=True, truncation=False, return_attention_mask=False,
-        return_token_type_ids=False, verbose=False,
+        words,
+        is_split_into_words=True,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
     )
     return list(encoding["input_ids"])
 
@@ -193,8 +197,7 @@ def worker_flair(corpus_path: Path, out: Path, device: str, chunk: int) -> dict[
                 rows[f"{prefix}_cosine"] += (1 - F.cosine_similarity(va, vb, dim=-1)).tolist()
     pq.write_table(pa.table(dict(rows)), out)
     _sync(device)
-    return {"load_s": load_s, "job_s": time.perf_counter() - started,
-            "attn": bert.model.config._attn_implementation}
+    return {"load_s": load_s, "job_s": time.perf_counter() - started, "attn": bert.model.config._attn_implementation}
 
 
 def worker_bare(corpus_path: Path, device: str, budget: int) -> dict[str, Any]:
@@ -222,8 +225,13 @@ def worker_bare(corpus_path: Path, device: str, budget: int) -> dict[str, Any]:
                 mask[row, : len(input_ids[i])] = 1
             _ = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
     _sync(device)
-    return {"load_s": load_s, "tokenize_s": tokenize_s, "job_s": time.perf_counter() - started,
-            "tokens": sum(len(x) for x in input_ids), "attn": model.config._attn_implementation}
+    return {
+        "load_s": load_s,
+        "tokenize_s": tokenize_s,
+        "job_s": time.perf_counter() - started,
+        "tokens": sum(len(x) for x in input_ids),
+        "attn": model.config._attn_implementation,
+    }
 
 
 def worker_main(args: argparse.Namespace) -> None:
@@ -271,9 +279,24 @@ class Bench:
 
     def _worker(self, kind: str, budget: int = CPU_BUDGET) -> tuple[ChildRun, dict[str, Any]]:
         result = self.work / f"{kind}.json"
-        cmd = [sys.executable, str(self.script), "--worker", kind, "--corpus", str(self.corpus),
-               "--result", str(result), "--flair-out", str(self.work / "flair.parquet"),
-               "--device", self.args.device, "--chunk", str(self.args.chunk), "--bare-budget", str(budget)]
+        cmd = [
+            sys.executable,
+            str(self.script),
+            "--worker",
+            kind,
+            "--corpus",
+            str(self.corpus),
+            "--result",
+            str(result),
+            "--flair-out",
+            str(self.work / "flair.parquet"),
+            "--device",
+            self.args.device,
+            "--chunk",
+            str(self.args.chunk),
+            "--bare-budget",
+            str(budget),
+        ]
         if self.args.threads is not None:
             cmd += ["--threads", str(self.args.threads)]
         run = check(run_child(cmd, self.work / "logs" / f"{kind}-{budget}.log"), f"worker {kind}")
@@ -287,8 +310,14 @@ class Bench:
         run, result = self._worker("bare", budget)
         if result["tokens"] != self.tokens:
             sys.exit(f"bare forward saw {result['tokens']} tokens, expected {self.tokens}")
-        samples.add(run, result["job_s"], load_s=result["load_s"], tokenize_s=result["tokenize_s"],
-                    attn=result["attn"], threads=result["threads"])
+        samples.add(
+            run,
+            result["job_s"],
+            load_s=result["load_s"],
+            tokenize_s=result["tokenize_s"],
+            attn=result["attn"],
+            threads=result["threads"],
+        )
 
     def batchembed(self, samples: Samples, name: str, options: list[str]) -> Path:
         output = self.work / "out" / name
@@ -308,8 +337,10 @@ def interleave(repeats: int, contenders: list[tuple[Samples, Any]]) -> None:
         for samples, go in contenders:
             progress(f"repeat {r + 1}/{repeats}: {samples.label}")
             go(samples)
-            progress(f"  job {samples.job_s[-1]:.1f}s, wall {samples.wall_s[-1]:.1f}s, "
-                     f"peak RSS {samples.rss_mib[-1]:.0f} MiB")
+            progress(
+                f"  job {samples.job_s[-1]:.1f}s, wall {samples.wall_s[-1]:.1f}s, "
+                f"peak RSS {samples.rss_mib[-1]:.0f} MiB"
+            )
 
 
 def rate(tokens: int, seconds: float) -> str:
@@ -366,8 +397,14 @@ def flair_vs_batchembed(flair_out: Path, batchembed_out: Path) -> dict[str, floa
 
     ours = load_output(batchembed_out)
     theirs = load_output(flair_out).to_pydict()
-    key = list(zip(ours.column("pair_id").to_pylist(), ours.column("token_index_1").to_pylist(),
-                   ours.column("token_index_2").to_pylist(), strict=True))
+    key = list(
+        zip(
+            ours.column("pair_id").to_pylist(),
+            ours.column("token_index_1").to_pylist(),
+            ours.column("token_index_2").to_pylist(),
+            strict=True,
+        )
+    )
     where = {k: i for i, k in enumerate(key)}
     keys = zip(theirs["pair_id"], theirs["token_index_1"], theirs["token_index_2"], strict=True)
     rows = [where.get(k, -1) for k in keys]
@@ -405,11 +442,14 @@ def main_phase(bench: Bench, lengths: list[int]) -> list[str]:
     args = bench.args
     flair_s, ours_s = Samples("(1) flair"), Samples("(3) batchembed run")
     bare = [Samples(f"(2) bare forward, budget {b}") for b in args.bare_budgets]
-    interleave(args.repeats, [
-        (flair_s, bench.flair),
-        *[(s, lambda s, b=b: bench.bare(s, b)) for s, b in zip(bare, args.bare_budgets, strict=True)],
-        (ours_s, lambda s: bench.batchembed(s, "batchembed", [])),
-    ])
+    interleave(
+        args.repeats,
+        [
+            (flair_s, bench.flair),
+            *[(s, lambda s, b=b: bench.bare(s, b)) for s, b in zip(bare, args.bare_budgets, strict=True)],
+            (ours_s, lambda s: bench.batchembed(s, "batchembed", [])),
+        ],
+    )
     tokens = bench.tokens
     j1, j3 = median(flair_s.job_s), median(ours_s.job_s)
     fastest = min(bare, key=lambda s: median(s.job_s))
@@ -419,10 +459,13 @@ def main_phase(bench: Bench, lengths: list[int]) -> list[str]:
         f"device {args.device}, torch threads {flair_s.extra['threads'][0]}, {args.repeats} interleaved repeats.",
         "",
         *TABLE_HEAD,
-        table_row(f"(1) flair: TransformerWordEmbeddings + WordEmbeddings .embed, chunks of {args.chunk}",
-                  flair_s, tokens),
-        *[table_row(f"(2) bare AutoModel forward, length-sorted, budget {b}", s, tokens)
-          for s, b in zip(bare, args.bare_budgets, strict=True)],
+        table_row(
+            f"(1) flair: TransformerWordEmbeddings + WordEmbeddings .embed, chunks of {args.chunk}", flair_s, tokens
+        ),
+        *[
+            table_row(f"(2) bare AutoModel forward, length-sorted, budget {b}", s, tokens)
+            for s, b in zip(bare, args.bare_budgets, strict=True)
+        ],
         table_row("(3) `batchembed run` (job = summary.json seconds)", ours_s, tokens),
         "",
         f"- ratio 3/1 (job, medians): **{j1 / j3:.2f}x** (target >= 1.8x); best run vs best run "
@@ -456,9 +499,10 @@ def precision_phase(bench: Bench) -> list[str]:
     """fp32 against each reduced precision (autocast): speed, and how far the distances move."""
     names = ["fp32", *bench.args.precisions]
     samples = {p: Samples(f"batchembed --precision {p}") for p in names}
-    interleave(bench.args.precision_repeats, [
-        (samples[p], lambda s, p=p: bench.batchembed(s, f"precision-{p}", ["--precision", p])) for p in names
-    ])
+    interleave(
+        bench.args.precision_repeats,
+        [(samples[p], lambda s, p=p: bench.batchembed(s, f"precision-{p}", ["--precision", p])) for p in names],
+    )
     outputs = {p: load_output(bench.work / "out" / f"precision-{p}") for p in names}
     j32 = median(samples["fp32"].job_s)
     lines = [
@@ -467,8 +511,10 @@ def precision_phase(bench: Bench) -> list[str]:
     ]
     for p in names:
         j = median(samples[p].job_s)
-        lines.append(f"| {p} | {j:.1f} | {rate(bench.tokens, j)} | **{j32 / j:.2f}x** | "
-                     f"{max(samples[p].rss_mib):.0f} | {runs(samples[p].job_s)} |")
+        lines.append(
+            f"| {p} | {j:.1f} | {rate(bench.tokens, j)} | **{j32 / j:.2f}x** | "
+            f"{max(samples[p].rss_mib):.0f} | {runs(samples[p].job_s)} |"
+        )
     lines += [
         "",
         "| precision | column | max abs diff vs fp32 | median abs diff | nulls identical | same rows |",
@@ -485,10 +531,13 @@ def precision_phase(bench: Bench) -> list[str]:
 def budget_phase(bench: Bench) -> list[str]:
     budgets = bench.args.budgets
     samples = [Samples(f"batchembed --token-budget {b}") for b in budgets]
-    interleave(bench.args.budget_repeats, [
-        (s, lambda s, b=b: bench.batchembed(s, f"budget-{b}", ["--token-budget", str(b)]))
-        for s, b in zip(samples, budgets, strict=True)
-    ])
+    interleave(
+        bench.args.budget_repeats,
+        [
+            (s, lambda s, b=b: bench.batchembed(s, f"budget-{b}", ["--token-budget", str(b)]))
+            for s, b in zip(samples, budgets, strict=True)
+        ],
+    )
     reference = load_output(bench.work / "out" / f"budget-{budgets[0]}")
     lengths = token_lengths(bench.corpus)
     lines = [
@@ -523,13 +572,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every contender")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present, else CPU)")
     parser.add_argument("--chunk", type=int, default=FLAIR_CHUNK, help="sentences per flair embed() call (even)")
-    parser.add_argument("--bare-budgets", type=int_list, default=[CPU_BUDGET, 1024],
-                        help="padded positions per bare-forward batch; one contender (2) per value")
+    parser.add_argument(
+        "--bare-budgets",
+        type=int_list,
+        default=[CPU_BUDGET, 1024],
+        help="padded positions per bare-forward batch; one contender (2) per value",
+    )
     parser.add_argument("--bare-budget", type=int, default=CPU_BUDGET, help=argparse.SUPPRESS)  # worker's
-    parser.add_argument("--budgets", type=int_list, default=[512, 2048, 8192],
-                        help="comma-separated --token-budget values to sweep")
-    parser.add_argument("--precisions", type=lambda t: t.split(","), default=["bf16"],
-                        help="reduced precisions to compare with fp32, e.g. bf16,fp16 on a GPU")
+    parser.add_argument(
+        "--budgets", type=int_list, default=[512, 2048, 8192], help="comma-separated --token-budget values to sweep"
+    )
+    parser.add_argument(
+        "--precisions",
+        type=lambda t: t.split(","),
+        default=["bf16"],
+        help="reduced precisions to compare with fp32, e.g. bf16,fp16 on a GPU",
+    )
     parser.add_argument("--precision-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--budget-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--skip-precision", action="store_true")

@@ -160,21 +160,43 @@ class FakeEmbedder:
         return {"name": self.name, "kind": "fake", "dim": str(self.dim)}
 
     def vector(self, word: str, context: str) -> np.ndarray:
-        seed = zlib.crc32(f"{word.lower()}|{context if self.contextual else ''}".encode())
+        return self.vector_of(zlib.crc32(f"{word.lower()}|{context if self.contextual else ''}".encode()))
+
+    def preparer(self) -> FakePreparer:
+        return FakePreparer(self.name, self.contextual)
+
+    def embed_prepared(self, arrays: dict[str, np.ndarray]) -> TokenVectors:
+        import torch
+
+        self.calls += 1
+        seeds = arrays["seeds"].tolist()
+        vectors = np.stack([self.vector_of(seed) for seed in seeds]) if seeds else np.zeros((0, self.dim))
+        self.stats.subword_tokens += len(seeds)
+        return TokenVectors(torch.from_numpy(vectors.astype(np.float32)), torch.from_numpy(arrays["valid"]))
+
+    def vector_of(self, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
 
     def embed_tokens(
         self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
-        import torch
+        return self.embed_prepared(self.preparer().prepare(sentences, sentence_index, token_index))
 
-        self.calls += 1
+
+class FakePreparer:
+    """FakeEmbedder's CPU half (picklable: runs in prepare worker processes)."""
+
+    def __init__(self, name: str, contextual: bool) -> None:
+        self.name, self.contextual = name, contextual
+
+    def prepare(self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray) -> dict:
         words = [sentences[s].tokens[t] for s, t in zip(sentence_index.tolist(), token_index.tolist())]
         contexts = [sentences[s].text for s in sentence_index.tolist()]
-        vectors = np.stack([self.vector(w, c) for w, c in zip(words, contexts)]) if words else np.zeros((0, self.dim))
-        valid = np.array([not w.lower().startswith("x") for w in words], dtype=bool)
-        self.stats.subword_tokens += len(words)
-        return TokenVectors(torch.from_numpy(vectors.astype(np.float32)), torch.from_numpy(valid))
+        seeds = [zlib.crc32(f"{w.lower()}|{c if self.contextual else ''}".encode()) for w, c in zip(words, contexts)]
+        return {
+            "seeds": np.asarray(seeds, dtype=np.int64),
+            "valid": np.array([not w.lower().startswith("x") for w in words], dtype=bool),
+        }
 
 
 @pytest.fixture

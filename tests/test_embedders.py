@@ -155,3 +155,19 @@ def test_out_of_memory_halves_the_budget_and_loses_nothing(tiny_bert_dir: Path, 
     torch.testing.assert_close(got.vectors, expected.vectors, rtol=1e-5, atol=1e-5)
     assert embedder.stats.oom_retries >= 1 and embedder.token_budget < 100_000
     assert sum(seen_rows) == len(texts)  # every sentence embedded exactly once (the pipeline dedups)
+
+
+def test_preparer_encodes_as_flairs_tokenizer_call_and_pickles(tiny_bert_dir: Path) -> None:
+    """The prepare workers' subword ids are those of the tokenizer call flair makes."""
+    import pickle
+
+    embedder = TransformerEmbedder.load(TransformerSpec(str(tiny_bert_dir)), EmbedOptions(), torch.device("cpu"))
+    tokenized, s_idx, t_idx = all_tokens([*SENTENCES, LONG])
+    preparer = pickle.loads(pickle.dumps(embedder.preparer()))
+    arrays = preparer.prepare(tokenized, s_idx, t_idx)
+    expected = embedder.tokenizer(
+        [list(t.tokens) for t in tokenized], is_split_into_words=True, truncation=False, verbose=False
+    )["input_ids"]
+    assert arrays["lengths"].tolist() == [len(ids) for ids in expected]
+    assert arrays["input_ids"].tolist() == [i for ids in expected for i in ids]
+    assert arrays["long_word_counts"].tolist() == [0] * len(SENTENCES) + [len(tokenized[-1])]

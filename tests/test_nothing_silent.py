@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import WORDS, FakeEmbedder, state_dir
+from conftest import WORDS, FakeEmbedder, FakePreparer, state_dir
 from typer.testing import CliRunner
 
 from batchembed import status
@@ -143,22 +143,36 @@ def check_ok_means_finite(table: dict[str, list], models: list[str]) -> None:
         assert (value == "ok") == complete, (value, distances)
 
 
+SPECIAL = {"zero": 0.0, "nan": np.nan, "inf": np.inf}
+
+
+class DegeneratePreparer(FakePreparer):
+    def prepare(self, sentences, sentence_index, token_index) -> dict:  # type: ignore[no-untyped-def]
+        arrays = super().prepare(sentences, sentence_index, token_index)
+        words = [sentences[s].tokens[t].lower() for s, t in zip(sentence_index.tolist(), token_index.tolist())]
+        contexts = [sentences[s].text for s in sentence_index.tolist()]
+        # a constant to fill the vector with, or NaN-coded "keep the hashed vector" as None -> flag
+        fill = [
+            SPECIAL.get(w, (3e38 if c.startswith("a") else -3e38) if w == "huge" else 1.0)
+            for w, c in zip(words, contexts)
+        ]
+        arrays["fill"] = np.asarray(fill, dtype=np.float64)
+        arrays["special"] = np.asarray([w in SPECIAL or w == "huge" for w in words], dtype=bool)
+        return arrays
+
+
 class DegenerateEmbedder(FakeEmbedder):
     """Contextual vectors, except 'zero' (zeros), 'nan' (NaN), 'inf' (infinite) and 'huge' (finite
     vectors whose distance overflows float32)."""
 
-    def vector(self, word: str, context: str) -> np.ndarray:
-        w = word.lower()
-        if w == "zero":
-            return np.zeros(self.dim, np.float32)
-        if w == "nan":
-            return np.full(self.dim, np.nan, np.float32)
-        if w == "inf":
-            return np.full(self.dim, np.inf, np.float32)
-        if w == "huge":
-            sign = 1 if context.startswith("a") else -1
-            return np.full(self.dim, sign * 3e38, np.float32)
-        return super().vector(word, context)
+    def preparer(self) -> DegeneratePreparer:
+        return DegeneratePreparer(self.name, self.contextual)
+
+    def embed_prepared(self, arrays: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+        vectors = super().embed_prepared(arrays)
+        for k in np.flatnonzero(arrays["special"]).tolist():
+            vectors.vectors[k] = float(arrays["fill"][k])
+        return vectors
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,17 @@
-"""Tokenizing in worker processes gives exactly the in-process tokens, in order, and the same output."""
+"""Preparing shards in worker processes gives exactly the in-process results, in order, whatever the layout."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run as run_local
+from batchembed.hardware import Layout, busy_cores, choose_layout
 from batchembed.tokenize import flair_tokenize, get_tokenizer, many
-from batchembed.workers import MIN_TEXTS_PER_TASK, TokenizerPool, automatic_workers
+from batchembed.workers import MIN_TEXTS_PER_TASK, TokenizerPool
 
 TEXTS = [
     "The light in the room was too bright, and I couldn't read",
@@ -29,26 +32,93 @@ def test_pool_equals_in_process_tokenization(name) -> None:
         assert pool([]) == []
 
 
-def test_automatic_workers_only_on_gpu() -> None:
+def test_layout_by_device(monkeypatch) -> None:
     import torch
 
-    assert automatic_workers(torch.device("cpu")) == 0
-    assert 0 <= automatic_workers(torch.device("cuda")) <= 8
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr("batchembed.hardware.usable_cores", lambda: 8)
+    monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 3)
+    assert choose_layout(torch.device("cpu")) == Layout(workers=1, threads=5)  # the cores others leave free
+    assert choose_layout(torch.device("cuda")) == Layout(workers=7, threads=1)  # every spare core feeds the GPU
+    assert choose_layout(torch.device("cpu"), workers=0, threads=2) == Layout(0, 2)  # explicit settings win
+    monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 20)
+    assert choose_layout(torch.device("cpu")).threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert choose_layout(torch.device("cpu")).threads is None  # the environment's setting stays
+    assert busy_cores(samples=2, interval=0) >= 0
 
 
-def test_run_output_is_identical_with_workers(tmp_path, fake_embedders) -> None:
+def _pairs(tmp_path):
     import pyarrow as pa
 
     first = [t for t in TEXTS[::2]]
     second = [flair_tokenize(t).text[::-1] if k % 3 else t for k, t in enumerate(TEXTS[1::2])]
     pq.write_table(pa.table({"sentence1": first, "sentence2": second}), tmp_path / "pairs.parquet")
-    tables = []
-    for workers in (0, 2):
-        out = tmp_path / f"out{workers}"
-        config = RunConfig(
-            (str(tmp_path / "pairs.parquet"),), out, shard_rows=97, embed=EmbedOptions(tokenize_workers=workers)
-        )
-        run_local(config, fake_embedders)
-        tables.append(pq.read_table(out).sort_by([("source_row", "ascending"), ("token_index_1", "ascending")]))
+    return first
+
+
+def _run(tmp_path, embedders, name: str, **options):
+    out = tmp_path / name
+    config = RunConfig((str(tmp_path / "pairs.parquet"),), out, shard_rows=97, embed=EmbedOptions(**options))
+    run_local(config, embedders)
+    return pq.read_table(out).sort_by([("source_row", "ascending"), ("token_index_1", "ascending")])
+
+
+def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypatch) -> None:
+    first = _pairs(tmp_path)
+    tables = [_run(tmp_path, fake_embedders, f"out{w}", tokenize_workers=w, threads=1) for w in (0, 1, 2)]
+    monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", 10)  # shards of 97 pairs in 10 pieces
+    tables += [_run(tmp_path, fake_embedders, f"pieces{w}", tokenize_workers=w, threads=1) for w in (0, 2)]
     assert tables[0].num_rows > len(first)
-    assert tables[0].equals(tables[1])
+    for table in tables[1:]:
+        assert table.equals(tables[0])
+
+
+def test_real_models_identical_whatever_workers_and_budget(tmp_path, tiny_embedders, monkeypatch) -> None:
+    """Same rows, words, statuses and distances (to float tolerance) for 0, 1, 2 workers and any budget."""
+    import numpy as np
+
+    _pairs(tmp_path)
+    bert = tiny_embedders[1]
+    runs = []
+    for workers, budget, piece in ((0, 256, 0), (1, 64, 0), (2, 100_000, 0), (2, 16, 0), (2, 256, 30)):
+        bert.token_budget = budget
+        monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", piece or 1024)
+        runs.append(_run(tmp_path, tiny_embedders, f"w{workers}-{budget}-{piece}", tokenize_workers=workers, threads=1))
+    bert.token_budget = 256
+    reference = runs[0]
+    distances = [c for c in reference.column_names if c.endswith(("_euclidean", "_cosine"))]
+    assert reference.num_rows > 0 and reference.column("bert_cosine").null_count < reference.num_rows
+    for table in runs[1:]:
+        assert table.drop_columns(distances).equals(reference.drop_columns(distances))
+        for column in distances:
+            a = table.column(column).to_numpy(zero_copy_only=False)
+            b = reference.column(column).to_numpy(zero_copy_only=False)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def test_prepared_shard_round_trips_through_a_dict_of_arrays(tiny_embedders) -> None:
+    import numpy as np
+
+    from batchembed.io.reader import InputFile, InputShard
+    from batchembed.stages.prepare import PreparedShard, prepare
+    from batchembed.targets import TargetMode
+
+    shard = InputShard(
+        InputFile(Path("x.csv"), "csv"),
+        0,
+        1,
+        TargetMode.SHARED,
+        ["a", "b", "c"],
+        [TEXTS[0], None, "light"],
+        [TEXTS[1], "x", "dark"],
+        [(), (), ()],
+    )
+    prepared = prepare(shard, many(flair_tokenize), [e.preparer() for e in tiny_embedders])
+    arrays = prepared.to_dict()
+    assert all(isinstance(v, np.ndarray) for v in arrays.values())
+    back = PreparedShard.from_dict(arrays)
+    assert back.shard_id == prepared.shard_id and back.pairs == 3 and back.requests == prepared.requests
+    for key, value in back.to_dict().items():
+        np.testing.assert_array_equal(value, arrays[key])

@@ -48,15 +48,42 @@ class Described(Protocol):
         ...
 
 
+ModelInput = dict[str, np.ndarray]
+"""One model's batch-ready arrays for N requested tokens (subword ids, gather indices, vocabulary rows...)."""
+
+
+class Preparer(Protocol):
+    """The CPU half of an embedder: picklable, needs neither torch nor the model's weights, so it
+    runs in prepare worker processes (or Ray CPU actors) while the device runs the model."""
+
+    name: str
+
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
+        """Arrays from which `embed_prepared` computes the vectors of tokens
+        `sentences[sentence_index[k]].tokens[token_index[k]]`, k = 0..N-1."""
+        ...
+
+
 class Embedder(Described, Protocol):
     dim: int
     missing_reason: str  # status suffix when a token has no vector, e.g. "oov"
     stats: EmbedStats
 
+    def preparer(self) -> Preparer:
+        """The CPU-only, picklable half that turns tokens into this model's arrays."""
+        ...
+
+    def embed_prepared(self, arrays: ModelInput) -> TokenVectors:
+        """The device half: vectors of the requests a Preparer turned into `arrays`."""
+        ...
+
     def embed_tokens(
         self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
-        """Vectors of tokens `sentences[sentence_index[k]].tokens[token_index[k]]`, k = 0..N-1."""
+        """Vectors of tokens `sentences[sentence_index[k]].tokens[token_index[k]]`, k = 0..N-1:
+        `embed_prepared(preparer().prepare(...))` in one process."""
         ...
 
 
@@ -72,3 +99,18 @@ class RequestPlan:
     def build(cls, sentence_index: np.ndarray, token_index: np.ndarray) -> RequestPlan:
         unique, inverse = np.unique(sentence_index, return_inverse=True)
         return cls(unique, inverse.reshape(-1), np.asarray(token_index, dtype=np.int64))
+
+
+def encode_strings(values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as two flat arrays (UTF-8 bytes, int64 offsets [len + 1]): Arrow's layout, so
+    they pickle as two buffers instead of one object per string."""
+    encoded = [v.encode("utf-8", "surrogatepass") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def decode_strings(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    raw = data.tobytes()
+    bounds = offsets.tolist()
+    return [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]

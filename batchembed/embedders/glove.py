@@ -9,6 +9,7 @@ flair name such as `glove` (downloaded by flair, where the machine can).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ import numpy as np
 
 from batchembed import status
 from batchembed.config import DEFAULT_GLOVE, GloveSpec
-from batchembed.embedders.base import EmbedStats, TokenVectors
+from batchembed.embedders.base import EmbedStats, ModelInput, TokenVectors
 from batchembed.errors import ModelError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class GloveEmbedder:
         self.weight = flair_embeddings.embedding.weight.detach().to(device, dtype=_float32())
         self.dim = int(self.weight.shape[1])
         self.unknown_row = len(flair_embeddings.vocab)
-        self._rows: dict[str, int] = {}  # token text -> row, memoised flair lookups
+        self._preparer = GlovePreparer(self.name, flair_embeddings.vocab)
         self.stats = EmbedStats()
         rows = self.weight[: self.unknown_row]
         zero, non_finite = int((rows == 0).all(dim=1).sum()), int((~rows.isfinite()).any(dim=1).sum())
@@ -193,24 +194,63 @@ class GloveEmbedder:
             "vocabulary": str(self.unknown_row),
         }
 
-    def _row(self, word: str) -> int:
-        row = self._rows.get(word)
-        if row is None:
-            row = self._rows[word] = self.flair.get_cached_token_index(word)
-        return row
+    def preparer(self) -> GlovePreparer:
+        return self._preparer
+
+    def embed_prepared(self, arrays: ModelInput) -> TokenVectors:
+        import torch
+
+        index = torch.from_numpy(arrays["rows"]).to(self.device)
+        return TokenVectors(self.weight[index], index != self.unknown_row)
 
     def embed_tokens(
         self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
-        import torch
+        return self.embed_prepared(self.preparer().prepare(sentences, sentence_index, token_index))
 
+
+_DIGIT = re.compile(r"\d")
+
+
+class GlovePreparer:
+    """Token text -> vocabulary row, by flair's WordEmbeddings.get_cached_token_index rules
+    (exact, lowercased, digits as '#', digits as '0'; else the <unk> row), without flair."""
+
+    def __init__(self, name: str, vocab: dict[str, int]) -> None:
+        self.name = name
+        self.vocab = vocab
+        self.unknown_row = len(vocab)
+        self._rows: dict[str, int] = {}  # memoised lookups (not pickled)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"name": self.name, "vocab": self.vocab}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["name"], state["vocab"])  # type: ignore[misc, arg-type]
+
+    def row(self, word: str) -> int:
+        row = self._rows.get(word)
+        if row is None:
+            row = self._rows[word] = self._lookup(word)
+        return row
+
+    def _lookup(self, word: str) -> int:
+        vocab = self.vocab
+        lower = word.lower()
+        for candidate in (word, lower, _DIGIT.sub("#", lower), _DIGIT.sub("0", lower)):
+            if candidate in vocab:
+                return vocab[candidate]
+        return self.unknown_row
+
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
         rows = np.fromiter(
-            (self._row(sentences[s].tokens[t]) for s, t in zip(sentence_index.tolist(), token_index.tolist())),
+            (self.row(sentences[s].tokens[t]) for s, t in zip(sentence_index.tolist(), token_index.tolist())),
             dtype=np.int64,
             count=len(sentence_index),
         )
-        index = torch.from_numpy(rows).to(self.device)
-        return TokenVectors(self.weight[index], index != self.unknown_row)
+        return {"rows": rows}
 
 
 def _float32() -> torch.dtype:

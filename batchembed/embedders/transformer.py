@@ -13,18 +13,25 @@ Both paths are tested against flair's `embed()`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from batchembed import status
 from batchembed.batching import length_sorted_batches
 from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
-from batchembed.embedders.base import EmbedStats, RequestPlan, TokenVectors
+from batchembed.embedders.base import (
+    EmbedStats,
+    ModelInput,
+    RequestPlan,
+    TokenVectors,
+    decode_strings,
+    encode_strings,
+)
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
 from batchembed.errors import ModelError, UsageError
 
@@ -153,31 +160,6 @@ def load_flair_transformer(spec: TransformerSpec, device: torch.device) -> Trans
     return embeddings
 
 
-@dataclass
-class _Encoded:
-    """One shard's sentences after subword tokenization (no padding)."""
-
-    input_ids: list[list[int]]
-    first: list[np.ndarray]  # per sentence: first subword position of each word, -1 if none
-    last: list[np.ndarray]  # per sentence: last subword position of each word, -1 if none
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
-
-
-def _word_bounds(word_ids: list[int | None], n_words: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
-    positions = np.flatnonzero(ids >= 0)
-    words = ids[positions]
-    first = np.full(n_words, -1, dtype=np.int64)
-    last = np.full(n_words, -1, dtype=np.int64)
-    # assignments go in position order, so reversed order leaves the first position
-    first[words[::-1]] = positions[::-1]
-    last[words] = positions
-    return first, last
-
-
 def _subword_positions(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every position first[k]..last[k] (at least first[k]) and the k it belongs to."""
     counts = np.maximum(last - first + 1, 1)
@@ -227,6 +209,7 @@ class TransformerEmbedder:
         self.precision = options.precision
         self.token_budget = options.token_budget or self._automatic_budget()
         self.stats = EmbedStats()
+        self._preparer: TransformerPreparer | None = None
 
     @classmethod
     def load(cls, spec: TransformerSpec, options: EmbedOptions, device: torch.device) -> TransformerEmbedder:
@@ -262,29 +245,12 @@ class TransformerEmbedder:
         budget = int(free * 0.5 / per_token)
         return max(CUDA_MIN_TOKEN_BUDGET, min(CUDA_MAX_TOKEN_BUDGET, budget))
 
-    # -- tokenization ----------------------------------------------------------------
+    # -- tokenization (the CPU half: TransformerPreparer) ------------------------------------
 
-    def encode(self, sentences: Sequence[Tokenized]) -> _Encoded:
-        """Subword ids and word -> subword positions, as flair would tokenize the words."""
-        transformers_log = logging.getLogger("transformers.tokenization_utils_base")
-        previous = transformers_log.level
-        transformers_log.setLevel(logging.ERROR)  # long sentences are handled, no warning needed
-        try:
-            encoding = self.tokenizer(
-                [list(s.tokens) for s in sentences],
-                is_split_into_words=True,
-                truncation=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
-        finally:
-            transformers_log.setLevel(previous)
-        firsts, lasts = [], []
-        for i, sentence in enumerate(sentences):
-            first, last = _word_bounds(encoding.word_ids(i), len(sentence))
-            firsts.append(first)
-            lasts.append(last)
-        return _Encoded(encoding["input_ids"], firsts, lasts)
+    def preparer(self) -> TransformerPreparer:
+        if self._preparer is None:
+            self._preparer = TransformerPreparer(self.name, self.tokenizer.backend_tokenizer, self.window)
+        return self._preparer
 
     # -- model ---------------------------------------------------------------------------
 
@@ -348,15 +314,9 @@ class TransformerEmbedder:
         summed.index_add_(0, torch.from_numpy(owner).to(device), hidden.reshape(-1, hidden.shape[-1])[flat])
         return summed / torch.from_numpy(counts).to(device, hidden.dtype).unsqueeze(1)
 
-    def _run_batch(self, ids: list[list[int]], rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+    def _run_batch(self, padded: np.ndarray, mask: np.ndarray, rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
         import torch
 
-        width = max(len(x) for x in ids)
-        padded = np.full((len(ids), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, x in enumerate(ids):
-            padded[row, : len(x)] = x
-            mask[row, : len(x)] = 1
         pin = self.device.type == "cuda"
         input_ids = torch.from_numpy(padded)
         attention = torch.from_numpy(mask)
@@ -376,31 +336,31 @@ class TransformerEmbedder:
     def embed_tokens(
         self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
     ) -> TokenVectors:
+        return self.embed_prepared(self.preparer().prepare(sentences, sentence_index, token_index))
+
+    def embed_prepared(self, arrays: ModelInput) -> TokenVectors:
+        """Vectors from a TransformerPreparer's arrays: length-sorted token-budget batches of
+        the pre-encoded subword ids, pooled at the requested words' subword positions."""
         import torch
 
-        plan = RequestPlan.build(sentence_index, token_index)
-        if len(plan.inverse) == 0:
-            empty = torch.zeros(0, self.dim, device=self.device)
-            return TokenVectors(empty, torch.zeros(0, dtype=torch.bool, device=self.device))
-        needed = [sentences[i] for i in plan.sentence_ids.tolist()]
-        encoded = self.encode(needed)
-        # flatten per-sentence word bounds so requests index them with one array
-        word_offsets = np.concatenate([[0], np.cumsum([len(s) for s in needed])])
-        flat = word_offsets[plan.inverse] + plan.token_index
-        req_first = np.concatenate(encoded.first)[flat] if len(flat) else np.zeros(0, dtype=np.int64)
-        req_last = np.concatenate(encoded.last)[flat] if len(flat) else np.zeros(0, dtype=np.int64)
-        n = len(plan.inverse)
+        req_sentence, req_token = arrays["request_sentence"], arrays["request_token"]
+        req_first, req_last = arrays["first"], arrays["last"]
+        lengths = arrays["lengths"]
+        input_ids = arrays["input_ids"]
+        starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        n = len(req_sentence)
         out = torch.zeros(n, self.dim, device=self.device, dtype=torch.float32)
         valid = torch.from_numpy(req_first >= 0).to(self.device)
+        if n == 0:
+            return TokenVectors(out, valid)
         # requests of each sentence, for gathering them batch by batch
-        order = np.argsort(plan.inverse, kind="stable")
-        bounds = np.searchsorted(plan.inverse[order], np.arange(len(needed) + 1))
-        lengths = encoded.lengths
+        order = np.argsort(req_sentence, kind="stable")
+        bounds = np.searchsorted(req_sentence[order], np.arange(len(lengths) + 1))
         fits = lengths <= self.window
         self.stats.long_sentences += int((~fits).sum())
 
         batches = self._batches(lengths, np.flatnonzero(fits))
-        row_in_batch = np.zeros(len(needed), dtype=np.int64)
+        row_in_batch = np.zeros(len(lengths), dtype=np.int64)
         retry: list[np.ndarray] = []  # halves of batches that ran out of memory
         while True:
             batch = retry.pop() if retry else next(batches, None)
@@ -408,12 +368,10 @@ class TransformerEmbedder:
                 break
             req = np.concatenate([order[bounds[s] : bounds[s + 1]] for s in batch.tolist()])
             row_in_batch[batch] = np.arange(len(batch))
-            rows = row_in_batch[plan.inverse[req]]
+            rows = row_in_batch[req_sentence[req]]
+            padded, mask = self._pad(input_ids, starts[batch], lengths[batch])
             try:
-                hidden = self._run_batch(
-                    [encoded.input_ids[s] for s in batch.tolist()],
-                    *self._read_positions(rows, req_first[req], req_last[req]),
-                )
+                hidden = self._run_batch(padded, mask, *self._read_positions(rows, req_first[req], req_last[req]))
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
@@ -427,13 +385,26 @@ class TransformerEmbedder:
             pooled = self._pool(hidden, rows, req_first[req], req_last[req])
             out[torch.from_numpy(req).to(self.device)] = pooled.float()
 
-        for s in np.flatnonzero(~fits).tolist():
+        long_words = decode_strings(arrays["long_words"], arrays["long_word_offsets"])
+        long_bounds = np.concatenate([[0], np.cumsum(arrays["long_word_counts"])]).tolist()
+        for s in np.flatnonzero(~fits).tolist():  # long_word_counts is 0 for sentences that fit
             req = order[bounds[s] : bounds[s + 1]]
-            vectors = self.embed_with_flair([needed[s]])[0]
-            out[torch.from_numpy(req).to(self.device)] = vectors[torch.from_numpy(plan.token_index[req])]
+            vectors = self._flair_vectors([long_words[long_bounds[s] : long_bounds[s + 1]]])[0]
+            out[torch.from_numpy(req).to(self.device)] = vectors[torch.from_numpy(req_token[req])]
             self.stats.subword_tokens += int(lengths[s])
             self.stats.padded_tokens += int(lengths[s])
         return TokenVectors(out, valid)
+
+    def _pad(self, input_ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[rows, longest] padded ids and attention mask of the sentences at input_ids[starts[r]:...]."""
+        width = int(lengths.max())
+        positions = np.arange(width)
+        mask = positions[None, :] < lengths[:, None]
+        padded = np.full(mask.shape, self.pad_id, dtype=np.int64)
+        # row-major order of the mask's True cells is each row's ids in turn
+        source = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        padded[mask] = input_ids[source]
+        return padded, mask.astype(np.int64)
 
     def embed_with_flair(self, sentences: Sequence[Tokenized]) -> list[torch.Tensor]:
         """flair's own batched forward (prepare_tensors + _forward_tensors): [tokens, dim] per sentence.
@@ -441,11 +412,85 @@ class TransformerEmbedder:
         Used for sentences longer than the model window (flair's strided windows)
         and as the reference the fast path is tested against.
         """
+
+        return self._flair_vectors([list(s.tokens) for s in sentences])
+
+    def _flair_vectors(self, words: Sequence[list[str]]) -> list[torch.Tensor]:
         import torch
         from flair.data import Sentence
 
-        flair_sentences = [Sentence(list(s.tokens)) for s in sentences]
+        flair_sentences = [Sentence(w) for w in words]
         with torch.inference_mode(), self._autocast():
             tensors = self.flair.prepare_tensors(flair_sentences, device=self.device)
             embedded = self.flair._forward_tensors(tensors)["token_embeddings"].float()
-        return [embedded[i, : len(s)] for i, s in enumerate(sentences)]
+        return [embedded[i, : len(w)] for i, w in enumerate(words)]
+
+
+class TransformerPreparer:
+    """The model's fast tokenizer (its Rust backend, exactly as flair calls it: words
+    pre-split, special tokens added, no truncation) and the word -> subword maps, as arrays.
+
+    Arrays for N requests over the S distinct sentences they touch: `input_ids` (all S
+    sentences' subword ids, concatenated), `lengths` [S], `request_sentence` and
+    `request_token` [N], `first` / `last` [N] (the word's first and last subword position,
+    -1 when it has none), and the words of the sentences longer than the model window
+    (`long_words` + `long_word_offsets`, `long_word_counts` [S]), which go through flair's
+    strided windows.
+    """
+
+    def __init__(self, name: str, backend: Any, window: int) -> None:
+        self.name = name
+        self.window = window
+        # a copy: transformers sets truncation and padding on the shared backend at every call
+        self.backend = copy.deepcopy(backend)
+        self.backend.no_truncation()  # what transformers sets for truncation=False, padding=False
+        self.backend.no_padding()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "window": self.window}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["backend"], state["window"])  # type: ignore[misc]
+
+    def prepare(
+        self, sentences: Sequence[Tokenized], sentence_index: np.ndarray, token_index: np.ndarray
+    ) -> ModelInput:
+        plan = RequestPlan.build(sentence_index, token_index)
+        needed = [sentences[i] for i in plan.sentence_ids.tolist()]
+        encodings = self.backend.encode_batch([list(s.tokens) for s in needed], is_pretokenized=True)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        ids: list[int] = []
+        word_ids: list[int | None] = []
+        for e in encodings:
+            ids.extend(e.ids)
+            word_ids.extend(e.word_ids)
+        # word -> first/last subword position, all sentences at once: key = word's flat number
+        words = np.array(word_ids, dtype=np.float64)  # None -> nan
+        has_word = ~np.isnan(words)
+        sentence_of = np.repeat(np.arange(len(needed)), lengths)
+        position = np.arange(len(words)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        word_offsets = np.concatenate([[0], np.cumsum([len(s) for s in needed])]).astype(np.int64)
+        key = word_offsets[sentence_of[has_word]] + words[has_word].astype(np.int64)
+        pos = position[has_word]
+        first = np.full(int(word_offsets[-1]), -1, dtype=np.int64)
+        last = np.full(int(word_offsets[-1]), -1, dtype=np.int64)
+        first[key[::-1]] = pos[::-1]  # assignments go in order: reversed leaves the first position
+        last[key] = pos
+        flat = word_offsets[plan.inverse] + plan.token_index
+
+        long = np.flatnonzero(lengths > self.window)
+        long_words = [w for s in long.tolist() for w in needed[s].tokens]
+        counts = np.zeros(len(needed), dtype=np.int64)
+        counts[long] = [len(needed[s]) for s in long.tolist()]
+        data, offsets = encode_strings(long_words)
+        return {
+            "input_ids": np.asarray(ids, dtype=np.int32),
+            "lengths": lengths,
+            "request_sentence": plan.inverse.astype(np.int64),
+            "request_token": plan.token_index,
+            "first": first[flat],
+            "last": last[flat],
+            "long_words": data,
+            "long_word_offsets": offsets,
+            "long_word_counts": counts,
+        }

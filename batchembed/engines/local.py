@@ -1,33 +1,52 @@
-"""The default engine: every shard embedded in this process, one after another.
+"""The default engine: the stages of batchembed/stages/ as processes and threads on one machine.
 
-While the model embeds shard n, a background thread reads and tokenizes shard
-n+1 (torch releases the GIL inside its kernels); with tokenizer worker
-processes (--tokenize-workers, by default only on a GPU) that thread fans the
-tokenizing out to them.
+    reader thread    reads the next shards (job.py) and hands them to the prepare workers
+    prepare workers  processes (spawned): tokenize, subword-encode, targets, rows -> arrays
+    model thread     embed: only the model forward, gathers and distances, on the arrays
+    this thread      assemble the output table, then job.py writes the part and its marker
+
+So the thread that drives the model never tokenizes or writes: while it runs shard n,
+the workers prepare shards n+1.., and this thread writes shard n-1 (pyarrow and torch
+release the GIL). How many workers and torch threads: batchembed/hardware.py.
+
+A shard is prepared and embedded in pieces of PIECE_PAIRS pairs (the same pieces
+whatever the number of workers, so the same batches and the same numbers): the workers
+share the first shard at once instead of one worker preparing it while the rest of the
+machine waits, and the model starts after one piece, not one shard.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import replace
 
 import pyarrow as pa
 
 from batchembed.config import RunConfig
-from batchembed.embedders.base import Embedder
+from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import FileRead, ShardCallback, run_job
 from batchembed.engines.job import read_output as read_output
+from batchembed.hardware import choose_layout
 from batchembed.io.reader import InputShard
 from batchembed.models import choose_device
-from batchembed.pipeline import ShardResult, embed_plan, plan_shard
 from batchembed.prefetch import ahead
+from batchembed.stages.assemble import ShardResult, assemble
+from batchembed.stages.embed import EmbeddedShard, embed
+from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.summary import RunSummary
-from batchembed.tokenize import TokenizeMany, get_tokenizer, many
-from batchembed.workers import TokenizerPool, automatic_workers
+from batchembed.tokenize import TokenizerName, get_tokenizer, many
+from batchembed.workers import PreparePool
+
+Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
+
+PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
 
 
 def run(config: RunConfig, embedders: Sequence[Embedder], on_shard: ShardCallback | None = None) -> RunSummary:
-    """Process all inputs into `config.output` in this process, resuming what an earlier run left."""
+    """Process all inputs into `config.output` on this machine, resuming what an earlier run left."""
     return run_job(config, embedders, LocalRunner(config, embedders), on_shard)
 
 
@@ -38,25 +57,119 @@ class LocalRunner:
     def __call__(
         self, items: Iterator[InputShard | FileRead], schema: pa.Schema
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
-        with _tokenizer(self.config) as tokenize_many:
-            planned = ahead(item if isinstance(item, FileRead) else plan_shard(item, tokenize_many) for item in items)
-            with contextlib.closing(planned):  # stop the reader thread before the workers go
-                for item in planned:
+        options = self.config.embed
+        layout = choose_layout(choose_device(options.device), options.tokenize_workers, options.threads)
+        with _torch_threads(layout.threads):
+            yield from self._run(items, schema, layout.workers)
+
+    def _run(
+        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, workers: int
+    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+        preparers = [e.preparer() for e in self.embedders]
+        with _preparing(self.config.tokenizer, preparers, workers) as submit:
+            prepared = ahead(_in_order(items, submit, depth=2 * workers + 1))
+            embedded = ahead(_embedded(prepared, self.embedders))  # the model thread
+            # closed in reverse: the model thread stops before the reader, the reader before the workers
+            with contextlib.closing(prepared), contextlib.closing(embedded):
+                done: list[ShardResult] = []
+                for item in embedded:
                     if isinstance(item, FileRead):
                         yield item
-                    else:
-                        yield item.shard, embed_plan(item, self.embedders, schema)
+                        continue
+                    shard, last, ready, vectors = item
+                    done.append(assemble(ready, vectors, schema))
+                    if last:
+                        yield shard, _combine(done)
+                        done = []
 
 
 @contextlib.contextmanager
-def _tokenizer(config: RunConfig) -> Iterator[TokenizeMany]:
-    """In this process, or in a pool of worker processes (--tokenize-workers; by default
-    only on a GPU, where Python tokenization would otherwise keep the model waiting)."""
-    workers = config.embed.tokenize_workers
-    if workers is None:
-        workers = automatic_workers(choose_device(config.embed.device))
-    if not workers:
-        yield many(get_tokenizer(config.tokenizer))
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads for the run, restored after it (the process may go on)."""
+    if threads is None:
+        yield
         return
-    with TokenizerPool(config.tokenizer, workers) as pool:
-        yield pool
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _preparing(tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int) -> Iterator[Submit]:
+    if not workers:
+        tokenize_many = many(get_tokenizer(tokenizer))
+        yield lambda shard: prepare(shard, tokenize_many, preparers)
+        return
+    with PreparePool(tokenizer, preparers, workers) as pool:
+        yield pool.submit
+
+
+def pieces(shard: InputShard, size: int | None = None) -> list[InputShard]:
+    """The shard cut into consecutive pieces of `size` (PIECE_PAIRS) pairs, row numbers kept."""
+    size = size or PIECE_PAIRS
+    if len(shard) <= size:
+        return [shard]
+    return [
+        replace(
+            shard,
+            ids=shard.ids[a : a + size],
+            sentence1=shard.sentence1[a : a + size],
+            sentence2=shard.sentence2[a : a + size],
+            targets=shard.targets[a : a + size],
+            first_row=shard.first_row + a,
+        )
+        for a in range(0, len(shard), size)
+    ]
+
+
+def _combine(results: list[ShardResult]) -> ShardResult:
+    if len(results) == 1:
+        return results[0]
+    counts: Counter[str] = Counter()
+    for r in results:
+        counts.update(r.status_counts)
+    table = pa.concat_tables([r.table for r in results]).combine_chunks()
+    return ShardResult(table, sum(r.pairs for r in results), counts, sum(r.subword_tokens for r in results))
+
+
+def _in_order(
+    items: Iterator[InputShard | FileRead], submit: Submit, depth: int
+) -> Iterator[tuple[InputShard, bool, PreparedShard] | FileRead]:
+    """Submit up to `depth` pieces ahead; hand them back prepared, in input order, each with
+    its shard and whether it is the shard's last piece."""
+    pending: deque[tuple[InputShard, bool, Future[PreparedShard] | PreparedShard] | FileRead] = deque()
+
+    def first() -> tuple[InputShard, bool, PreparedShard] | FileRead:
+        item = pending.popleft()
+        if isinstance(item, FileRead):
+            return item
+        shard, last, work = item
+        return shard, last, work.result() if isinstance(work, Future) else work
+
+    for item in items:
+        if isinstance(item, FileRead):
+            pending.append(item)
+            continue
+        cut = pieces(item)
+        for k, piece in enumerate(cut):
+            pending.append((item, k == len(cut) - 1, submit(piece)))
+            while len(pending) > depth:
+                yield first()
+    while pending:
+        yield first()
+
+
+def _embedded(
+    prepared: Iterator[tuple[InputShard, bool, PreparedShard] | FileRead], embedders: Sequence[Embedder]
+) -> Iterator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead]:
+    for item in prepared:
+        if isinstance(item, FileRead):
+            yield item
+        else:
+            shard, last, ready = item
+            yield shard, last, ready, embed(ready, embedders)

@@ -1,0 +1,94 @@
+"""Stage 3, CPU: a PreparedShard and its EmbeddedShard -> the output table, vectorized.
+
+The status column is decided here, in one place (`row_statuses`): a row's planning
+status, or, for a compared row, every model whose distances are null and why
+(`<model>_<reason>`: no vector, a zero vector, a non-finite one; joined with ';'). So
+`ok` means every distance is present and finite.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchembed import status
+from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.prepare import PreparedShard
+
+
+@dataclass
+class ShardResult:
+    table: pa.Table
+    pairs: int
+    status_counts: Counter[str] = field(default_factory=Counter)
+    subword_tokens: int = 0  # model positions the transformer ran for this shard
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(n for s, n in self.status_counts.items() if status.is_bad_row(s))
+
+
+def row_statuses(prepared: PreparedShard, embedded: EmbeddedShard) -> np.ndarray:
+    """Each output row's status (str array)."""
+    statuses = prepared.row_status.astype(object)
+    compared = np.flatnonzero(prepared.compared)
+    models = list(embedded.problems)
+    if not models or not len(compared):
+        return statuses
+    problems = np.stack([embedded.problems[m] for m in models])  # model x compared row
+    for k in np.flatnonzero((problems != "").any(axis=0)).tolist():
+        reasons = [status.model_status(m, r) for m, r in zip(models, problems[:, k].tolist()) if r]
+        statuses[compared[k]] = ";".join(reasons)
+    return statuses
+
+
+def _strings(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """An Arrow string array straight from (bytes, offsets) arrays, nulls where not `valid`."""
+    return pa.Array.from_buffers(
+        pa.string(), len(offsets) - 1, [_bitmap(valid), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+    )
+
+
+def _bitmap(valid: np.ndarray | None) -> pa.Buffer | None:
+    return None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema) -> ShardResult:
+    compared = prepared.compared
+    idx = np.flatnonzero(compared)
+    n_rows = len(compared)
+    columns: dict[str, pa.Array] = {}
+    for name, values in embedded.distances.items():
+        model = name.rsplit("_", 1)[0]
+        full = np.full(n_rows, np.nan, dtype=np.float32)
+        full[idx] = values
+        null = np.ones(n_rows, dtype=bool)
+        null[idx] = embedded.problems[model] != ""  # a reason in the status for every null
+        columns[name] = pa.array(full, type=pa.float32(), mask=null)
+
+    statuses = row_statuses(prepared, embedded)
+    uniques, codes = np.unique(statuses, return_inverse=True) if n_rows else (np.zeros(0, object), np.zeros(0, int))
+    counts = np.bincount(codes.reshape(-1), minlength=len(uniques))
+    columns["status"] = pa.DictionaryArray.from_arrays(
+        pa.array(codes.reshape(-1).astype(np.int32)), pa.array(uniques.tolist(), type=pa.string())
+    ).cast(pa.string())
+
+    ids = _strings(prepared.pair_ids, prepared.pair_id_offsets)
+    columns["pair_id"] = pc.take(ids, pa.array(prepared.pair_row))
+    columns["source_file"] = pa.array([prepared.source_file], type=pa.string()).take(np.zeros(n_rows, np.int64))
+    columns["source_row"] = pa.array(prepared.pair_row + prepared.first_row, type=pa.int64())
+    null = ~compared
+    for side in (1, 2):
+        columns[f"word_{side}"] = _strings(
+            getattr(prepared, f"word_{side}"), getattr(prepared, f"word_{side}_offsets"), compared
+        )
+        columns[f"token_index_{side}"] = pa.array(getattr(prepared, f"token_{side}"), mask=null, type=pa.int32())
+        columns[f"char_start_{side}"] = pa.array(getattr(prepared, f"char_start_{side}"), mask=null, type=pa.int32())
+        columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
+    table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
+    status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
+    return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
