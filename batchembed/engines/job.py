@@ -157,6 +157,7 @@ class _Job:
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
         self.new_bad_rows = 0
         self.tasks_left: dict[str, int] = {}  # by file key: tasks not yet returned (run_task_job)
+        self.files_by_key: dict[str, InputFile] = {}
 
     # -- before the first shard ------------------------------------------------------------
 
@@ -370,6 +371,7 @@ class _Job:
 
     def plan_tasks(self) -> list[ShardTask]:
         """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
+        self.files_by_key = {file.key: file for file in self.files}
         tasks: list[ShardTask] = []
         rows = self.config.shard_rows
         for file, done in self._incomplete_files():
@@ -399,7 +401,7 @@ class _Job:
     def commit_task(self, result: TaskResult, on_shard: ShardCallback | None) -> None:
         """Count what a worker wrote (it wrote each part before its marker)."""
         self.held.check()
-        file = next(f for f in self.files if f.key == result.file_key)
+        file = self.files_by_key[result.file_key]
         self.summary.shards_skipped += result.skipped
         self.summary.subword_tokens += result.subword_tokens
         for marker in result.done_markers():
