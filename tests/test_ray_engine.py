@@ -283,3 +283,16 @@ def test_workers_not_the_driver_check_the_parts_on_resume(
     again = run_ray(config, workers=2)
     assert (again.shards_written, again.shards_skipped) == (1, first.shards_written - 1)
     _assert_same_rows(pq.read_table(tmp_path / "ray"), expected)
+
+
+def test_an_unreadable_parquet_footer_is_an_input_error_and_the_rest_is_done(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file
+) -> None:
+    _corpus(tmp_path / "data", csv_rows=5, parquet_rows=9)
+    (tmp_path / "data" / "broken.parquet").write_bytes(b"PAR1 not a parquet file at all")
+    config = RunConfig(
+        (str(tmp_path / "data"),), str(tmp_path / "ray"), shard_rows=4, **_models(tiny_bert_dir, tiny_glove_file)
+    )
+    summary = run_ray(config, workers=1)
+    assert summary.exit_code == 3 and summary.pairs_read == 6 + 9
+    assert len(summary.errors) == 1 and "broken.parquet" in summary.errors[0] and "\n" not in summary.errors[0]

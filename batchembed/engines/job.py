@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -374,16 +375,18 @@ class _Job:
         self.files_by_key = {file.key: file for file in self.files}
         tasks: list[ShardTask] = []
         rows = self.config.shard_rows
-        for file, done in self._incomplete_files():
+        incomplete = list(self._incomplete_files())
+        footers = _footers([file for file, _ in incomplete if file.format == "parquet"], rows)
+        for file, done in incomplete:
             if file.format != "parquet":
                 tasks.append(csv_task(file, self.manifest.runs, done))
                 self.tasks_left[file.key] = 1
                 continue
-            try:
-                total, count = parquet_shard_count(file, rows)
-            except InputError as error:
-                self.fail(file, error)
+            footer = footers[file.key]
+            if isinstance(footer, InputError):
+                self.fail(file, footer)
                 continue
+            total, count = footer
             pending = []
             for k in range(count):
                 known = self.markers.get(f"{file.key}-{k:06d}")
@@ -503,6 +506,24 @@ class _Job:
             summary.write(self.layout)
         except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
             log.error("%s", error)
+
+
+FOOTER_READERS = 32  # concurrent Parquet footer reads when planning on object storage
+
+
+def _footers(files: list[InputFile], shard_rows: int) -> dict[str, tuple[int, int] | InputError]:
+    """(rows, shards) of each Parquet file from its footer, or why it cannot be read. On object
+    storage each read is a round trip, so they run 32 at a time (latency, not bandwidth, is the cost)."""
+
+    def footer(file: InputFile) -> tuple[int, int] | InputError:
+        try:
+            return parquet_shard_count(file, shard_rows)
+        except InputError as error:
+            return error
+
+    remote = any(not file.path.is_local for file in files)
+    with ThreadPoolExecutor(max_workers=FOOTER_READERS if remote else 1) as pool:
+        return dict(zip([file.key for file in files], pool.map(footer, files)))
 
 
 def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:
