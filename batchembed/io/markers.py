@@ -107,8 +107,7 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
     the caller must have the parts checked before it trusts them (the Ray engine has its
     workers do it, so the driver reads no part)."""
     parts = layout.parts()
-    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False)]
-    shard_ids = [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
+    shard_ids = marked_shards(layout)
     # marker reads are small and independent: on object storage, latency, not bandwidth, is the cost
     with ThreadPoolExecutor(max_workers=1 if layout.state.is_local else READERS) as pool:
         parsed = list(pool.map(lambda shard_id: _parse(layout, shard_id), shard_ids))
@@ -124,11 +123,9 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
 
 
 def marked_shards(layout: OutputLayout) -> list[str]:
-    return [
-        info.path.rsplit("/", 1)[-1][: -len(".json")]
-        for info in layout.done.files(recursive=False)
-        if info.path.endswith(".json") and not info.path.rsplit("/", 1)[-1].startswith(".")
-    ]
+    """The shard ids of every marker file (not yet parsed or checked)."""
+    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False)]
+    return [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
 
 
 def forget(layout: OutputLayout, shard_ids: list[str]) -> None:
