@@ -54,6 +54,11 @@ from benchmarks.common import (  # noqa: E402
     run_child,
 )
 
+# On a GPU the automatic token budget is 4,096-262,144 positions (free memory decides), so a
+# 1,024-pair piece (~75,000 positions) is one or a few batches. The CPU default (2,048) would
+# make the tiny model's per-batch Python overhead, not the feed, the cost being measured.
+GPU_LIKE_BUDGET = 65536
+
 # -- the near-zero-cost model -------------------------------------------------------------------
 
 
@@ -138,7 +143,7 @@ def bare_main(workers: int, sentences_file: Path, model: str, result: Path) -> N
 # -- the model-driving process, measured from inside (child process) --------------------------
 
 
-def driver_main(workers: int, corpus_path: Path, model: str, output: Path, result: Path) -> None:
+def driver_main(workers: int, corpus_path: Path, model: str, output: Path, result: Path, budget: int) -> None:
     """One `batchembed run` in this process; CPU time by stage of this process's threads."""
     import cProfile
     import io
@@ -174,7 +179,7 @@ def driver_main(workers: int, corpus_path: Path, model: str, output: Path, resul
     local.assemble = timed("assemble the table", local.assemble)  # type: ignore[assignment]
     job.write_part = timed("write the part", job.write_part)  # type: ignore[assignment]
 
-    options = EmbedOptions(device="cpu", tokenize_workers=workers, threads=1)
+    options = EmbedOptions(device="cpu", tokenize_workers=workers, threads=1, token_budget=budget)
     spec = TransformerSpec(model)
     config = RunConfig((str(corpus_path),), output, glove=None, transformer=spec, embed=options, overwrite=True)
     embedders = load_embedders(None, spec, options)
@@ -208,6 +213,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to compare")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--token-budget",
+        type=int,
+        default=GPU_LIKE_BUDGET,
+        help="padded positions per batch (default: a GPU's, where a piece is about one batch)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "batchembed-bench-feed")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--driver", type=int, help=argparse.SUPPRESS)
@@ -219,7 +230,7 @@ def main() -> None:
     if args.bare is not None:
         return bare_main(args.bare, args.sentences, args.model, args.result)
     if args.driver is not None:
-        return driver_main(args.driver, args.corpus, args.model, args.workdir / "out" / "driver", args.result)
+        return driver_main(args.driver, args.corpus, args.model, args.workdir / "out" / "driver", args.result, args.token_budget)
 
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -244,6 +255,7 @@ def main() -> None:
             output = work / "out" / f"pipeline-{w}"
             options = ["--no-glove", "--transformer", model, "--device", "cpu", "--tokenize-workers", str(w)]
             options += ["--threads", "1"]  # as on a GPU: the model's process drives, the cores prepare
+            options += ["--token-budget", str(args.token_budget)]
             run = check(
                 run_child(batchembed_cmd(path, output, options, None), work / "logs" / f"pipeline-{w}.log", env),
                 "batchembed run",
@@ -289,6 +301,8 @@ def main() -> None:
             str(work),
             "--result",
             str(result),
+            "--token-budget",
+            str(args.token_budget),
         ]
         check(run_child(cmd, work / "logs" / f"driver-{w}.log", env), "driver")
         drivers[w] = json.loads(result.read_text())

@@ -33,6 +33,7 @@ from batchembed.embedders.base import (
     encode_strings,
 )
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
+from batchembed.embedders.subwords import WordEncoder
 from batchembed.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
@@ -445,6 +446,7 @@ class TransformerPreparer:
         self.backend = copy.deepcopy(backend)
         self.backend.no_truncation()  # what transformers sets for truncation=False, padding=False
         self.backend.no_padding()
+        self.encoder = WordEncoder(self.backend)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, "window": self.window}
@@ -457,26 +459,9 @@ class TransformerPreparer:
     ) -> ModelInput:
         plan = RequestPlan.build(sentence_index, token_index)
         needed = [sentences[i] for i in plan.sentence_ids.tolist()]
-        encodings = self.backend.encode_batch([list(s.tokens) for s in needed], is_pretokenized=True)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        ids: list[int] = []
-        word_ids: list[int | None] = []
-        for e in encodings:
-            ids.extend(e.ids)
-            word_ids.extend(e.word_ids)
-        # word -> first/last subword position, all sentences at once: key = word's flat number
-        words = np.array(word_ids, dtype=np.float64)  # None -> nan
-        has_word = ~np.isnan(words)
-        sentence_of = np.repeat(np.arange(len(needed)), lengths)
-        position = np.arange(len(words)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        word_offsets = np.concatenate([[0], np.cumsum([len(s) for s in needed])]).astype(np.int64)
-        key = word_offsets[sentence_of[has_word]] + words[has_word].astype(np.int64)
-        pos = position[has_word]
-        first = np.full(int(word_offsets[-1]), -1, dtype=np.int64)
-        last = np.full(int(word_offsets[-1]), -1, dtype=np.int64)
-        first[key[::-1]] = pos[::-1]  # assignments go in order: reversed leaves the first position
-        last[key] = pos
-        flat = word_offsets[plan.inverse] + plan.token_index
+        encoded = self.encoder.encode([s.tokens for s in needed])
+        lengths = encoded.lengths
+        flat = encoded.word_offsets[plan.inverse] + plan.token_index
 
         long = np.flatnonzero(lengths > self.window)
         long_words = [w for s in long.tolist() for w in needed[s].tokens]
@@ -484,12 +469,12 @@ class TransformerPreparer:
         counts[long] = [len(needed[s]) for s in long.tolist()]
         data, offsets = encode_strings(long_words)
         return {
-            "input_ids": np.asarray(ids, dtype=np.int32),
+            "input_ids": encoded.ids,
             "lengths": lengths,
             "request_sentence": plan.inverse.astype(np.int64),
             "request_token": plan.token_index,
-            "first": first[flat],
-            "last": last[flat],
+            "first": encoded.first[flat],
+            "last": encoded.last[flat],
             "long_words": data,
             "long_word_offsets": offsets,
             "long_word_counts": counts,
