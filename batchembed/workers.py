@@ -1,4 +1,5 @@
-"""The CPU stage in worker processes, so the process that drives the model only runs it.
+"""The CPU stages in worker processes, so the process that drives the model only runs it:
+preparing before the model (stage 1), assembling and writing after it (stage 4).
 
 Workers are spawned (never forked: the parent holds torch's threads and possibly a
 CUDA context) and import neither flair nor torch: each gets the tokenizer's name and
@@ -12,10 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import pyarrow as pa
 
 from batchembed.embedders.base import Preparer
+from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
+from batchembed.io.storage import portable, reopen
+from batchembed.stages.assemble import ShardResult
+from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard, prepare
+from batchembed.stages.write import write_shard
 from batchembed.tokenize import Tokenized, TokenizerName, get_tokenizer, many
 
 log = logging.getLogger(__name__)
@@ -23,10 +32,19 @@ log = logging.getLogger(__name__)
 MIN_TEXTS_PER_TASK = 64
 
 
-class PreparePool:
-    """prepare(shard) in `workers` processes."""
+class StagePool:
+    """The CPU stages in `workers` processes: prepare(shard) before the model, and
+    write_shard(...) after it. One pool for both: no process sits idle waiting for the other
+    stage's work, and a small run starts no more processes than it has workers."""
 
-    def __init__(self, tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int) -> None:
+    def __init__(
+        self,
+        tokenizer: TokenizerName,
+        preparers: Sequence[Preparer],
+        workers: int,
+        output: OutputLayout,
+        schema: pa.Schema,
+    ) -> None:
         import multiprocessing
 
         self.workers = workers
@@ -34,35 +52,54 @@ class PreparePool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(tokenizer, list(preparers)),
+            initargs=(_WorkerState(tokenizer, list(preparers), portable(output.data), schema),),
         )
-        log.info("preparing shards in %d worker processes", workers)
+        log.info("preparing and writing shards in %d worker processes", workers)
 
-    def submit(self, shard: InputShard) -> Future[PreparedShard]:
+    def prepare(self, shard: InputShard) -> Future[PreparedShard]:
         return self._executor.submit(_prepare_in_worker, shard)
+
+    def write(self, shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> Future[ShardResult]:
+        # the model's inputs stay behind: writing needs the rows and the distances only
+        light = [(replace(prepared, model_inputs={}), embedded) for prepared, embedded in pieces]
+        return self._executor.submit(_write_in_worker, shard_id, light)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> PreparePool:
+    def __enter__(self) -> StagePool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-_worker_state: tuple[TokenizerName, list[Preparer]] | None = None
+@dataclass
+class _WorkerState:
+    tokenizer: TokenizerName
+    preparers: list[Preparer]
+    output: dict[str, str]  # portable() of the output directory
+    schema: pa.Schema
+    layout: OutputLayout | None = None
 
 
-def _start_worker(tokenizer: TokenizerName, preparers: list[Preparer]) -> None:
+_worker_state: _WorkerState | None = None
+
+
+def _start_worker(state: _WorkerState) -> None:
     global _worker_state
-    _worker_state = (tokenizer, preparers)
+    state.layout = OutputLayout.of(reopen(state.output))
+    _worker_state = state
 
 
 def _prepare_in_worker(shard: InputShard) -> PreparedShard:
-    assert _worker_state is not None, "worker not started by PreparePool"
-    tokenizer, preparers = _worker_state
-    return prepare(shard, many(get_tokenizer(tokenizer)), preparers)
+    assert _worker_state is not None, "worker not started by StagePool"
+    return prepare(shard, many(get_tokenizer(_worker_state.tokenizer)), _worker_state.preparers)
+
+
+def _write_in_worker(shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> ShardResult:
+    assert _worker_state is not None and _worker_state.layout is not None, "worker not started by StagePool"
+    return write_shard(_worker_state.layout, shard_id, pieces, _worker_state.schema)
 
 
 class TokenizerPool:

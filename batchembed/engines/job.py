@@ -76,8 +76,11 @@ class ShardRunner(Protocol):
     order and passing each FileRead through once every shard before it is yielded."""
 
     def __call__(
-        self, items: Iterator[InputShard | FileRead], schema: pa.Schema
-    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]: ...
+        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, check: Callable[[], None]
+    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+        """`check()` raises once this run may no longer write (its lease was taken over): an
+        engine that writes parts itself calls it before each one."""
+        ...
 
 
 def _file_key_of(shard_id: str) -> str:
@@ -295,7 +298,7 @@ class _Job:
         """Shards read here, embedded by `runner`, committed here in input order."""
 
         def consume(schema: pa.Schema) -> None:
-            with contextlib.closing(runner(self.pending_shards(), schema)) as processed:
+            with contextlib.closing(runner(self.pending_shards(), schema, self.held.check)) as processed:
                 for item in processed:
                     if isinstance(item, FileRead):  # every shard of that file is committed now
                         self._counts(item.file).state = "done"
@@ -445,10 +448,11 @@ class _Job:
         )
 
     def commit(self, shard: InputShard, result: ShardResult, on_shard: ShardCallback | None) -> None:
-        """Part first, marker second: a part without a marker is redone, never trusted."""
+        """Part first, marker second: a part without a marker is redone, never trusted. The engine
+        may have written the part already (result.written)."""
         self.held.check()  # never write after another run took the output over
-        part = write_part(self.layout, shard.shard_id, result.table)
-        marker = write_marker(self.layout, shard, part, result.table.num_rows, result.status_counts, self.manifest.runs)
+        part = result.written or write_part(self.layout, shard.shard_id, result.table)
+        marker = write_marker(self.layout, shard, part, result.rows, result.status_counts, self.manifest.runs)
         self._count_marker(marker)
         self.summary.subword_tokens += result.subword_tokens
         if on_shard is not None:

@@ -1,13 +1,15 @@
 """The default engine: the stages of batchembed/stages/ as processes and threads on one machine.
 
-    reader thread    reads the next shards (job.py) and hands them to the prepare workers
-    prepare workers  processes (spawned): tokenize, subword-encode, targets, rows -> arrays
-    model thread     embed: only the model forward, gathers and distances, on the arrays
-    this thread      assemble the output table, then job.py writes the part and its marker
+    reader thread    reads the next shards (job.py) and hands them to the workers
+    workers          processes (spawned), stage 1: tokenize, subword-encode, targets, rows -> arrays
+    model thread     stage 2, embed: only the model forward, gathers and distances, on the arrays
+    workers          stage 4: assemble each shard's table, compress and write its part
+    this thread      job.py writes each part's done marker, in input order
 
-So the thread that drives the model never tokenizes or writes: while it runs shard n,
-the workers prepare shards n+1.., and this thread writes shard n-1 (pyarrow and torch
-release the GIL). How many workers and torch threads: batchembed/hardware.py.
+So the process that drives the model never tokenizes, builds tables or writes Parquet:
+while it runs shard n, the workers prepare shards n+1.. and write shard n-1.
+Without workers (--tokenize-workers 0) every stage runs in this process and the job
+writes the parts. How many workers and torch threads: batchembed/hardware.py.
 
 A shard is prepared and embedded in pieces of PIECE_PAIRS pairs (the same pieces
 whatever the number of workers, so the same batches and the same numbers): the workers
@@ -18,7 +20,7 @@ machine waits, and the model starts after one piece, not one shard.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -30,18 +32,22 @@ from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import FileRead, ShardCallback, run_job
 from batchembed.engines.job import read_output as read_output
 from batchembed.hardware import choose_layout
+from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
+from batchembed.io.storage import locate
 from batchembed.models import choose_device
 from batchembed.prefetch import ahead
-from batchembed.stages.assemble import ShardResult, assemble
+from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.summary import RunSummary
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
-from batchembed.workers import PreparePool
+from batchembed.workers import StagePool
 
 Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
+Write = Callable[[str, list[tuple[PreparedShard, EmbeddedShard]]], "Future[ShardResult] | ShardResult"]
 
+WRITES_AHEAD = 4  # shards handed to the workers to write before the driver waits for the oldest
 PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
 
 
@@ -55,7 +61,7 @@ class LocalRunner:
         self.config, self.embedders = config, embedders
 
     def __call__(
-        self, items: Iterator[InputShard | FileRead], schema: pa.Schema
+        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, check: Callable[[], None]
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
         options = self.config.embed
         device = choose_device(options.device)
@@ -63,18 +69,24 @@ class LocalRunner:
         with _torch_threads(layout.threads):
             import torch
 
-            # A model thread keeps assembling and writing off the model's path. On a CPU with
+            # A model thread keeps the driver's own bookkeeping off the model's path. On a CPU with
             # several torch threads it costs more than it saves: OpenMP runs a parallel region
             # entered from a thread other than the first ~5% slower (measured: embed 11.0 s in a
-            # thread, 10.5 s in the main thread; assembling and writing take 0.02 s a shard).
+            # thread, 10.5 s in the main thread, same arrays).
             model_thread = device.type == "cuda" or torch.get_num_threads() == 1
-            yield from self._run(items, schema, layout.workers, model_thread)
+            yield from self._run(items, schema, layout.workers, model_thread, check)
 
     def _run(
-        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, workers: int, model_thread: bool
+        self,
+        items: Iterator[InputShard | FileRead],
+        schema: pa.Schema,
+        workers: int,
+        model_thread: bool,
+        check: Callable[[], None],
     ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
         preparers = [e.preparer() for e in self.embedders]
-        with _preparing(self.config.tokenizer, preparers, workers) as submit:
+        output = OutputLayout.of(locate(self.config.output))
+        with _stages(self.config.tokenizer, preparers, workers, output, schema) as (submit, write):
             prepared = ahead(_in_order(items, submit, depth=2 * workers + 1))
             embedded: Generator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead, None, None]
             embedded = _embedded(prepared, self.embedders)
@@ -82,16 +94,7 @@ class LocalRunner:
                 embedded = ahead(embedded)
             # closed in reverse: the model thread stops before the reader, the reader before the workers
             with contextlib.closing(prepared), contextlib.closing(embedded):
-                done: list[ShardResult] = []
-                for item in embedded:
-                    if isinstance(item, FileRead):
-                        yield item
-                        continue
-                    shard, last, ready, vectors = item
-                    done.append(assemble(ready, vectors, schema))
-                    if last:
-                        yield shard, _combine(done)
-                        done = []
+                yield from _written(embedded, write, check, lambda shard_id: output.part(shard_id).delete())
 
 
 @contextlib.contextmanager
@@ -111,13 +114,19 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _preparing(tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int) -> Iterator[Submit]:
+def _stages(
+    tokenizer: TokenizerName, preparers: Sequence[Preparer], workers: int, output: OutputLayout, schema: pa.Schema
+) -> Iterator[tuple[Submit, Write]]:
+    """Where the CPU stages run: in worker processes, or (no workers) here, the job writing the tables."""
     if not workers:
         tokenize_many = many(get_tokenizer(tokenizer))
-        yield lambda shard: prepare(shard, tokenize_many, preparers)
+        yield (
+            lambda shard: prepare(shard, tokenize_many, preparers),
+            lambda _shard_id, pieces: combine([assemble(p, e, schema) for p, e in pieces]),
+        )
         return
-    with PreparePool(tokenizer, preparers, workers) as pool:
-        yield pool.submit
+    with StagePool(tokenizer, preparers, workers, output, schema) as pool:
+        yield pool.prepare, pool.write
 
 
 def pieces(shard: InputShard, size: int | None = None) -> list[InputShard]:
@@ -136,16 +145,6 @@ def pieces(shard: InputShard, size: int | None = None) -> list[InputShard]:
         )
         for a in range(0, len(shard), size)
     ]
-
-
-def _combine(results: list[ShardResult]) -> ShardResult:
-    if len(results) == 1:
-        return results[0]
-    counts: Counter[str] = Counter()
-    for r in results:
-        counts.update(r.status_counts)
-    table = pa.concat_tables([r.table for r in results]).combine_chunks()
-    return ShardResult(table, sum(r.pairs for r in results), counts, sum(r.subword_tokens for r in results))
 
 
 def _in_order(
@@ -173,6 +172,54 @@ def _in_order(
                 yield first()
     while pending:
         yield first()
+
+
+def _written(
+    embedded: Iterator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead],
+    write: Write,
+    check: Callable[[], None],
+    discard: Callable[[str], None],
+) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+    """Each shard's pieces handed to `write` once its last piece is embedded; results handed on
+    in input order as they are done, waiting only when WRITES_AHEAD shards are being written."""
+    pending: deque[tuple[InputShard, Future[ShardResult] | ShardResult] | FileRead] = deque()
+    pieces: list[tuple[PreparedShard, EmbeddedShard]] = []
+
+    def first() -> tuple[InputShard, ShardResult] | FileRead:
+        item = pending.popleft()
+        if isinstance(item, FileRead):
+            return item
+        shard, work = item
+        return shard, work.result() if isinstance(work, Future) else work
+
+    def head_ready() -> bool:
+        head = pending[0]
+        return isinstance(head, FileRead) or not isinstance(head[1], Future) or head[1].done()
+
+    try:
+        for item in embedded:
+            if isinstance(item, FileRead):
+                pending.append(item)
+            else:
+                shard, last, ready, vectors = item
+                pieces.append((ready, vectors))
+                if last:
+                    check()  # never hand a part over after another run took the output over
+                    pending.append((shard, write(shard.shard_id, pieces)))
+                    pieces = []
+            while pending and (head_ready() or len(pending) > WRITES_AHEAD):
+                yield first()
+        while pending:
+            yield first()
+    finally:  # stopped early: parts written ahead get no marker, so they must not stay
+        for ahead_item in pending:
+            if isinstance(ahead_item, FileRead):
+                continue
+            written_shard, work = ahead_item
+            if isinstance(work, Future) and not work.cancel():
+                with contextlib.suppress(Exception):
+                    work.result()
+                discard(written_shard.shard_id)
 
 
 def _embedded(

@@ -31,11 +31,11 @@ import pyarrow as pa
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.engines.job import ShardCallback, run_task_job
-from batchembed.engines.tasks import ShardTask, TaskResult, portable, reopen, run_task, unverified_parts
+from batchembed.engines.tasks import ShardTask, TaskResult, run_task, unverified_parts
 from batchembed.errors import BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker
-from batchembed.io.storage import locate
+from batchembed.io.storage import locate, portable, reopen
 from batchembed.summary import RunSummary
 
 log = logging.getLogger(__name__)

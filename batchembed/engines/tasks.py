@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from batchembed.config import Columns
 from batchembed.embedders.base import Embedder
@@ -30,23 +29,10 @@ from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, part_verified, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_shards
-from batchembed.io.storage import Location, locate
+from batchembed.io.storage import portable, reopen
 from batchembed.io.writer import write_part
 from batchembed.pipeline import process_shard
 from batchembed.tokenize import TokenizeMany
-
-
-def portable(location: Location) -> dict[str, str]:
-    """A location as another process (on another machine) can open it: a URI, or a local path
-    made absolute (a worker's working directory is not the driver's)."""
-    return {"path": location.path if location.is_local else location.shown, "shown": location.shown}
-
-
-def reopen(spec: dict[str, str]) -> Location:
-    found = locate(spec["path"])
-    if found.is_local:
-        return Location(pafs.LocalFileSystem(), found.path, spec["shown"], "local")
-    return found
 
 
 @dataclass(frozen=True)

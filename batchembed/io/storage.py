@@ -290,3 +290,16 @@ def _matches(segments: list[str], parts: list[str]) -> bool:
     if segments[0] == "**":
         return any(_matches(segments[1:], parts[i:]) for i in range(len(parts) + 1))
     return bool(parts) and fnmatch.fnmatchcase(parts[0], segments[0]) and _matches(segments[1:], parts[1:])
+
+
+def portable(location: Location) -> dict[str, str]:
+    """A location as another process (on another machine) can open it: a URI, or a local path
+    made absolute (a worker's working directory is not the driver's)."""
+    return {"path": location.path if location.is_local else location.shown, "shown": location.shown}
+
+
+def reopen(spec: dict[str, str]) -> Location:
+    found = locate(spec["path"])
+    if found.is_local:
+        return Location(pafs.LocalFileSystem(), found.path, spec["shown"], "local")
+    return found

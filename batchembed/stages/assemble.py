@@ -16,16 +16,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchembed import status
+from batchembed.io.writer import WrittenPart
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 
 
 @dataclass
 class ShardResult:
-    table: pa.Table
+    table: pa.Table  # empty once `written`
     pairs: int
     status_counts: Counter[str] = field(default_factory=Counter)
     subword_tokens: int = 0  # model positions the transformer ran for this shard
+    written: WrittenPart | None = None  # the part, already written (stages/write.py); else the job writes `table`
+    written_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.written_rows if self.written is not None else self.table.num_rows
 
     @property
     def bad_rows(self) -> int:
@@ -92,3 +99,14 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
     return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
+
+
+def combine(results: list[ShardResult]) -> ShardResult:
+    """The results of a shard's pieces as the shard's one result."""
+    if len(results) == 1:
+        return results[0]
+    counts: Counter[str] = Counter()
+    for r in results:
+        counts.update(r.status_counts)
+    table = pa.concat_tables([r.table for r in results]).combine_chunks()
+    return ShardResult(table, sum(r.pairs for r in results), counts, sum(r.subword_tokens for r in results))
