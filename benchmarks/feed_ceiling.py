@@ -171,8 +171,7 @@ def driver_main(workers: int, corpus_path: Path, model: str, output: Path, resul
     hidden = TransformerEmbedder._hidden_states
     TransformerEmbedder._hidden_states = timed("model forward", hidden)  # type: ignore[method-assign]
     local.embed = timed("embed (all, forward included)", local.embed, profiled=True)  # type: ignore[assignment]
-    local.assemble = timed("assemble the table", local.assemble)  # type: ignore[assignment]
-    job.write_part = timed("write the part", job.write_part)  # type: ignore[assignment]
+    job.write_marker = timed("write the done markers", job.write_marker)  # type: ignore[assignment]
 
     options = EmbedOptions(device="cpu", tokenize_workers=workers, threads=1, token_budget=budget)
     spec = TransformerSpec(model)
@@ -345,7 +344,7 @@ def main() -> None:
         )
         print("| stage (thread CPU s) | s | per million tokens |\n|---|---:|---:|")
         stages = dict(d["stages"])
-        stages["other: reading input, handing shards to workers, bookkeeping (process CPU - the above)"] = d[
+        stages["other: reading input, handing pieces to the workers and back, bookkeeping (process CPU - the above)"] = d[
             "process_cpu"
         ] - sum(v for k, v in stages.items() if k != "model forward")
         stages["process CPU, all threads"] = d["process_cpu"]
