@@ -56,6 +56,11 @@ class StagePool:
         )
         log.info("preparing and writing shards in %d worker processes", workers)
 
+    def start(self) -> None:
+        """Start the worker processes now rather than at the first task."""
+        for _ in range(self.workers):
+            self._executor.submit(_started)
+
     def prepare(self, shard: InputShard) -> Future[PreparedShard]:
         return self._executor.submit(_prepare_in_worker, shard)
 
@@ -90,6 +95,10 @@ def _start_worker(state: _WorkerState) -> None:
     global _worker_state
     state.layout = OutputLayout.of(reopen(state.output))
     _worker_state = state
+
+
+def _started() -> None:
+    pass
 
 
 def _prepare_in_worker(shard: InputShard) -> PreparedShard:
