@@ -3,9 +3,13 @@
 CPU: the model's matmuls want every core that is free, and oversubscribing them costs
 far more than it gains (torch's OpenMP threads wait at every barrier for the slowest,
 and a thread that shares its core with another process is slow): so torch gets the
-cores no other process is running on, sampled at start-up, and one prepare worker
-does the CPU stage (a few percent of the model's time on a CPU). CUDA: the model
-needs one core to drive it; every other core prepares shards.
+cores no other process is running on, sampled at start-up. Preparing costs ~4% of the
+default model's forward per core (BENCHMARKS.md), so on a small machine the CPU stages
+run in the model's process, in a reader thread that overlaps the forward (torch releases
+the GIL): on 2 cores a worker process measured 1-3% slower, and its start-up costs
+0.5 s. As cores multiply the forward gets faster and preparing becomes a larger share:
+one worker per CPU_CORES_PER_WORKER cores, taken from torch's threads.
+CUDA: the model needs one core to drive it; every other core works for it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CUDA_WORKERS = 32
+CPU_CORES_PER_WORKER = 8  # reasoned, not measured: no machine with 8+ cores was at hand
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,9 @@ def choose_layout(device: torch.device, workers: int | None = None, threads: int
             threads = 1  # the model process only launches kernels
     else:
         if workers is None:
-            workers = 1
+            workers = cores // CPU_CORES_PER_WORKER
         if threads is None and not env_threads:
-            threads = max(1, cores - busy_cores())
+            threads = max(1, cores - busy_cores() - workers)
     layout = Layout(workers, threads)
     log.info("%d usable cores: %d prepare workers, torch threads %s", cores, workers, threads or "(torch's)")
     return layout

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from batchembed.cli import app
-from batchembed.config import RunConfig
+from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run
 from batchembed.errors import ExitCode, OutputError, TooManyBadRows
 from batchembed.io import reader
@@ -306,11 +306,13 @@ def test_incremental_redoes_a_shortened_file_without_leftovers(tmp_path: Path) -
 # -- bad rows and bad files ---------------------------------------------------------------------
 
 
-def test_max_bad_rows_keeps_finished_shards_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_max_bad_rows_keeps_finished_shards_and_resumes(tmp_path: Path, workers: int) -> None:
+    """With workers, parts written ahead of the stop get no marker and are removed (assert_clean)."""
     src = write_pairs(tmp_path / "a.csv", 30, bad_every=6)  # rows 6, 12, ...: one bad row per shard from 2nd
     out = tmp_path / "out"
     with pytest.raises(TooManyBadRows, match="2 bad rows exceed --max-bad-rows 1"):
-        engine([src], out, max_bad_rows=1)
+        engine([src], out, max_bad_rows=1, embed=EmbedOptions(tokenize_workers=workers))
     saved = json.loads((state_dir(out) / "summary.json").read_text())
     assert (saved["exit_code"], saved["shards_written"], saved["new_bad_rows"]) == (7, 3, 2)
     assert_clean(out)

@@ -40,7 +40,12 @@ def test_layout_by_device(monkeypatch) -> None:
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.setattr("batchembed.hardware.usable_cores", lambda: 8)
     monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 3)
-    assert choose_layout(torch.device("cpu")) == Layout(workers=1, threads=5)  # the cores others leave free
+    assert choose_layout(torch.device("cpu")) == Layout(workers=1, threads=4)  # the cores others leave free
+    monkeypatch.setattr("batchembed.hardware.usable_cores", lambda: 2)
+    monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 0)
+    assert choose_layout(torch.device("cpu")) == Layout(workers=0, threads=2)  # a small CPU: one process
+    monkeypatch.setattr("batchembed.hardware.usable_cores", lambda: 8)
+    monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 3)
     assert choose_layout(torch.device("cuda")) == Layout(workers=7, threads=1)  # every spare core feeds the GPU
     assert choose_layout(torch.device("cpu"), workers=0, threads=2) == Layout(0, 2)  # explicit settings win
     monkeypatch.setattr("batchembed.hardware.busy_cores", lambda: 20)
