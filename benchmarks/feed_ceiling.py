@@ -344,9 +344,8 @@ def main() -> None:
         )
         print("| stage (thread CPU s) | s | per million tokens |\n|---|---:|---:|")
         stages = dict(d["stages"])
-        stages["other: reading input, handing pieces to the workers and back, bookkeeping (process CPU - the above)"] = d[
-            "process_cpu"
-        ] - sum(v for k, v in stages.items() if k != "model forward")
+        other = "other: reading input, handing pieces to the workers and back, bookkeeping (process CPU - the above)"
+        stages[other] = d["process_cpu"] - sum(v for k, v in stages.items() if k != "model forward")
         stages["process CPU, all threads"] = d["process_cpu"]
         for name, value in stages.items():
             print(f"| {name} | {value:.2f} | {value / d['tokens'] * 1e6:.2f} |")
