@@ -25,7 +25,7 @@ from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.stages.write import write_shard
-from batchembed.tokenize import Tokenized, TokenizerName, get_tokenizer, many
+from batchembed.tokenize import Tokenized, TokenizeMany, TokenizerName, get_tokenizer, many, remembering
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class _WorkerState:
     output: dict[str, str]  # portable() of the output directory
     schema: pa.Schema
     layout: OutputLayout | None = None
+    tokenize_many: TokenizeMany | None = None
 
 
 _worker_state: _WorkerState | None = None
@@ -94,6 +95,7 @@ _worker_state: _WorkerState | None = None
 def _start_worker(state: _WorkerState) -> None:
     global _worker_state
     state.layout = OutputLayout.of(reopen(state.output))
+    state.tokenize_many = remembering(get_tokenizer(state.tokenizer))
     _worker_state = state
 
 
@@ -102,8 +104,8 @@ def _started() -> None:
 
 
 def _prepare_in_worker(shard: InputShard) -> PreparedShard:
-    assert _worker_state is not None, "worker not started by StagePool"
-    return prepare(shard, many(get_tokenizer(_worker_state.tokenizer)), _worker_state.preparers)
+    assert _worker_state is not None and _worker_state.tokenize_many is not None, "worker not started by StagePool"
+    return prepare(shard, _worker_state.tokenize_many, _worker_state.preparers)
 
 
 def _write_in_worker(shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> ShardResult:

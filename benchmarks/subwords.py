@@ -1,6 +1,11 @@
 """What a worker spends preparing, against the bare tokenizers, and what the word cache saves.
 
     python benchmarks/subwords.py --pairs 8000 --repeats 3
+    python benchmarks/subwords.py --wic ../shared/eval/wic/train/train.data.txt --repeats 3
+
+The generated corpus draws on a small vocabulary (a few hundred distinct words), which flatters
+a word cache; `--wic` takes real sentences instead (WiC's tab-separated data file: word, part of
+speech, indices, sentence 1, sentence 2), whose distinct words run to the tens of thousands.
 
 On one generated corpus (benchmarks/corpus.py), in this one process, CPU seconds (medians of
 interleaved repeats) over the distinct sentences of the pairs:
@@ -33,11 +38,23 @@ from benchmarks import corpus  # noqa: E402
 from benchmarks.common import machine, machine_markdown, progress  # noqa: E402
 
 
+def _wic_parquet(args: argparse.Namespace) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [line.rstrip("\n").split("\t") for line in args.wic.read_text(encoding="utf-8").splitlines() if line]
+    path = args.workdir / f"wic-{args.wic.stem}.parquet"
+    pq.write_table(pa.table({"sentence1": [r[3] for r in rows], "sentence2": [r[4] for r in rows]}), path)
+    args.pairs = len(rows)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wic", type=Path, help="real sentence pairs: a WiC data file instead of the generated corpus")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "batchembed-bench-subwords")
     args = parser.parse_args()
 
@@ -56,7 +73,7 @@ def main() -> None:
 
     info = machine()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    path = corpus.ensure(args.pairs, args.seed, args.workdir)
+    path = corpus.ensure(args.pairs, args.seed, args.workdir) if args.wic is None else _wic_parquet(args)
     table = pq.read_table(path, columns=["sentence1", "sentence2"]).to_pydict()
     texts = list(dict.fromkeys(table["sentence1"] + table["sentence2"]))
     words = [flair_tokenize(text).tokens for text in texts]

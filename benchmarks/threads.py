@@ -7,7 +7,7 @@ own process, interleaved (A B C A B C ...) and repeated, medians of the job's ow
 (_summary.json, model loading excluded):
 
   default        `batchembed run`: torch threads = the cores no other process is busy on at
-                 start-up, one prepare worker (batchembed/hardware.py);
+                 start-up, less one worker per 8 cores (none below 8: batchembed/hardware.py);
   one thread     the same with OMP_NUM_THREADS=1 in the environment (batchembed then leaves
                  torch's threads alone: one);
   torch default  `--threads <usable cores> --tokenize-workers 0`: every core to torch whatever

@@ -11,7 +11,7 @@ import pytest
 from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run as run_local
 from batchembed.hardware import Layout, busy_cores, choose_layout
-from batchembed.tokenize import flair_tokenize, get_tokenizer, many
+from batchembed.tokenize import flair_tokenize, get_tokenizer, many, remembering
 from batchembed.workers import MIN_TEXTS_PER_TASK, TokenizerPool
 
 TEXTS = [
@@ -31,6 +31,19 @@ def test_pool_equals_in_process_tokenization(name) -> None:
         assert pool(TEXTS) == expected
         assert pool(TEXTS[:3]) == expected[:3]  # few texts: done in this process
         assert pool([]) == []
+
+
+@pytest.mark.parametrize("limit", [None, 3])
+def test_remembering_tokenizer_equals_plain_tokenization(limit) -> None:
+    """Repeated sentences come from memory, the memory starts over when full: same tokens either way."""
+    tokenize_many = remembering(flair_tokenize, limit)
+    expected = many(flair_tokenize)(TEXTS)
+    assert tokenize_many(TEXTS) == expected
+    assert tokenize_many(TEXTS[::-1]) == expected[::-1]
+    again = tokenize_many(TEXTS[:2])
+    assert again == expected[:2]
+    if limit is None:
+        assert again[0] is tokenize_many(TEXTS[:1])[0]  # remembered, not tokenized again
 
 
 def test_layout_by_device(monkeypatch) -> None:

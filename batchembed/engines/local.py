@@ -41,7 +41,7 @@ from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.summary import RunSummary
-from batchembed.tokenize import TokenizerName, get_tokenizer, many
+from batchembed.tokenize import TokenizerName, get_tokenizer, remembering
 from batchembed.workers import StagePool
 
 Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
@@ -128,7 +128,7 @@ def _stages(
 ) -> Iterator[tuple[Submit, Write]]:
     """Where the CPU stages run: in worker processes (but the first piece here if `first_here`),
     or, without workers, here, the job writing the tables."""
-    tokenize_many = many(get_tokenizer(tokenizer))
+    tokenize_many = remembering(get_tokenizer(tokenizer))
 
     def here(shard: InputShard) -> PreparedShard:
         return prepare(shard, tokenize_many, preparers)

@@ -81,11 +81,11 @@ class TaskWorker:
     """A Ray Data actor: loads the models once, then runs one task per batch row."""
 
     def __init__(self, config: RunConfig, embed: EmbedOptions, output: dict[str, str], schema: pa.Schema) -> None:
-        from batchembed.tokenize import get_tokenizer, many
+        from batchembed.tokenize import get_tokenizer, remembering
 
         threads = int(float(os.environ.get("BATCHEMBED_RAY_THREADS", "0")))
         self.embedders = _load(config.glove, config.transformer, embed, threads)
-        self.tokenize = many(get_tokenizer(config.tokenizer))
+        self.tokenize = remembering(get_tokenizer(config.tokenizer))
         self.columns, self.shard_rows = config.columns, config.shard_rows
         self.layout = OutputLayout.of(reopen(output))
         self.schema = schema
