@@ -75,10 +75,11 @@ def _embed_group(
     """Several splits of one mode and tokenizer as one item sequence, in pipeline shards."""
     from batchembed.io.schema import output_schema
     from batchembed.pipeline import process_shard
-    from batchembed.tokenize import get_tokenizer, many
+    from batchembed.tokenize import get_tokenizer, remembering
 
     names = [e.name for e in embedders]
     schema = output_schema(names)
+    tokenize_many = remembering(get_tokenizer(tokenizer))  # across chunks: WiC repeats its sentences
     sentence1 = [s for split in splits for s in split.sentence1]
     sentence2 = [s for split in splits for s in split.sentence2]
     targets = [t for split in splits for t in split.targets]
@@ -96,7 +97,7 @@ def _embed_group(
             sentence2[start:stop],
             targets[start:stop],
         )
-        tables.append(process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table)
+        tables.append(process_shard(shard, tokenize_many, embedders, schema).table)
     return _collect(tables, names, len(targets))
 
 
@@ -125,15 +126,16 @@ def embed_files(
     from batchembed.io.reader import read_shards
     from batchembed.io.schema import output_schema
     from batchembed.pipeline import process_shard
-    from batchembed.tokenize import get_tokenizer, many
+    from batchembed.tokenize import get_tokenizer, remembering
 
     names = [e.name for e in embedders]
     schema = output_schema(names)
+    tokenize_many = remembering(get_tokenizer(tokenizer))  # across chunks: WiC repeats its sentences
     tables, offset = [], 0
     for file in files:
         rows = 0
         for shard in read_shards(file, columns, CHUNK_ROWS):
-            table = process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table
+            table = process_shard(shard, tokenize_many, embedders, schema).table
             # number rows across files, so source_row stays the 1-based item number
             index = table.schema.get_field_index("source_row")
             tables.append(table.set_column(index, "source_row", pc.add(table.column("source_row"), offset)))
