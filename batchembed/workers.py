@@ -20,17 +20,13 @@ import pyarrow as pa
 from batchembed.embedders.base import Preparer
 from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
-from batchembed.io.storage import portable, reopen
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.stages.write import write_shard
-from batchembed.tokenize import Tokenized, TokenizeMany, TokenizerName, get_tokenizer, many, remembering
+from batchembed.tokenize import TokenizeMany, TokenizerName, get_tokenizer, remembering
 
 log = logging.getLogger(__name__)
-
-MIN_TEXTS_PER_TASK = 64
-
 
 class StagePool:
     """The CPU stages in `workers` processes: prepare(shard) before the model, and
@@ -52,7 +48,7 @@ class StagePool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(_WorkerState(tokenizer, list(preparers), portable(output.data), schema),),
+            initargs=(_WorkerState(tokenizer, list(preparers), output, schema),),
         )
         log.info("preparing and writing shards in %d worker processes", workers)
 
@@ -83,9 +79,8 @@ class StagePool:
 class _WorkerState:
     tokenizer: TokenizerName
     preparers: list[Preparer]
-    output: dict[str, str]  # portable() of the output directory
+    layout: OutputLayout
     schema: pa.Schema
-    layout: OutputLayout | None = None
     tokenize_many: TokenizeMany | None = None
 
 
@@ -94,7 +89,6 @@ _worker_state: _WorkerState | None = None
 
 def _start_worker(state: _WorkerState) -> None:
     global _worker_state
-    state.layout = OutputLayout.of(reopen(state.output))
     state.tokenize_many = remembering(get_tokenizer(state.tokenizer))
     _worker_state = state
 
@@ -111,36 +105,3 @@ def _prepare_in_worker(shard: InputShard) -> PreparedShard:
 def _write_in_worker(shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> ShardResult:
     assert _worker_state is not None and _worker_state.layout is not None, "worker not started by StagePool"
     return write_shard(_worker_state.layout, shard_id, pieces, _worker_state.schema)
-
-
-class TokenizerPool:
-    """A callable like `many(get_tokenizer(name))`, spread over `workers` processes, same
-    results in the same order (word tokenization only; evaluation and tools use it)."""
-
-    def __init__(self, name: TokenizerName, workers: int) -> None:
-        import multiprocessing
-
-        self.name = name
-        self.workers = workers
-        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def __call__(self, texts: Sequence[str]) -> list[Tokenized]:
-        if len(texts) < MIN_TEXTS_PER_TASK:
-            return many(get_tokenizer(self.name))(texts)
-        size = max(MIN_TEXTS_PER_TASK, -(-len(texts) // (4 * self.workers)))  # ~4 tasks a worker: even load
-        chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-        names = [self.name] * len(chunks)
-        return [token for chunk in self._executor.map(_tokenize_chunk, names, chunks) for token in chunk]
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> TokenizerPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _tokenize_chunk(name: TokenizerName, texts: list[str]) -> list[Tokenized]:
-    return many(get_tokenizer(name))(texts)

@@ -22,7 +22,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,20 +29,22 @@ import pyarrow as pa
 
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
-from batchembed.engines.tasks import ShardTask, TaskResult, csv_task, parquet_task
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
 from batchembed.io.markers import DoneMarker, forget, load_markers, marked_shards, write_marker
-from batchembed.io.reader import InputFile, InputShard, discover_all, parquet_shard_count, read_shards
+from batchembed.io.reader import InputFile, InputShard, discover_all
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.storage import Location, locate
 from batchembed.io.writer import write_part
 from batchembed.memory import release_free_memory
-from batchembed.pipeline import ShardResult
+from batchembed.stages import task as task_stage
+from batchembed.stages.assemble import ShardResult
+from batchembed.stages.plan import Plan, plan_tasks
+from batchembed.stages.task import ShardSpan, Task, TaskContext, TaskResult, task_pieces
 from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
@@ -55,29 +56,30 @@ EMPTY = pa.table({})
 
 @dataclass(frozen=True)
 class FileRead:
-    """Marks the end of one input file in the stream of pending shards."""
+    """Marks the end of one input file in the stream of pending pieces."""
 
     file: InputFile
 
 
 class TaskRunner(Protocol):
-    """A distributed engine: runs the tasks (engines/tasks.py) on workers that write their own
-    parts and markers, yielding each task's result as it finishes, in any order."""
+    """An engine whose workers run whole tasks (stages/task.py), writing their own parts and
+    markers, and hand back each task's result as it finishes, in any order."""
 
-    def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]: ...
+    def __call__(self, tasks: list[Task], context: TaskContext) -> Generator[TaskResult, None, None]: ...
 
     def verify(self, markers: list[DoneMarker]) -> list[str]:
         """The shard ids whose part fails its marker's size and SHA-256, checked by the workers."""
         ...
 
 
-class ShardRunner(Protocol):
-    """An engine: embeds the shards it is handed, yielding (shard, result) in the same
-    order and passing each FileRead through once every shard before it is yielded."""
+class PieceRunner(Protocol):
+    """An engine that places a task's stages on this machine: it embeds the pieces it is handed
+    and yields each shard's written result once its last piece is done, in input order, passing
+    each FileRead through once every shard before it is yielded."""
 
     def __call__(
         self, items: Iterator[InputShard | FileRead], schema: pa.Schema, check: Callable[[], None]
-    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+    ) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
         """`check()` raises once this run may no longer write (its lease was taken over): an
         engine that writes parts itself calls it before each one."""
         ...
@@ -100,7 +102,7 @@ def open_output(spec: str) -> OutputLayout:
 def run_job(
     config: RunConfig,
     models: Sequence[Described],
-    runner: ShardRunner,
+    runner: PieceRunner,
     on_shard: ShardCallback | None = None,
 ) -> RunSummary:
     """Process all inputs into `config.output` with `runner`, resuming what an earlier run left.
@@ -166,10 +168,15 @@ class _Job:
     # -- before the first shard ------------------------------------------------------------
 
     def fail(self, file: InputFile | None, error: BatchembedError) -> None:
+        """Record a problem: once per input file, however many of its tasks ran into it."""
+        if file is not None:
+            counts = self._counts(file)
+            if counts.error is not None:
+                log.debug("%s (again)", error)
+                return
+            counts.error = str(error)
         log.info("%s", error)
         self.summary.errors.append(str(error))
-        if file is not None:
-            self._counts(file).error = str(error)
 
     def _counts(self, file: InputFile) -> FileCounts:
         return self.summary.files.setdefault(file.key, FileCounts(show(file.path), file.format))
@@ -294,14 +301,16 @@ class _Job:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def execute(self, runner: ShardRunner, on_shard: ShardCallback | None) -> RunSummary:
-        """Shards read here, embedded by `runner`, committed here in input order."""
+    def execute(self, runner: PieceRunner, on_shard: ShardCallback | None) -> RunSummary:
+        """Tasks planned here, their pieces read here (ahead, in a thread), embedded and written
+        by `runner`, marked here in input order."""
 
         def consume(schema: pa.Schema) -> None:
-            with contextlib.closing(runner(self.pending_shards(), schema, self.held.check)) as processed:
+            pieces = self.pending_pieces(self.plan())
+            with contextlib.closing(runner(pieces, schema, self.held.check)) as processed:
                 for item in processed:
                     if isinstance(item, FileRead):  # every shard of that file is committed now
-                        self._counts(item.file).state = "done"
+                        self._file_finished(item.file.key)
                         continue
                     self.commit(*item, on_shard)
 
@@ -319,7 +328,8 @@ class _Job:
                         "%s: %d parts changed since they were marked done; redoing them", self.output, len(damaged)
                     )
                     self._unmark(damaged)
-            with contextlib.closing(runner(self.plan_tasks(), schema)) as results:
+            context = TaskContext(self.config.columns, self.config.shard_rows, self.layout, schema)
+            with contextlib.closing(runner(self.plan().tasks, context)) as results:
                 for result in results:
                     self.commit_task(result, on_shard)
 
@@ -358,96 +368,70 @@ class _Job:
             if marker.run > self.manifest.finished_run:
                 self.new_bad_rows -= marker.bad_rows
 
-    def _incomplete_files(self) -> Iterator[tuple[InputFile, list[DoneMarker]]]:
-        """Each input with its done markers in shard order, but for files wholly done, which are
-        counted as skipped and never opened."""
-        by_file: dict[str, list[DoneMarker]] = {}
-        for marker in sorted(self.markers.values(), key=lambda m: m.index):
-            by_file.setdefault(marker.file_key, []).append(marker)
-        for file in self.files:
-            counts = self._counts(file)
-            done = by_file.get(file.key, [])
-            if self._complete(file, done):
-                self.summary.shards_skipped += len(done)
-                counts.state = "done"
-                continue
-            yield file, done
-
-    def plan_tasks(self) -> list[ShardTask]:
+    def plan(self) -> Plan:
         """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
-        self.files_by_key = {file.key: file for file in self.files}
-        tasks: list[ShardTask] = []
-        rows = self.config.shard_rows
-        incomplete = list(self._incomplete_files())
-        footers = _footers([file for file, _ in incomplete if file.format == "parquet"], rows)
-        for file, done in incomplete:
-            if file.format != "parquet":
-                tasks.append(csv_task(file, self.manifest.runs, done))
-                self.tasks_left[file.key] = 1
-                continue
-            footer = footers[file.key]
-            if isinstance(footer, InputError):
-                self.fail(file, footer)
-                continue
-            total, count = footer
-            pending = []
-            for k in range(count):
-                known = self.markers.get(f"{file.key}-{k:06d}")
-                pairs, last = min(rows, total - k * rows), k == count - 1
-                if known is not None and known.matches_extent(k, k * rows + 1, pairs, last, file.extent):
-                    self.summary.shards_skipped += 1
-                else:
-                    pending.append(parquet_task(file, self.manifest.runs, k, total))
-            tasks += pending
-            self.tasks_left[file.key] = len(pending)
-            if not pending:
-                self._counts(file).state = "done"
-        return tasks
+        plan = plan_tasks(self.files, self.markers, self.config.shard_rows, self.manifest.runs)
+        stale = [shard_id for shard_id in plan.stale if shard_id in self.markers]
+        if stale:
+            log.warning("%s: removing %d parts of shards the inputs do not have", self.output, len(stale))
+            self._unmark(stale)
+        self.summary.shards_skipped += plan.skipped
+        by_key = {file.key: file for file in self.files}
+        for key, error in plan.errors.items():
+            self.fail(by_key[key], error)
+        for key in plan.done_files:
+            self._counts(by_key[key]).state = "done"
+        self.tasks_left = dict(plan.tasks_per_file)
+        self.files_by_key = by_key
+        return plan
+
+    def _file_finished(self, key: str) -> None:
+        file = self.files_by_key[key]
+        if self._counts(file).error is None:
+            self._counts(file).state = "done"
 
     def commit_task(self, result: TaskResult, on_shard: ShardCallback | None) -> None:
         """Count what a worker wrote (it wrote each part before its marker)."""
         self.held.check()
+        if result.stopped:  # its worker could not confirm this run still owns the output
+            raise OutputError(
+                f"{self.output}: a worker lost contact with this run and stopped writing; run again to finish"
+            )
         file = self.files_by_key[result.file_key]
-        self.summary.shards_skipped += result.skipped
         self.summary.subword_tokens += result.subword_tokens
-        for marker in result.done_markers():
+        for marker in result.markers:
             self._count_marker(marker)
             if on_shard is not None:
                 on_shard(ShardResult(EMPTY, marker.pairs, Counter(marker.status_counts)))
         if result.error is not None:
             self.fail(file, InputError(result.error))
         self.tasks_left[file.key] -= 1
-        if not self.tasks_left[file.key] and self._counts(file).error is None:
-            self._counts(file).state = "done"
+        if not self.tasks_left[file.key]:
+            self._file_finished(file.key)
         self._check_bad_rows(None)
 
-    def pending_shards(self) -> Iterator[InputShard | FileRead]:
-        """Every shard not yet done, file by file, each file closed by a FileRead; a file that
-        cannot be read is reported and skipped. The engine may run it in another thread
-        (local.py reads ahead): it records skips and errors, and leaves completion to the consumer."""
-        for file, _ in self._incomplete_files():
-            try:
-                for shard in read_shards(file, self.config.columns, self.config.shard_rows):
-                    known = self.markers.get(shard.shard_id)
-                    if known is not None and known.matches(shard):
-                        self.summary.shards_skipped += 1
-                        continue
-                    yield shard
-            except InputError as error:
-                self.fail(file, error)
-                continue
-            yield FileRead(file)
+    def pending_pieces(self, plan: Plan) -> Iterator[InputShard | FileRead]:
+        """Every pending task's pieces, file by file, each file closed by a FileRead; a file that
+        cannot be read is reported once and the rest of it skipped. The engine may run this in
+        another thread (local.py reads ahead): it records errors, and leaves completion to the consumer."""
+        pieces = task_stage.PIECE_PAIRS
+        context = TaskContext(self.config.columns, self.config.shard_rows, self.layout, pa.schema([]), pieces)
+        tasks_by_file: dict[str, list[Task]] = {}
+        for task in plan.tasks:
+            tasks_by_file.setdefault(task.file_key, []).append(task)
+        for key, tasks in tasks_by_file.items():
+            first = tasks[0]
+            if first.shard is not None and len(tasks) == -(-first.rows // self.config.shard_rows):
+                tasks = [Task(first.file, first.run)]  # every shard of it: one pass through the file
+            for task in tasks:
+                try:
+                    yield from task_pieces(task, context)
+                except InputError as error:
+                    self.fail(task.file, error)
+                    break  # one line per file: its other tasks would fail the same way
+            yield FileRead(self.files_by_key[key])
 
-    def _complete(self, file: InputFile, done: list[DoneMarker]) -> bool:
-        """True if the markers cover the whole file as it is now: no need to read it at all."""
-        rows = self.config.shard_rows
-        if not done or not done[-1].last or done[-1].extent != file.extent:
-            return False
-        return all(
-            m.index == i and m.first_row == i * rows + 1 and (m.last or m.pairs == rows) for i, m in enumerate(done)
-        )
-
-    def commit(self, shard: InputShard, result: ShardResult, on_shard: ShardCallback | None) -> None:
+    def commit(self, shard: ShardSpan, result: ShardResult, on_shard: ShardCallback | None) -> None:
         """Part first, marker second: a part without a marker is redone, never trusted. The engine
         may have written the part already (result.written)."""
         self.held.check()  # never write after another run took the output over
@@ -470,7 +454,7 @@ class _Job:
         self.summary.pairs_this_run += marker.pairs
         self.summary.rows_this_run += marker.rows
 
-    def _check_bad_rows(self, shard: InputShard | None) -> None:
+    def _check_bad_rows(self, shard: ShardSpan | None) -> None:
         limit = self.config.max_bad_rows
         if limit is not None and self.new_bad_rows > limit:
             where = f" (last in {show(shard.file.path)})" if shard is not None else " (in shards already written)"
@@ -510,24 +494,6 @@ class _Job:
             summary.write(self.layout)
         except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
             log.error("%s", error)
-
-
-FOOTER_READERS = 32  # concurrent Parquet footer reads when planning on object storage
-
-
-def _footers(files: list[InputFile], shard_rows: int) -> dict[str, tuple[int, int] | InputError]:
-    """(rows, shards) of each Parquet file from its footer, or why it cannot be read. On object
-    storage each read is a round trip, so they run 32 at a time (latency, not bandwidth, is the cost)."""
-
-    def footer(file: InputFile) -> tuple[int, int] | InputError:
-        try:
-            return parquet_shard_count(file, shard_rows)
-        except InputError as error:
-            return error
-
-    remote = any(not file.path.is_local for file in files)
-    with ThreadPoolExecutor(max_workers=FOOTER_READERS if remote else 1) as pool:
-        return dict(zip([file.key for file in files], pool.map(footer, files)))
 
 
 def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:

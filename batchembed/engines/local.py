@@ -11,10 +11,11 @@ while it runs shard n, the workers prepare shards n+1.. and write shard n-1.
 Without workers (--tokenize-workers 0) every stage runs in this process and the job
 writes the parts. How many workers and torch threads: batchembed/hardware.py.
 
-A shard is prepared and embedded in pieces of PIECE_PAIRS pairs (the same pieces
-whatever the number of workers, so the same batches and the same numbers): the workers
-share the first shard at once instead of one worker preparing it while the rest of the
-machine waits, and the model starts after one piece, not one shard.
+The job (job.py) plans the tasks and reads their pieces (stages/task.py `task_pieces`:
+at most PIECE_PAIRS pairs, never spanning two shards, the same pieces whatever the number
+of workers, so the same batches and the same numbers); this engine places the task's
+stages: the workers share the first shard at once instead of one worker preparing it
+while the rest of the machine waits, and the model starts after one piece, not one shard.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 
 import pyarrow as pa
 
@@ -40,6 +40,7 @@ from batchembed.prefetch import ahead
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.prepare import PreparedShard, prepare
+from batchembed.stages.task import PIECE_PAIRS, ShardSpan
 from batchembed.summary import RunSummary
 from batchembed.tokenize import TokenizerName, get_tokenizer, remembering
 from batchembed.workers import StagePool
@@ -48,7 +49,7 @@ Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
 Write = Callable[[str, list[tuple[PreparedShard, EmbeddedShard]]], "Future[ShardResult] | ShardResult"]
 
 WRITES_AHEAD = 4  # shards handed to the workers to write before the driver waits for the oldest
-PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
+__all__ = ["PIECE_PAIRS", "run"]
 
 
 def run(config: RunConfig, embedders: Sequence[Embedder], on_shard: ShardCallback | None = None) -> RunSummary:
@@ -62,7 +63,7 @@ class LocalRunner:
 
     def __call__(
         self, items: Iterator[InputShard | FileRead], schema: pa.Schema, check: Callable[[], None]
-    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+    ) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
         options = self.config.embed
         device = choose_device(options.device)
         layout = choose_layout(device, options.tokenize_workers, options.threads)
@@ -83,7 +84,7 @@ class LocalRunner:
         workers: int,
         model_thread: bool,
         check: Callable[[], None],
-    ) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+    ) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
         preparers = [e.preparer() for e in self.embedders]
         output = OutputLayout.of(locate(self.config.output))
         # The model's process prepares the first piece itself when it runs the model in this thread
@@ -151,29 +152,11 @@ def _stages(
         yield submit, pool.write
 
 
-def pieces(shard: InputShard, size: int | None = None) -> list[InputShard]:
-    """The shard cut into consecutive pieces of `size` (PIECE_PAIRS) pairs, row numbers kept."""
-    size = size or PIECE_PAIRS
-    if len(shard) <= size:
-        return [shard]
-    return [
-        replace(
-            shard,
-            ids=shard.ids[a : a + size],
-            sentence1=shard.sentence1[a : a + size],
-            sentence2=shard.sentence2[a : a + size],
-            targets=shard.targets[a : a + size],
-            first_row=shard.first_row + a,
-        )
-        for a in range(0, len(shard), size)
-    ]
-
-
 def _in_order(
     items: Iterator[InputShard | FileRead], submit: Submit, depth: int
 ) -> Iterator[tuple[InputShard, bool, PreparedShard] | FileRead]:
     """Submit up to `depth` pieces ahead; hand them back prepared, in input order, each with
-    its shard and whether it is the shard's last piece."""
+    whether it is its shard's last piece."""
     pending: deque[tuple[InputShard, bool, Future[PreparedShard] | PreparedShard] | FileRead] = deque()
 
     def first() -> tuple[InputShard, bool, PreparedShard] | FileRead:
@@ -187,11 +170,9 @@ def _in_order(
         if isinstance(item, FileRead):
             pending.append(item)
             continue
-        cut = pieces(item)
-        for k, piece in enumerate(cut):
-            pending.append((item, k == len(cut) - 1, submit(piece)))
-            while len(pending) > depth:
-                yield first()
+        pending.append((item, item.ends_shard, submit(item)))
+        while len(pending) > depth:
+            yield first()
     while pending:
         yield first()
 
@@ -201,13 +182,14 @@ def _written(
     write: Write,
     check: Callable[[], None],
     discard: Callable[[str], None],
-) -> Generator[tuple[InputShard, ShardResult] | FileRead, None, None]:
+) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
     """Each shard's pieces handed to `write` once its last piece is embedded; results handed on
     in input order as they are done, waiting only when WRITES_AHEAD shards are being written."""
-    pending: deque[tuple[InputShard, Future[ShardResult] | ShardResult] | FileRead] = deque()
+    pending: deque[tuple[ShardSpan, Future[ShardResult] | ShardResult] | FileRead] = deque()
     pieces: list[tuple[PreparedShard, EmbeddedShard]] = []
+    first_piece: InputShard | None = None
 
-    def first() -> tuple[InputShard, ShardResult] | FileRead:
+    def first() -> tuple[ShardSpan, ShardResult] | FileRead:
         item = pending.popleft()
         if isinstance(item, FileRead):
             return item
@@ -223,12 +205,15 @@ def _written(
             if isinstance(item, FileRead):
                 pending.append(item)
             else:
-                shard, last, ready, vectors = item
+                piece, last, ready, vectors = item
+                first_piece = first_piece or piece
                 pieces.append((ready, vectors))
                 if last:
                     check()  # never hand a part over after another run took the output over
-                    pending.append((shard, write(shard.shard_id, pieces)))
-                    pieces = []
+                    pairs = sum(p.pairs for p, _ in pieces)
+                    span = ShardSpan(piece.file, piece.index, first_piece.first_row, pairs, piece.last)
+                    pending.append((span, write(piece.shard_id, pieces)))
+                    pieces, first_piece = [], None
             while pending and (head_ready() or len(pending) > WRITES_AHEAD):
                 yield first()
         while pending:

@@ -1,22 +1,26 @@
-"""Run on a Ray cluster with Ray Data, for corpora that outgrow one machine (`--engine ray`).
+"""Run on a Ray cluster (`--engine ray`): the same tasks and stages as a local run, placed on
+Ray, for corpora that outgrow one machine.
 
-The driver only plans. It lists the inputs on their storage, records them in the
-manifest and cuts tasks from metadata (engines/tasks.py: Parquet shards from the
-footer, CSV files whole); it holds the output's lease and keeps the summary.
+The driver only plans and commits (engines/job.py): it lists the inputs, records them in the
+manifest, cuts tasks from metadata (stages/plan.py) and counts the markers the workers report.
+The work runs in two kinds of actor:
 
-A Ray Data pipeline does the rest: `map_batches` over the task descriptors with an
-actor-pool class, `TaskWorker`, whose actors load the models once (one GPU each,
-or on CPU nodes all the CPUs they were given). Each actor reads its task's rows
-from storage with batchembed's readers, embeds them, writes each part and then
-its done marker to the output location, and returns only the markers' counts.
-Results come back as tasks finish, not in submission order, so a slow task holds
-back nothing.
+    prepare actors   a Ray Data `map_batches` actor pool, `num_cpus=1` each: every task runs
+                     in one of them, end to end (stages/task.py): read, prepare (tokenize,
+                     encode, targets), then hand each batch-ready piece to a model actor,
+                     assemble what comes back, stream the part, write its marker
+    model actors     `num_gpus=1` each on GPU nodes (else CPU threads): only the model forward
+                     and the distances (stages/embed.py), on arrays that arrive through the
+                     object store; they never tokenize, assemble or write
 
-Faults: Ray restarts an actor whose process died and retries its task (Ray Data
-creates its actors with `max_restarts=-1` and `max_task_retries=-1`). A task
-rewrites the same parts and markers, so a retried task leaves exactly the rows
-of an uninterrupted run. A driver killed mid-run resumes
-as a local run does: the markers on storage say what is done.
+Backpressure: a prepare actor keeps at most PIECES_AHEAD + 1 pieces in flight, so the object
+store holds a few pieces per prepare actor, whatever the shard size.
+
+Faults: a lost prepare actor is replaced by Ray Data and its task run again (a task rewrites
+the same parts and markers); a lost model actor is restarted by Ray (`max_restarts=-1`) and the
+calls it had are retried on it (`max_task_retries=-1`). A driver that ends, or dies, takes its
+work with it: the workers ask the run's owner actor (engines/owner.py) before every part and
+marker, and a dead driver's owner actor dies with it.
 """
 
 from __future__ import annotations
@@ -24,18 +28,20 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
+from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import ShardCallback, run_task_job
-from batchembed.engines.tasks import ShardTask, TaskResult, run_task, unverified_parts
+from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
 from batchembed.errors import BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
-from batchembed.io.markers import DoneMarker
-from batchembed.io.storage import locate, portable, reopen
+from batchembed.io.markers import DoneMarker, part_verified
+from batchembed.io.storage import locate
+from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.prepare import PreparedShard
+from batchembed.stages.task import Task, TaskContext, TaskResult, run_task
 from batchembed.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 # where the storage is, so the workers reach the store the driver planned on; credentials are not
 # forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
 STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+VERIFY_BATCH = 64  # parts one verification task reads
 
 
 class ModelDescription:
@@ -55,49 +62,72 @@ class ModelDescription:
         return self.description
 
 
-def _load(glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions, threads: int) -> Any:
-    import torch
+class ModelActor:
+    """Holds the models; embeds prepared pieces. A model that cannot load is reported by
+    `describe()` as its error (one line and its exit code: --layers the model lacks is exit 2,
+    a model that cannot be read exit 4), not as an actor crash."""
 
-    from batchembed.models import load_embedders
+    def __init__(
+        self, glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions, threads: int
+    ) -> None:
+        import torch
 
-    if threads > 0:
-        torch.set_num_threads(threads)
-    return load_embedders(glove, transformer, options)
+        from batchembed.models import load_embedders
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.embedders: Sequence[Embedder] = []
+        self.error: BatchembedError | None = None
+        try:
+            self.embedders = load_embedders(glove, transformer, options)
+        except BatchembedError as error:
+            self.error = error
+
+    def describe(self) -> list[tuple[str, dict[str, str]]] | BatchembedError:
+        return self.error or [(e.name, e.describe()) for e in self.embedders]
+
+    def preparers(self) -> list[Preparer]:
+        return [e.preparer() for e in self.embedders]
+
+    def embed(self, prepared: PreparedShard) -> EmbeddedShard:
+        from batchembed.stages.embed import embed
+
+        return embed(prepared, self.embedders)
 
 
-def describe_models(
-    glove: GloveSpec | None, transformer: TransformerSpec | None, options: EmbedOptions
-) -> list[tuple[str, dict[str, str]]] | BatchembedError:
-    """Runs once on a worker before the pipeline: a model that cannot load fails here. Its error
-    goes back to the driver as it is (its one-line message and exit code: --layers the model lacks
-    is exit 2, a model that cannot be read exit 4)."""
-    try:
-        return [(e.name, e.describe()) for e in _load(glove, transformer, options, 0)]
-    except BatchembedError as error:
-        return error
+class PrepareActor:
+    """A Ray Data actor: runs whole tasks, handing each piece's forward to the model actors."""
 
+    def __init__(
+        self, config: RunConfig, context: TaskContext, preparers: Any, models: list[Any], owner: OwnerCheck
+    ) -> None:
+        import random
 
-class TaskWorker:
-    """A Ray Data actor: loads the models once, then runs one task per batch row."""
+        import ray
 
-    def __init__(self, config: RunConfig, embed: EmbedOptions, output: dict[str, str], schema: pa.Schema) -> None:
         from batchembed.tokenize import get_tokenizer, remembering
 
-        threads = int(float(os.environ.get("BATCHEMBED_RAY_THREADS", "0")))
-        self.embedders = _load(config.glove, config.transformer, embed, threads)
+        self.preparers: list[Preparer] = ray.get(preparers) if isinstance(preparers, ray.ObjectRef) else preparers
         self.tokenize = remembering(get_tokenizer(config.tokenizer))
-        self.columns, self.shard_rows = config.columns, config.shard_rows
-        self.layout = OutputLayout.of(reopen(output))
-        self.schema = schema
+        self.context, self.models, self.owner = context, models, owner
+        self.turn = random.randrange(len(models))  # prepare actors spread their pieces over the model actors
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+    def _embed(self, prepared: PreparedShard) -> Callable[[], EmbeddedShard]:
+        import ray
+
+        self.turn = (self.turn + 1) % len(self.models)
+        ref = self.models[self.turn].embed.remote(prepared)
+        return lambda: ray.get(ref)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         results = []
-        for text in batch["task"]:
-            task = ShardTask.from_json(str(text))
-            result = run_task(
-                task, self.columns, self.shard_rows, self.layout, self.schema, self.tokenize, self.embedders
-            )
-            results.append(result.to_json())
+        for task in batch["task"]:
+            try:
+                result = run_task(task, self.context, self.tokenize, self.preparers, self._embed, self.owner.check)
+            except RunEnded as ended:  # the driver is gone or done: write nothing more
+                log.warning("%s", ended)
+                result = TaskResult(task.file_key, stopped=True)
+            results.append(result)
         return {"result": results}
 
 
@@ -105,16 +135,9 @@ def storage_settings() -> dict[str, str]:
     return {name: os.environ[name] for name in STORAGE_SETTINGS if name in os.environ}
 
 
-VERIFY_BATCH = 64  # parts one verification task reads
-
-
-def _verify_batch(batch: dict[str, Any], output: dict[str, str]) -> dict[str, list[str]]:
-    """Ray Data task: the damaged parts among a batch of markers (JSON lists)."""
-    import json
-
-    layout = OutputLayout.of(reopen(output))
-    damaged = [i for text in batch["markers"] for i in unverified_parts(layout, json.loads(str(text)))]
-    return {"damaged": [json.dumps(damaged)]}
+def _verify_batch(batch: dict[str, Any], layout: OutputLayout) -> dict[str, list[list[str]]]:
+    """Ray Data task: the damaged parts among a batch of markers."""
+    return {"damaged": [[m.shard_id for ms in batch["markers"] for m in ms if not part_verified(layout, m)]]}
 
 
 def _connect(address: str | None) -> Any:
@@ -136,74 +159,94 @@ def _connect(address: str | None) -> Any:
     return ray
 
 
-class RayDataRunner:
-    """The tasks as a Ray Data pipeline: map_batches over an actor pool, results as they finish."""
+class Placement:
+    """How many model and prepare actors, and what each reserves, from the cluster's resources."""
 
-    def __init__(self, config: RunConfig, workers: int | None) -> None:
-        self.config, self.workers = config, workers
-
-    def placement(self) -> tuple[int, dict[str, Any], EmbedOptions, int]:
-        """(actors, resources per actor, embed options for the actors, torch threads per actor)."""
+    def __init__(self, config: RunConfig, model_actors: int | None, prepare_cpus: int | None) -> None:
         import ray
 
         resources = ray.cluster_resources()
-        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-        device = self.config.embed.device
+        gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+        device = config.embed.device
         if (device or "").startswith("cuda") and not gpus:
             raise UsageError(f"--device {device}: the Ray cluster has no GPU")
-        if device != "cpu" and gpus > 0:  # one actor per GPU; each picks the GPU Ray assigned it
-            count = self.workers or gpus
-            if count > gpus:
-                raise UsageError(f"--ray-workers {count}: the Ray cluster has only {gpus} GPUs")
-            embed = EmbedOptions(None, self.config.embed.token_budget, self.config.embed.precision)
-            return count, {"num_gpus": 1}, embed, 0
-        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-        count = self.workers or max(1, len(nodes))
-        per_actor = max(1, cpus // count)  # an actor uses its share of the cores, not one thread
-        embed = EmbedOptions("cpu", self.config.embed.token_budget, self.config.embed.precision)
-        return count, {"num_cpus": per_actor}, embed, per_actor
+        options = config.embed
+        if device != "cpu" and gpus > 0:  # one model actor per GPU; each picks the GPU Ray assigned it
+            self.models = model_actors or gpus
+            if self.models > gpus:
+                raise UsageError(f"--ray-workers {self.models}: the Ray cluster has only {gpus} GPUs")
+            self.model_resources: dict[str, float] = {"num_gpus": 1, "num_cpus": 1}
+            self.embed = EmbedOptions(None, options.token_budget, options.precision)
+            self.threads = 0
+            self.prepare = prepare_cpus or max(1, cpus - self.models)
+        else:  # CPU nodes: the model actors take the CPUs the prepare actors leave
+            self.models = model_actors or 1
+            self.prepare = prepare_cpus or max(1, cpus // (self.models + 1))
+            per_model = max(1, (cpus - self.prepare) // self.models)
+            self.model_resources = {"num_cpus": per_model}
+            self.embed = EmbedOptions("cpu", options.token_budget, options.precision)
+            self.threads = per_model
+
+    def __str__(self) -> str:
+        return f"{self.models} model actors ({self.model_resources}), {self.prepare} prepare actors (1 CPU each)"
+
+
+class RayRunner:
+    """The tasks on Ray: model actors, and a Ray Data actor pool of prepare actors that run the tasks."""
+
+    def __init__(self, config: RunConfig, placement: Placement, models: list[Any], preparers: Any) -> None:
+        self.config, self.placement, self.models, self.preparers = config, placement, models, preparers
 
     def verify(self, markers: list[DoneMarker]) -> list[str]:
         """Every marked part read and hashed by Ray tasks, so the driver reads none."""
-        import json
-        from dataclasses import asdict
-
         import ray
 
         chunks = [markers[i : i + VERIFY_BATCH] for i in range(0, len(markers), VERIFY_BATCH)]
-        items = [{"markers": json.dumps([asdict(m) for m in chunk])} for chunk in chunks]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            functools.partial(_verify_batch, output=portable(locate(self.config.output))),
+        layout = OutputLayout.of(locate(self.config.output))
+        dataset = ray.data.from_items([{"markers": c} for c in chunks], override_num_blocks=len(chunks)).map_batches(
+            functools.partial(_verify_batch, layout=layout),
             batch_size=1,
             num_cpus=1,
             runtime_env={"env_vars": storage_settings()},
         )
-        return [shard for row in dataset.iter_rows() for shard in json.loads(str(row["damaged"]))]
+        return [shard for row in dataset.iter_rows() for shard in row["damaged"]]
 
-    def __call__(self, tasks: list[ShardTask], schema: pa.Schema) -> Generator[TaskResult, None, None]:
+    def __call__(self, tasks: list[Task], context: TaskContext) -> Generator[TaskResult, None, None]:
         import ray
 
         if not tasks:
             return
-        count, resources, embed, threads = self.placement()
-        log.info("Ray Data: %d tasks on %d actors (%s)", len(tasks), count, resources)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        output = portable(locate(self.config.output))
-        dataset = ray.data.from_items([{"task": task.to_json()} for task in tasks], override_num_blocks=len(tasks))
-        results = dataset.map_batches(
-            TaskWorker,
-            fn_constructor_args=(self.config, embed, output, schema),
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(count, len(tasks))),
-            # Ray Data's actors default to max_restarts=-1 and max_task_retries=-1: a dead
-            # actor is replaced and its task runs again (the kill -9 test holds it to that)
-            runtime_env={"env_vars": {"BATCHEMBED_RAY_THREADS": str(threads), **storage_settings()}},
-            **resources,
+        owner = RunOwner.start(context.layout)
+        try:
+            log.info("Ray: %d tasks on %s", len(tasks), self.placement)
+            data_context = ray.data.DataContext.get_current()
+            data_context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            dataset = ray.data.from_items([{"task": task} for task in tasks], override_num_blocks=len(tasks))
+            results = dataset.map_batches(
+                PrepareActor,
+                fn_constructor_args=(self.config, context, self.preparers, self.models, owner.check_handle()),
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=min(self.placement.prepare, len(tasks))),
+                num_cpus=1,
+                # Ray Data's actors default to max_restarts=-1 and max_task_retries=-1: a dead
+                # prepare actor is replaced and its task runs again (the kill -9 tests hold it to that)
+                runtime_env={"env_vars": storage_settings()},
+            )
+            for row in results.iter_rows():
+                yield row["result"]
+        finally:  # no part or marker after this run has ended, however it ends
+            owner.end()
+
+
+def _model_actors(ray: Any, config: RunConfig, placement: Placement) -> list[Any]:
+    actor = ray.remote(max_restarts=-1, max_task_retries=-1, **placement.model_resources)(ModelActor)
+    return [
+        actor.options(runtime_env={"env_vars": storage_settings()}).remote(
+            config.glove, config.transformer, placement.embed, placement.threads
         )
-        for row in results.iter_rows():
-            yield TaskResult.from_json(str(row["result"]))
+        for _ in range(placement.models)
+    ]
 
 
 def run(
@@ -211,19 +254,26 @@ def run(
     on_shard: ShardCallback | None = None,
     address: str | None = None,
     workers: int | None = None,
+    prepare_cpus: int | None = None,
 ) -> RunSummary:
-    """Process all inputs into `config.output` on a Ray cluster, resuming what an earlier run left."""
+    """Process all inputs into `config.output` on a Ray cluster, resuming what an earlier run left.
+    `workers`: model actors (default one per GPU, else one); `prepare_cpus`: prepare actors
+    (default: the CPUs the model actors leave)."""
     ray = _connect(address)
-    runner = RayDataRunner(config, workers)
-    _, resources, embed, _ = runner.placement()
-    describe = ray.remote(num_gpus=resources.get("num_gpus", 0), max_retries=0)(describe_models)
+    placement = Placement(config, workers, prepare_cpus)
+    models = _model_actors(ray, config, placement)
     try:
-        described = ray.get(describe.remote(config.glove, config.transformer, embed))
-    except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError) as exc:  # not a model error
-        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        why = (str(cause).strip().splitlines() or ["unknown"])[-1]
-        raise ModelError(f"the Ray workers could not load the models: {why}") from exc
-    if isinstance(described, BatchembedError):
-        raise described
-    models = [ModelDescription(name, description) for name, description in described]
-    return run_task_job(config, models, runner, on_shard)
+        try:
+            described = ray.get(models[0].describe.remote())
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:  # not a model error
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            why = (str(cause).strip().splitlines() or ["unknown"])[-1]
+            raise ModelError(f"the Ray workers could not load the models: {why}") from exc
+        if isinstance(described, BatchembedError):
+            raise described
+        preparers = ray.put(ray.get(models[0].preparers.remote()))
+        descriptions = [ModelDescription(name, description) for name, description in described]
+        return run_task_job(config, descriptions, RayRunner(config, placement, models, preparers), on_shard)
+    finally:
+        for actor in models:
+            ray.kill(actor)

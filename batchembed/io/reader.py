@@ -83,7 +83,8 @@ class InputShard:
     sentence1: list[Any]
     sentence2: list[Any]
     targets: list[tuple[Any, ...]]
-    last: bool = True  # no row of the file (as read) follows this shard
+    last: bool = True  # no row of the file (as read) follows this shard (or piece)
+    ends_shard: bool = True  # a piece (read_pieces): the last of its shard
 
     @property
     def shard_id(self) -> str:
@@ -237,13 +238,13 @@ class _DuplicateIds:
 
 
 class _ShardBuilder:
-    """Collects column chunks and cuts them into numbered shards."""
+    """Collects column chunks and cuts them into pieces of numbered shards."""
 
     def __init__(self, file: InputFile, mode: TargetMode, columns: Columns) -> None:
         self.file, self.mode, self.columns = file, mode, columns
         self.targets = columns.target_columns(mode)
         self.pending: dict[str, list[Any]] = {}
-        self.index, self.next_row = 0, 1
+        self.next_row = 1
 
     def add(self, chunk: Chunk) -> None:
         for name, values in chunk.items():
@@ -252,7 +253,7 @@ class _ShardBuilder:
     def __len__(self) -> int:
         return len(self.pending.get(self.columns.sentence1, ()))
 
-    def take(self, count: int) -> InputShard:
+    def take(self, count: int, index: int, ends_shard: bool) -> InputShard:
         taken = {name: values[:count] for name, values in self.pending.items()}
         for values in self.pending.values():
             del values[:count]
@@ -260,7 +261,7 @@ class _ShardBuilder:
         ids = taken.get(self.columns.id) or [None] * count
         shard = InputShard(
             file=self.file,
-            index=self.index,
+            index=index,
             first_row=row,
             mode=self.mode,
             ids=[_id_text(v, f"{name}:{row + k}") for k, v in enumerate(ids)],
@@ -268,16 +269,40 @@ class _ShardBuilder:
             sentence2=taken[self.columns.sentence2],
             targets=list(zip(*[taken[n] for n in self.targets])) if self.targets else [()] * count,
             last=False,
+            ends_shard=ends_shard,
         )
-        self.index += 1
         self.next_row += count
         return shard
 
 
-def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[InputShard]:
-    """Stream one file as consecutive shards of `shard_rows` pairs (the last may be shorter).
+class _Cutter:
+    """Where the next piece ends: at `piece_rows`, or earlier at the end of its shard, so a piece
+    never spans two shards (shard k is always rows k * shard_rows + 1 ..., whatever the piece size)."""
 
-    One shard is held back so the file's last shard can say so (`last`). If the file
+    def __init__(self, builder: _ShardBuilder, shard_rows: int, piece_rows: int) -> None:
+        self.builder, self.shard_rows, self.piece_rows = builder, shard_rows, min(piece_rows, shard_rows)
+
+    def next_size(self) -> int:
+        into_shard = (self.builder.next_row - 1) % self.shard_rows
+        return min(self.piece_rows, self.shard_rows - into_shard)
+
+    def take(self, count: int) -> InputShard:
+        row = self.builder.next_row - 1
+        ends = (row % self.shard_rows) + count == self.shard_rows
+        return self.builder.take(count, row // self.shard_rows, ends)
+
+
+def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[InputShard]:
+    """Stream one file as consecutive shards of `shard_rows` pairs (the last may be shorter)."""
+    return read_pieces(file, columns, shard_rows, shard_rows)
+
+
+def read_pieces(file: InputFile, columns: Columns, shard_rows: int, piece_rows: int) -> Iterator[InputShard]:
+    """Stream one file as consecutive pieces of at most `piece_rows` pairs, each within one shard of
+    `shard_rows` pairs (InputShard.index is the shard's number, `ends_shard` closes it), so memory
+    is bounded by the piece, not the shard.
+
+    One piece is held back so the file's last piece can say so (`last`). If the file
     fails part-way, the rows read before the failure are still yielded, then an
     InputError names the first row that could not be read.
     """
@@ -286,6 +311,7 @@ def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[
     where = show(file.path)
     log.info("%s: target mode %s", where, mode.value)
     builder = _ShardBuilder(file, mode, columns)
+    cutter = _Cutter(builder, shard_rows, piece_rows)
     duplicates = _DuplicateIds(where, columns.id)
     held: InputShard | None = None
     try:
@@ -293,25 +319,27 @@ def read_shards(file: InputFile, columns: Columns, shard_rows: int) -> Iterator[
             if columns.id in chunk:
                 duplicates.check(chunk[columns.id], builder.next_row + len(builder))
             builder.add(chunk)
-            while len(builder) >= shard_rows:
+            while len(builder) >= cutter.next_size():
                 if held is not None:
                     yield held
-                held = builder.take(shard_rows)
+                held = cutter.take(cutter.next_size())
     except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
         failed_at = builder.next_row + len(builder)
-        if held is not None:
-            yield held
-        if len(builder):
-            yield builder.take(len(builder))
+        rest = [held] if held is not None else []
+        while len(builder):
+            rest.append(cutter.take(min(len(builder), cutter.next_size())))
+        if rest:  # the shard cut short by the failure is written as far as it was read
+            rest[-1].ends_shard = True
+        yield from rest
         raise InputError(
             f"{where}: cannot read data row {failed_at} or later ({reason(exc)}); the rows before it are written"
         ) from exc
-    if len(builder):
+    while len(builder):
         if held is not None:
             yield held
-        held = builder.take(len(builder))
+        held = cutter.take(min(len(builder), cutter.next_size()))
     if held is not None:
-        held.last = True
+        held.last = held.ends_shard = True
         yield held
     duplicates.report()
 
@@ -322,19 +350,27 @@ def parquet_shard_count(file: InputFile, shard_rows: int) -> tuple[int, int]:
     return rows, -(-rows // shard_rows)
 
 
-def read_parquet_shard(file: InputFile, columns: Columns, shard_rows: int, index: int, rows: int) -> InputShard:
-    """Shard `index` of a Parquet file of `rows` rows: the same shard read_shards yields, read from
-    the row groups it lies in only. Unreadable row groups are status rows, as in read_shards."""
+def read_parquet_shard(
+    file: InputFile, columns: Columns, shard_rows: int, index: int, rows: int, piece_rows: int | None = None
+) -> Iterator[InputShard]:
+    """Shard `index` of a Parquet file of `rows` rows, in pieces of at most `piece_rows` pairs: the
+    same rows read_pieces yields, read from the row groups the shard lies in only. Unreadable row
+    groups are status rows, as in read_pieces."""
     start, stop = index * shard_rows, min((index + 1) * shard_rows, rows)
     mode, chunks = parquet_chunks(file, columns, range(start, stop))
     builder = _ShardBuilder(file, mode, columns)
-    builder.index, builder.next_row = index, start + 1
+    builder.next_row = start + 1
+    cutter = _Cutter(builder, shard_rows, piece_rows or shard_rows)
     try:
         for chunk in chunks:
             builder.add(chunk)
+            while len(builder) > cutter.next_size() or (
+                len(builder) == cutter.next_size() and builder.next_row - 1 + len(builder) < stop
+            ):
+                yield cutter.take(cutter.next_size())
     except (pa.ArrowException, OSError, ValueError, MemoryError) as exc:
         failed_at = builder.next_row + len(builder)
         raise InputError(f"{show(file.path)}: cannot read data row {failed_at} or later ({reason(exc)})") from exc
-    shard = builder.take(len(builder))
-    shard.last = stop >= rows
-    return shard
+    piece = cutter.take(len(builder))
+    piece.ends_shard, piece.last = True, stop >= rows
+    yield piece

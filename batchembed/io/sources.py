@@ -446,31 +446,33 @@ def _storage_failed(exc: BaseException) -> bool:
     return bool(exc.errno) or any(mark in str(exc) for mark in STORAGE_FAILURES)
 
 
-def parquet_rows(file: InputFile) -> int:
-    """The file's row count, from its footer alone (the Ray engine plans shards with it)."""
-    import pyarrow.parquet as pq
-
-    try:
-        return int(pq.ParquetFile(file.path.path, filesystem=file.path.fs).metadata.num_rows)
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        raise InputError(f"{show(file.path)}: not a readable Parquet file ({reason(exc)})") from exc
-
-
-def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None) -> tuple[TargetMode, Iterator[Chunk]]:
-    """The file's rows as chunks; with `rows` (0-based), only those, reading only the row groups they
-    lie in."""
+def _open_parquet(file: InputFile) -> Any:
+    """The file's footer read, or why it cannot be: one wording for the planner and the reader."""
     import pyarrow.parquet as pq
 
     where = show(file.path)
     try:
-        parquet = pq.ParquetFile(file.path.path, filesystem=file.path.fs)
-        names = parquet.schema_arrow.names
+        return pq.ParquetFile(file.path.path, filesystem=file.path.fs)
     except OSError as exc:
         why = reason(exc)
         raise InputError(f"{where}: cannot read as Parquet ({why}); check that it exists and is readable") from exc
     except (pa.ArrowException, ValueError) as exc:
         why = reason(exc)
         raise InputError(f"{where}: not a readable Parquet file ({why}); is it truncated or being written?") from exc
+
+
+def parquet_rows(file: InputFile) -> int:
+    """The file's row count, from its footer alone (the planner cuts shards with it)."""
+    with _open_parquet(file) as parquet:
+        return int(parquet.metadata.num_rows)
+
+
+def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None) -> tuple[TargetMode, Iterator[Chunk]]:
+    """The file's rows as chunks; with `rows` (0-based), only those, reading only the row groups they
+    lie in."""
+    where = show(file.path)
+    parquet = _open_parquet(file)
+    names = parquet.schema_arrow.names
     mode, needed = needed_columns(columns, names, where)
     for name in needed:
         kind = parquet.schema_arrow.field(name).type

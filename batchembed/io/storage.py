@@ -30,6 +30,7 @@ from batchembed.errors import OutputError, UsageError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 TEMP_MARK = ".tmp-"
+BUCKET_SCHEMES = ("s3", "gs", "gcs")  # scheme://bucket/key, the key any string the store allows
 
 
 def is_uri(spec: str) -> bool:
@@ -257,10 +258,17 @@ def locate(spec: str | os.PathLike[str]) -> Location:
         raise UsageError("an empty path names no file or directory")
     if not is_uri(spec):
         return Location(pafs.LocalFileSystem(), os.path.abspath(spec), spec, "local")
+    scheme, rest = spec.split("://", 1)
+    literal = scheme.lower() in BUCKET_SCHEMES
+    bucket, _, key = rest.partition("/")
     try:
-        fs, path = pafs.FileSystem.from_uri(spec)
+        # an object key is taken as written ('%41', '+', ' ', '?', '[' are characters of the key):
+        # only the bucket goes through pyarrow's URI parser, which would decode or reject them
+        fs, path = pafs.FileSystem.from_uri(f"{scheme}://{bucket}" if literal else spec)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise UsageError(f"{spec}: cannot open this location ({_one_line(exc)})") from exc
+    if literal:
+        path = f"{bucket}/{key}" if key.strip("/") else bucket
     kind = "local" if isinstance(fs, pafs.LocalFileSystem) else fs.type_name
     return Location(fs, path.rstrip("/") or path, spec.rstrip("/") or spec, kind)
 
@@ -290,16 +298,3 @@ def _matches(segments: list[str], parts: list[str]) -> bool:
     if segments[0] == "**":
         return any(_matches(segments[1:], parts[i:]) for i in range(len(parts) + 1))
     return bool(parts) and fnmatch.fnmatchcase(parts[0], segments[0]) and _matches(segments[1:], parts[1:])
-
-
-def portable(location: Location) -> dict[str, str]:
-    """A location as another process (on another machine) can open it: a URI, or a local path
-    made absolute (a worker's working directory is not the driver's)."""
-    return {"path": location.path if location.is_local else location.shown, "shown": location.shown}
-
-
-def reopen(spec: dict[str, str]) -> Location:
-    found = locate(spec["path"])
-    if found.is_local:
-        return Location(pafs.LocalFileSystem(), found.path, spec["shown"], "local")
-    return found

@@ -10,7 +10,7 @@ targets.py, a status row for each pair with nothing to compare), deduplicates th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,6 @@ from batchembed.io.reader import InputShard
 from batchembed.io.sources import Malformed
 from batchembed.targets import resolve
 from batchembed.tokenize import Tokenized, TokenizeMany
-
-_MODEL_PREFIX = "model/"
-
 
 @dataclass
 class PreparedShard:
@@ -63,34 +60,6 @@ class PreparedShard:
     @property
     def compared(self) -> np.ndarray:
         return self.sentence_1 >= 0
-
-    def to_dict(self) -> dict[str, np.ndarray]:
-        """A flat dict of numpy arrays (scalars as 0-d arrays), e.g. for a Ray Data batch."""
-        out: dict[str, np.ndarray] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "model_inputs":
-                for model, arrays in value.items():
-                    for key, array in arrays.items():
-                        out[f"{_MODEL_PREFIX}{model}/{key}"] = array
-            else:
-                out[f.name] = value if isinstance(value, np.ndarray) else np.asarray(value)
-        return out
-
-    @classmethod
-    def from_dict(cls, arrays: dict[str, np.ndarray]) -> PreparedShard:
-        values: dict[str, Any] = {"model_inputs": {}}
-        for key, array in arrays.items():
-            if key.startswith(_MODEL_PREFIX):
-                model, name = key[len(_MODEL_PREFIX) :].rsplit("/", 1)
-                values["model_inputs"].setdefault(model, {})[name] = array
-            else:
-                values[key] = array
-        for name in ("shard_id", "source_file"):
-            values[name] = str(values[name])
-        for name in ("first_row", "pairs", "requests"):
-            values[name] = int(values[name])
-        return cls(**values)
 
 
 def sentence_problem(value: Any) -> str | None:

@@ -1,24 +1,33 @@
-"""Stage 4, CPU: a shard's embedded pieces -> its output table -> its Parquet part, written.
+"""Step 6, write: a shard's assembled pieces -> its Parquet part, all or nothing.
 
-engines/local.py runs this in its worker processes (workers.StagePool), so the process
-that drives the model neither builds tables nor compresses nor writes: it hands over the
-pieces' arrays and gets back the part's size and SHA-256, which go into the done marker
-that the job writes after it (part first, marker second, as always).
+Two ways to the same rows. `write_shard` takes every piece of a shard at once (the local
+engine's worker processes: the model's process hands over arrays and gets back the part's
+size and SHA-256). `PartWriter` takes the pieces one at a time as they are embedded and
+streams them into the part (a task on a Ray worker): what it holds is one row group, not
+the shard. Either way the part appears under its name only when complete (a temporary file
+renamed locally, one upload on object storage), and its done marker is written after it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
-from batchembed.io.writer import write_part
+from batchembed.io.storage import TEMP_MARK, fsync_dir
+from batchembed.io.writer import WrittenPart, write_part
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 
 EMPTY = pa.table({})
+ROW_GROUP_ROWS = 65_536  # rows buffered before a row group is written: bounded, and big enough to compress well
+HASH_BLOCK = 1 << 20
 
 
 def write_shard(
@@ -30,3 +39,73 @@ def write_shard(
     return ShardResult(
         EMPTY, result.pairs, result.status_counts, result.subword_tokens, written=part, written_rows=result.rows
     )
+
+
+class PartWriter:
+    """One shard's part, written piece by piece; `finish()` puts it in place and returns its size
+    and SHA-256, `discard()` leaves nothing behind."""
+
+    def __init__(self, layout: OutputLayout, shard_id: str, schema: pa.Schema) -> None:
+        self.layout, self.target, self.schema = layout, layout.part(shard_id), schema
+        self.rows = 0
+        self.buffered: list[pa.Table] = []
+        self.buffered_rows = 0
+        if self.target.is_local:  # a temporary file beside the bookkeeping, renamed when complete
+            temporary_dir = layout.temporary_dir()
+            assert temporary_dir is not None
+            self.temporary: str | None = os.path.join(
+                temporary_dir.path, f".{self.target.name}{TEMP_MARK}{os.getpid()}-{id(self):x}"
+            )
+            self.sink: str | pa.BufferOutputStream = self.temporary
+        else:  # object storage: compressed bytes in memory, sent in one upload
+            self.temporary = None
+            self.sink = pa.BufferOutputStream()
+        self.writer = pq.ParquetWriter(self.sink, schema, compression="zstd")
+
+    def append(self, table: pa.Table) -> None:
+        self.buffered.append(table)
+        self.buffered_rows += table.num_rows
+        self.rows += table.num_rows
+        if self.buffered_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffered:
+            self.writer.write_table(pa.concat_tables(self.buffered).combine_chunks())
+        self.buffered, self.buffered_rows = [], 0
+
+    def finish(self) -> WrittenPart:
+        try:
+            if not self.rows:
+                self.writer.write_table(self.schema.empty_table())
+            self._flush()
+            self.writer.close()
+            if self.temporary is None:
+                assert isinstance(self.sink, pa.BufferOutputStream)
+                data = self.sink.getvalue().to_pybytes()
+                self.target.write_atomic(data)
+                return WrittenPart(len(data), hashlib.sha256(data).hexdigest())
+            written = _hashed(self.temporary)
+            os.replace(self.temporary, self.target.path)
+            fsync_dir(os.path.dirname(self.target.path))
+            return written
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write: {exc}; check free space and permissions") from exc
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.writer.is_open:
+            self.writer.close()
+        if self.temporary is not None and os.path.exists(self.temporary):
+            os.unlink(self.temporary)
+
+
+def _hashed(path: str) -> WrittenPart:
+    """Size and SHA-256 of a closed local file, fsynced so the rename that follows is durable."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+        os.fsync(handle.fileno())
+        return WrittenPart(handle.tell(), digest.hexdigest())

@@ -1,0 +1,101 @@
+"""Who may still write to the output: a run that ends takes its Ray work with it.
+
+The driver holds the output (io/lease.py) and, for a Ray run, starts a small owner actor.
+Before each part and each marker a worker asks it whether the run is still on. The driver
+tells it when the run ends, however it ends (finished, stopped, lease lost), before it lets
+the output go; a driver killed outright takes the actor with it, since Ray ends the actors
+of a dead driver. On a local disk the worker also checks that the output's lock is still
+held (the kernel drops an flock the moment its holder dies).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from batchembed.io.layout import OutputLayout
+
+CHECK_SECONDS = 30.0  # an owner that does not answer in this time counts as gone
+
+
+class RunEnded(Exception):
+    """The run that owns the output has ended or lost it: write nothing more."""
+
+
+class _OwnerActor:
+    def __init__(self) -> None:
+        self.active = True
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def end(self) -> None:
+        self.active = False
+
+
+@dataclass(frozen=True)
+class OwnerCheck:
+    """Picklable: what a worker calls before it commits anything."""
+
+    actor: Any
+    output: str
+    lock_path: str | None  # the flock file of a local output
+
+    def check(self) -> None:
+        import ray
+
+        try:
+            active = ray.get(self.actor.is_active.remote(), timeout=CHECK_SECONDS)
+        except Exception as exc:  # the actor died with its driver, or the driver cannot be reached
+            raise RunEnded(f"{self.output}: the run that owns this output is gone ({type(exc).__name__})") from exc
+        if not active:
+            raise RunEnded(f"{self.output}: the run that owns this output has ended")
+        if self.lock_path is not None and not lock_held(self.lock_path):
+            raise RunEnded(f"{self.output}: no run holds the output's lock any more")
+
+
+def lock_held(path: str) -> bool:
+    """True if some process holds an flock on `path` (or it cannot be told from here)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # not on this machine's disk: the owner actor alone decides
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class RunOwner:
+    """The driver's side: the owner actor, ended before the output is let go."""
+
+    def __init__(self, actor: Any, check: OwnerCheck) -> None:
+        self.actor, self._check = actor, check
+
+    @classmethod
+    def start(cls, layout: OutputLayout) -> RunOwner:
+        import ray
+
+        actor = ray.remote(num_cpus=0, max_restarts=0)(_OwnerActor).remote()
+        lock = layout.state.join("lock").path if layout.state.is_local else None
+        return cls(actor, OwnerCheck(actor, str(layout.data), lock))
+
+    def check_handle(self) -> OwnerCheck:
+        return self._check
+
+    def end(self) -> None:
+        import ray
+
+        try:
+            ray.get(self.actor.end.remote(), timeout=CHECK_SECONDS)
+        finally:
+            ray.kill(self.actor)
