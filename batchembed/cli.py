@@ -187,7 +187,17 @@ def run(
         str | None, typer.Option("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one).")
     ] = None,
     ray_workers: Annotated[
-        int | None, typer.Option("--ray-workers", help="Ray actors (default: one per GPU, else one per node).")
+        int | None,
+        typer.Option(
+            "--ray-workers", help="Ray model actors: only the model runs there (default: one per GPU, else 1)."
+        ),
+    ] = None,
+    ray_prepare_cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-prepare-cpus",
+            help="Ray prepare actors, one CPU each: read, tokenize, write (default: the CPUs the model actors leave).",
+        ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")
@@ -253,9 +263,10 @@ def run(
         )
         if engine not in ("local", "ray"):
             raise UsageError(f"--engine must be local or ray, got {engine!r}")
-        if ray_workers is not None and ray_workers < 1:
-            raise UsageError(f"--ray-workers must be positive, got {ray_workers}")
-        summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers)
+        for flag, value in (("--ray-workers", ray_workers), ("--ray-prepare-cpus", ray_prepare_cpus)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be positive, got {value}")
+        summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers, ray_prepare_cpus)
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -305,7 +316,12 @@ def _job_interrupts() -> Iterator[None]:
 
 
 def _run_with_progress(
-    config: RunConfig, quiet: bool, engine: str, ray_address: str | None, ray_workers: int | None
+    config: RunConfig,
+    quiet: bool,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int | None,
+    ray_prepare_cpus: int | None = None,
 ) -> RunSummary:
     from tqdm import tqdm
 
@@ -316,7 +332,7 @@ def _run_with_progress(
         from batchembed.engines.ray import run as run_ray
 
         with _job_interrupts(), progress_bar() as bar:  # Ray workers load the models while the bar waits
-            return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers)
+            return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers, ray_prepare_cpus)
     from batchembed.engines.local import run as run_local
     from batchembed.models import load_embedders
 

@@ -28,6 +28,7 @@ from batchembed.tokenize import TokenizeMany, TokenizerName, get_tokenizer, reme
 
 log = logging.getLogger(__name__)
 
+
 class StagePool:
     """The CPU stages in `workers` processes: prepare(shard) before the model, and
     write_shard(...) after it. One pool for both: no process sits idle waiting for the other

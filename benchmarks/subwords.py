@@ -73,8 +73,8 @@ def main() -> None:
     from batchembed.config import Columns
     from batchembed.embedders.subwords import WordEncoder
     from batchembed.embedders.transformer import TransformerPreparer
-    from batchembed.engines.local import pieces
-    from batchembed.io.reader import discover_all, read_shards
+    from batchembed.io.reader import discover_all, read_pieces
+    from batchembed.stages.task import PIECE_PAIRS
     from batchembed.tokenize import flair_tokenize, remembering
 
     info = machine()
@@ -87,7 +87,7 @@ def main() -> None:
     preparer = TransformerPreparer("bert", backend, 512)
     encoder: WordEncoder = preparer.encoder
     files, _ = discover_all([str(path)])
-    shard_pieces = [p for s in read_shards(files[0], Columns(), 5000) for p in pieces(s)]
+    shard_pieces = list(read_pieces(files[0], Columns(), 5000, PIECE_PAIRS))
 
     from benchmarks.feed_ceiling import _bare_chunk, _start_bare
 

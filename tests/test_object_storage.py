@@ -100,6 +100,39 @@ def test_globs_and_single_objects_on_s3(tmp_path: Path, bucket: str) -> None:
     assert deep.pairs_read == 3
 
 
+ODD_KEYS = ["p%41.csv", "pA.csv", "a+b.csv", "with space.csv", "café ünï.csv"]
+
+
+def odd_keys(tmp_path: Path, bucket: str) -> None:
+    """Objects whose keys a URI parser would decode ('%41' is 'A'), reject (' ') or mangle ('+')."""
+    for n, key in enumerate(ODD_KEYS):
+        local = write_pairs(tmp_path / "odd", f"f{n}.csv", 3 + n)
+        with s3().open_output_stream(f"{bucket}/in/{key}") as stream:
+            stream.write(local.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "spec, pairs",
+    [
+        ("in", 3 + 4 + 5 + 6 + 7),  # the listing: each key opened exactly as listed
+        ("in/p%41.csv", 3),  # a key named literally
+        ("in/with space.csv", 6),
+        ("in/café ünï.csv", 7),
+        ("in/p?41.csv", 3),  # '?' and '[...]' are glob patterns, never a URI's query
+        ("in/[ap]*.csv", 3 + 4 + 5),
+        ("in/*+*.csv", 5),
+    ],
+)
+def test_object_keys_are_opened_exactly_as_listed(tmp_path: Path, bucket: str, spec: str, pairs: int) -> None:
+    odd_keys(tmp_path, bucket)
+    summary = engine([f"s3://{bucket}/{spec}"], f"s3://{bucket}/out")
+    assert summary.exit_code == 0 and not summary.errors
+    assert summary.pairs_read == pairs
+    table = pq.read_table(f"{bucket}/out", filesystem=s3())
+    ids = sorted(set(table.column("pair_id").to_pylist()))
+    assert len(ids) == pairs  # every pair of every matched object, none twice
+
+
 def test_missing_objects_and_buckets_are_one_line_input_errors(bucket: str) -> None:
     from batchembed.errors import InputError
 

@@ -210,7 +210,7 @@ def test_ray_engine_reads_and_writes_object_storage(
     assert ours.num_rows == theirs.num_rows
 
 
-def _actor_pids() -> list[int]:
+def _actor_pids(title: str) -> list[int]:
     """Processes of the pipeline's actors, by the title Ray gives them."""
     import os
 
@@ -222,41 +222,150 @@ def _actor_pids() -> list[int]:
                     command = handle.read().decode("utf-8", "replace")
             except OSError:
                 continue
-            if command.startswith("ray::MapWorker(MapBatches(TaskWorker))"):
+            if command.startswith(title):
                 pids.append(int(entry))
     return pids
 
 
+PREPARE_ACTOR = "ray::MapWorker(MapBatches(PrepareActor))"
+MODEL_ACTOR = "ray::ModelActor"
+
+
+def _wait_for_markers(done, count: int, alive) -> None:
+    import os
+    import time
+
+    deadline = time.monotonic() + 240
+    while (not done.is_dir() or len(os.listdir(done)) < count) and alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_costs_only_its_task(tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file) -> None:
-    """kill -9 of one of two worker processes: Ray replaces the actor and retries its task, and
-    the job ends with exactly the rows, and the exit code, of an uninterrupted run."""
+@pytest.mark.parametrize("victim", [PREPARE_ACTOR, MODEL_ACTOR])
+def test_an_actor_killed_mid_run_costs_only_time(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file, monkeypatch, victim
+) -> None:
+    """kill -9 of a prepare actor (Ray Data replaces it and runs its task again) or of the model
+    actor (Ray restarts it and retries its calls): the job ends with exactly the rows, and the
+    exit code, of an uninterrupted run."""
     import os
     import signal
     import threading
-    import time
 
+    monkeypatch.setattr("batchembed.stages.task.PIECE_PAIRS", 8)  # many pieces: the kill lands mid-task
     _corpus(tmp_path / "data", csv_rows=60, parquet_rows=400)
     models = _models(tiny_bert_dir, tiny_glove_file)
     inputs = (str(tmp_path / "data"),)
-    config = RunConfig(inputs, str(tmp_path / "ray"), shard_rows=4, **models)
+    config = RunConfig(inputs, str(tmp_path / "ray"), shard_rows=20, **models)
     outcome: dict = {}
-    job = threading.Thread(target=lambda: outcome.update(summary=run_ray(config, workers=2)))
+    job = threading.Thread(target=lambda: outcome.update(summary=run_ray(config, workers=1)))
     job.start()
-    done = tmp_path / "ray.batchembed" / "done"
-    deadline = time.monotonic() + 180
-    while (not done.is_dir() or len(os.listdir(done)) < 10) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = _actor_pids()
-    assert len(pids) == 2 and job.is_alive(), "the job must still be running when a worker is killed"
+    _wait_for_markers(tmp_path / "ray.batchembed" / "done", 3, job.is_alive)
+    pids = _actor_pids(victim)
+    assert pids and job.is_alive(), "the job must still be running when an actor is killed"
     os.kill(pids[0], signal.SIGKILL)
     job.join(300)
     assert not job.is_alive()
     summary = outcome["summary"]
-    local = _local(inputs, tmp_path / "local", models)
+    local = _local(inputs, tmp_path / "local", models, shard_rows=20)
     assert summary.exit_code == local.exit_code == 6
     assert summary.pairs_read == local.pairs_read == 61 + 400
     _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+
+
+@pytest.mark.parametrize("shard_rows", [50, 130])
+def test_shards_larger_than_a_piece_give_the_same_rows_on_both_engines(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file, monkeypatch, shard_rows
+) -> None:
+    """A shard is read, prepared, embedded and written in pieces (16 pairs here): CSV and a Parquet
+    file of many row groups give the rows of the local engine, one part per shard."""
+    monkeypatch.setattr("batchembed.stages.task.PIECE_PAIRS", 16)
+    _corpus(tmp_path / "data", csv_rows=150, parquet_rows=290)
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    inputs = (str(tmp_path / "data"),)
+    summary = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=shard_rows, **models), workers=1)
+    local = _local(inputs, tmp_path / "local", models, shard_rows=shard_rows)
+    assert summary.pairs_read == local.pairs_read == 151 + 290
+    expected_parts = -(-151 // shard_rows) + -(-290 // shard_rows)
+    assert summary.shards_written == local.shards_written == expected_parts
+    assert len(list((tmp_path / "ray").glob("part-*.parquet"))) == expected_parts
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+
+
+@pytest.mark.slow
+def test_shards_of_thousands_of_pairs_in_default_pieces(tmp_path, ray_cluster, tiny_glove_file) -> None:
+    """--shard-rows 3000 over 1,024-pair pieces: the same rows as the local engine."""
+    _corpus(tmp_path / "data", csv_rows=3100, parquet_rows=3500)
+    models = {"glove": GloveSpec(str(tiny_glove_file)), "transformer": None}
+    inputs = (str(tmp_path / "data"),)
+    summary = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=3000, **models), workers=1)
+    local = _local(inputs, tmp_path / "local", models, shard_rows=3000)
+    assert summary.pairs_read == local.pairs_read == 3101 + 3500 and summary.shards_written == 4
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_an_input_deleted_mid_run_is_one_line(tmp_path, ray_cluster, tiny_glove_file, engine) -> None:
+    """The file goes after the plan: every task of it fails, the run reports it once."""
+    from batchembed.engines.job import _Job
+
+    _corpus(tmp_path / "data", csv_rows=5, parquet_rows=60)
+    victim = tmp_path / "data" / "b.parquet"
+    models = {"glove": GloveSpec(str(tiny_glove_file)), "transformer": None}
+    config = RunConfig((str(tmp_path / "data"),), str(tmp_path / engine), shard_rows=4, **models)
+    planned = _Job.plan
+
+    def plan_then_delete(self):  # the input vanishes between the plan and the reading
+        result = planned(self)
+        victim.unlink()
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Job, "plan", plan_then_delete)
+        summary = _local([str(tmp_path / "data")], tmp_path / engine, models) if engine == "local" else None
+        if engine == "ray":
+            summary = run_ray(config, workers=1)
+    assert summary.exit_code == 3
+    assert len(summary.errors) == 1 and "b.parquet" in summary.errors[0], summary.errors
+    assert summary.files[next(k for k in summary.files if k.startswith("a-"))].state == "done"
+
+
+@pytest.mark.slow
+def test_a_killed_driver_writes_nothing_afterwards(tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file) -> None:
+    """kill -9 of the driver: its workers find the run's owner gone and write no part or marker
+    after it died (those in flight when it died excepted: the kill lands between checks)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _corpus(tmp_path / "data", csv_rows=40, parquet_rows=3000)
+    driver = f"""
+import sys
+from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
+from batchembed.engines.ray import run
+import batchembed.stages.task as task
+task.PIECE_PAIRS = 8
+config = RunConfig(({str(tmp_path / "data")!r},), {str(tmp_path / "ray")!r}, shard_rows=40,
+                   glove=GloveSpec({str(tiny_glove_file)!r}), transformer=TransformerSpec({str(tiny_bert_dir)!r}),
+                   embed=EmbedOptions(device="cpu", token_budget=256))
+run(config, workers=1)
+"""
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, "-c", driver], env=env)
+    done = tmp_path / "ray.batchembed" / "done"
+    _wait_for_markers(done, 3, lambda: proc.poll() is None)
+    assert proc.poll() is None, "the driver must still be running when it is killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # a commit checked just before the kill may still land
+    parts = sorted(p.name for p in (tmp_path / "ray").glob("part-*"))
+    markers = sorted(os.listdir(done))
+    time.sleep(8)
+    assert sorted(p.name for p in (tmp_path / "ray").glob("part-*")) == parts
+    assert sorted(os.listdir(done)) == markers
+    assert len(markers) < 3000 // 40 + 1, "the run must have been cut short"
 
 
 def test_workers_not_the_driver_check_the_parts_on_resume(

@@ -11,7 +11,7 @@ import pytest
 from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run as run_local
 from batchembed.hardware import Layout, busy_cores, choose_layout
-from batchembed.tokenize import flair_tokenize, get_tokenizer, many, remembering
+from batchembed.tokenize import flair_tokenize, many, remembering
 
 TEXTS = [
     "The light in the room was too bright, and I couldn't read",
@@ -77,7 +77,7 @@ def _run(tmp_path, embedders, name: str, **options):
 def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypatch) -> None:
     first = _pairs(tmp_path)
     tables = [_run(tmp_path, fake_embedders, f"out{w}", tokenize_workers=w, threads=1) for w in (0, 1, 2)]
-    monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", 10)  # shards of 97 pairs in 10 pieces
+    monkeypatch.setattr("batchembed.stages.task.PIECE_PAIRS", 10)  # shards of 97 pairs in 10 pieces
     tables += [_run(tmp_path, fake_embedders, f"pieces{w}", tokenize_workers=w, threads=1) for w in (0, 2)]
     assert tables[0].num_rows > len(first)
     for table in tables[1:]:
@@ -109,7 +109,7 @@ def test_real_models_identical_whatever_workers_and_budget(tmp_path, tiny_embedd
     runs = []
     for workers, budget, piece in ((0, 256, 0), (1, 64, 0), (2, 100_000, 0), (2, 16, 0), (2, 256, 30)):
         bert.token_budget = budget
-        monkeypatch.setattr("batchembed.engines.local.PIECE_PAIRS", piece or 1024)
+        monkeypatch.setattr("batchembed.stages.task.PIECE_PAIRS", piece or 1024)
         runs.append(_run(tmp_path, tiny_embedders, f"w{workers}-{budget}-{piece}", tokenize_workers=workers, threads=1))
     bert.token_budget = 256
     reference = runs[0]

@@ -328,7 +328,9 @@ class _Job:
                         "%s: %d parts changed since they were marked done; redoing them", self.output, len(damaged)
                     )
                     self._unmark(damaged)
-            context = TaskContext(self.config.columns, self.config.shard_rows, self.layout, schema)
+            context = TaskContext(
+                self.config.columns, self.config.shard_rows, self.layout, schema, task_stage.PIECE_PAIRS
+            )
             with contextlib.closing(runner(self.plan().tasks, context)) as results:
                 for result in results:
                     self.commit_task(result, on_shard)

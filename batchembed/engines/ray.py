@@ -39,6 +39,7 @@ from batchembed.errors import BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, part_verified
 from batchembed.io.storage import locate
+from batchembed.messages import one_line
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 from batchembed.stages.task import Task, TaskContext, TaskResult, run_task
@@ -151,7 +152,7 @@ def _connect(address: str | None) -> Any:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
-            why = " ".join(str(exc).split())
+            why = one_line(exc)
             raise UsageError(
                 f"cannot connect to {where} ({why}); check --ray-address or RAY_ADDRESS, and RAY_AUTH_MODE=token "
                 "with RAY_AUTH_TOKEN for a cluster started with token authentication"
@@ -179,13 +180,21 @@ class Placement:
             self.embed = EmbedOptions(None, options.token_budget, options.precision)
             self.threads = 0
             self.prepare = prepare_cpus or max(1, cpus - self.models)
+            if prepare_cpus is not None and self.prepare + self.models > cpus:
+                raise UsageError(
+                    f"--ray-prepare-cpus {self.prepare}: with {self.models} model actors (1 CPU each) the Ray "
+                    f"cluster has only {cpus - self.models} CPUs left"
+                )
         else:  # CPU nodes: the model actors take the CPUs the prepare actors leave
             self.models = model_actors or 1
             self.prepare = prepare_cpus or max(1, cpus // (self.models + 1))
-            per_model = max(1, (cpus - self.prepare) // self.models)
+            if self.prepare >= cpus:
+                raise UsageError(f"--ray-prepare-cpus {self.prepare}: the Ray cluster has only {cpus} CPUs")
+            # the model actors share what the prepare actors leave (fractions reserve, threads run)
+            per_model = (cpus - self.prepare) / self.models
             self.model_resources = {"num_cpus": per_model}
             self.embed = EmbedOptions("cpu", options.token_budget, options.precision)
-            self.threads = per_model
+            self.threads = max(1, int(per_model))
 
     def __str__(self) -> str:
         return f"{self.models} model actors ({self.model_resources}), {self.prepare} prepare actors (1 CPU each)"

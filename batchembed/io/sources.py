@@ -26,17 +26,17 @@ import io
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from batchembed import status
 from batchembed.config import TARGET_OPTIONS, Columns
 from batchembed.errors import InputError
+from batchembed.io.inputs import InputFile
+from batchembed.messages import one_line as reason
+from batchembed.messages import show
 from batchembed.targets import TargetMode
-
-if TYPE_CHECKING:
-    from batchembed.io.reader import InputFile
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,6 @@ class Malformed:
 
 MALFORMED = Malformed(status.MALFORMED_RECORD)
 UNREADABLE = Malformed(status.UNREADABLE_ROW_GROUP)
-
-
-def show(value: object) -> str:
-    """A path or name for a one-line message: control characters escaped, surrogates replaced."""
-    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-
-
-def reason(exc: BaseException) -> str:
-    """An exception's message on one line (Arrow's span several) with control characters
-    escaped (Arrow copies raw bytes of a damaged file into it), for `file: what (why); fix` errors."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return show(" ".join(str(text).split()))
 
 
 def _quoted(names: list[str]) -> str:

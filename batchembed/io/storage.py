@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from batchembed.errors import OutputError, UsageError
+from batchembed.messages import one_line as _one_line
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 TEMP_MARK = ".tmp-"
@@ -35,12 +36,6 @@ BUCKET_SCHEMES = ("s3", "gs", "gcs")  # scheme://bucket/key, the key any string 
 
 def is_uri(spec: str) -> bool:
     return bool(_SCHEME.match(spec))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    text = " ".join(str(text).split())
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,6 +22,7 @@ from batchembed.io.sources import Malformed
 from batchembed.targets import resolve
 from batchembed.tokenize import Tokenized, TokenizeMany
 
+
 @dataclass
 class PreparedShard:
     """One shard as arrays. Rows are the output rows; "compared" rows (sentence_1 >= 0) are

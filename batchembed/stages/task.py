@@ -165,9 +165,7 @@ def run_task(
     return result
 
 
-def _commit(
-    shard: _Shard, last: bool, run: int, layout: OutputLayout, check_owner: Callable[[], None]
-) -> DoneMarker:
+def _commit(shard: _Shard, last: bool, run: int, layout: OutputLayout, check_owner: Callable[[], None]) -> DoneMarker:
     """Part first, marker second, each only while the run still owns the output."""
     check_owner()
     part: WrittenPart = shard.part.finish()
