@@ -84,8 +84,8 @@ TokenizeWorkersOpt = Annotated[
     int | None,
     typer.Option(
         "--tokenize-workers",
-        help="Processes that prepare shards (tokenize, encode, targets) ahead of the model. "
-        "Default: 1 on CPU, the spare cores on GPU; 0 prepares in a thread of the model's process.",
+        help="Processes that prepare pieces (tokenize, encode, targets) and write parts around the model. "
+        "Default: one per 8 cores on CPU (none below 8), the spare cores on GPU; 0 does it all in this process.",
     ),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
@@ -389,7 +389,7 @@ def compare(
     typer.echo(format_table(table, [e.name for e in embedders]))
 
 
-# -- evaluate and report (issue 6) ------------------------------------------------------
+# -- evaluate and report ------------------------------------------------------------
 
 
 @app.command()

@@ -8,6 +8,8 @@ when several models lack a vector for the same comparison.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 OK = "ok"
@@ -70,3 +72,8 @@ def vector_problems(missing_reason: str, valid: np.ndarray, zero: np.ndarray, no
 
 def is_bad_row(status: str) -> bool:
     return status in BAD_ROW_STATUSES
+
+
+def bad_rows(counts: Mapping[str, int]) -> int:
+    """Rows counted as bad (--max-bad-rows) among status counts."""
+    return sum(n for s, n in counts.items() if is_bad_row(s))

@@ -67,7 +67,7 @@ class RunSummary:
 
     @property
     def bad_rows(self) -> int:
-        return sum(n for s, n in self.status_counts.items() if status.is_bad_row(s))
+        return status.bad_rows(self.status_counts)
 
     @property
     def tokens_per_second(self) -> float:

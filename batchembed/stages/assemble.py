@@ -36,7 +36,7 @@ class ShardResult:
 
     @property
     def bad_rows(self) -> int:
-        return sum(n for s, n in self.status_counts.items() if status.is_bad_row(s))
+        return status.bad_rows(self.status_counts)
 
 
 def row_statuses(prepared: PreparedShard, embedded: EmbeddedShard) -> np.ndarray:
