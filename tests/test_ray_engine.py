@@ -112,12 +112,14 @@ def test_ray_workers_refuse_layers_the_model_lacks(tmp_path, ray_cluster, tiny_b
 
 
 def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:
-    from batchembed.engines.ray import RayDataRunner
+    from batchembed.engines.ray import Placement
     from batchembed.errors import UsageError
 
     config = RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cuda"))
     with pytest.raises(UsageError, match="has no GPU"):
-        RayDataRunner(config, None).placement()
+        Placement(config, None, None)
+    with pytest.raises(UsageError, match="--ray-prepare-cpus 2: the Ray cluster has only 2 CPUs"):
+        Placement(RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cpu")), None, 2)
 
 
 # -- the distributed shape: planned from metadata, written by the workers, survives a lost worker --
@@ -405,3 +407,27 @@ def test_an_unreadable_parquet_footer_is_an_input_error_and_the_rest_is_done(
     summary = run_ray(config, workers=1)
     assert summary.exit_code == 3 and summary.pairs_read == 6 + 9
     assert len(summary.errors) == 1 and "broken.parquet" in summary.errors[0] and "\n" not in summary.errors[0]
+
+
+@pytest.mark.parametrize("spec, pairs", [("in", 3 + 4 + 5 + 6 + 7), ("in/[ap]*.csv", 3 + 4 + 5), ("in/p?41.csv", 3)])
+def test_ray_workers_open_object_keys_exactly_as_listed(
+    tmp_path, ray_cluster, bucket, tiny_glove_file, spec, pairs
+) -> None:
+    """Keys with '%41', '+', a space and non-ASCII characters travel to the workers as objects,
+    never re-parsed: each is read once, by its own key ('p%41.csv' is not 'pA.csv')."""
+    import pyarrow.fs as pafs
+    from test_object_storage import odd_keys
+
+    odd_keys(tmp_path, bucket)
+    config = RunConfig(
+        (f"s3://{bucket}/{spec}",),
+        f"s3://{bucket}/out",
+        glove=GloveSpec(str(tiny_glove_file)),
+        transformer=None,
+        tokenizer="whitespace",
+        shard_rows=2,
+    )
+    summary = run_ray(config, workers=1)
+    assert summary.exit_code == 0 and not summary.errors and summary.pairs_read == pairs
+    table = pq.read_table(f"{bucket}/out", filesystem=pafs.FileSystem.from_uri("s3://x")[0])
+    assert len(set(table.column("pair_id").to_pylist())) == pairs

@@ -85,8 +85,8 @@ def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypa
 
 
 def test_with_workers_the_models_process_writes_no_part(tmp_path, fake_embedders, monkeypatch) -> None:
-    """Stage 4 runs in the workers: writing a part is forbidden in this process, and the run still
-    ends with every row (the spawned workers do not see the patch)."""
+    """Writing runs in a writer process: writing a part is forbidden in this process, and the run
+    still ends with every row (the spawned processes do not see the patch)."""
     _pairs(tmp_path)
     expected = _run(tmp_path, fake_embedders, "here", tokenize_workers=0, threads=1)
 
@@ -94,7 +94,7 @@ def test_with_workers_the_models_process_writes_no_part(tmp_path, fake_embedders
         raise AssertionError("the model's process wrote a part")
 
     monkeypatch.setattr("batchembed.engines.job.write_part", forbidden)
-    monkeypatch.setattr("batchembed.stages.write.write_part", forbidden)
+    monkeypatch.setattr("batchembed.stages.write.PartWriter.__init__", forbidden)
     assert _run(tmp_path, fake_embedders, "workers", tokenize_workers=2, threads=1).equals(expected)
     with pytest.raises(AssertionError, match="wrote a part"):  # the patch bites where the job writes
         _run(tmp_path, fake_embedders, "again-here", tokenize_workers=0, threads=1)

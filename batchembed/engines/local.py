@@ -37,16 +37,17 @@ from batchembed.io.reader import InputShard
 from batchembed.io.storage import locate
 from batchembed.models import choose_device
 from batchembed.prefetch import ahead
-from batchembed.stages.assemble import ShardResult, assemble, combine
+from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.stages.task import PIECE_PAIRS, ShardSpan
+from batchembed.stages.write import ShardWriters
 from batchembed.summary import RunSummary
 from batchembed.tokenize import TokenizerName, get_tokenizer, remembering
 from batchembed.workers import StagePool
+from batchembed.writer_process import Writer, WriterProcess
 
 Submit = Callable[[InputShard], "Future[PreparedShard] | PreparedShard"]
-Write = Callable[[str, list[tuple[PreparedShard, EmbeddedShard]]], "Future[ShardResult] | ShardResult"]
 
 WRITES_AHEAD = 4  # shards handed to the workers to write before the driver waits for the oldest
 __all__ = ["PIECE_PAIRS", "run"]
@@ -91,7 +92,7 @@ class LocalRunner:
         # (a CPU): a worker takes ~0.5 s to start, 4% of a 1,000-pair job there, and a CPU-bound
         # model process is not the one to keep lean. Feeding a GPU, every piece goes to the workers.
         first_here = not model_thread
-        with _stages(self.config.tokenizer, preparers, workers, output, schema, first_here) as (submit, write):
+        with _stages(self.config.tokenizer, preparers, workers, output, schema, first_here) as (submit, writer):
             prepared = ahead(_in_order(items, submit, depth=2 * workers + 1))
             embedded: Generator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead, None, None]
             embedded = _embedded(prepared, self.embedders)
@@ -99,7 +100,7 @@ class LocalRunner:
                 embedded = ahead(embedded)
             # closed in reverse: the model thread stops before the reader, the reader before the workers
             with contextlib.closing(prepared), contextlib.closing(embedded):
-                yield from _written(embedded, write, check, lambda shard_id: output.part(shard_id).delete())
+                yield from _written(embedded, writer, check)
 
 
 @contextlib.contextmanager
@@ -126,20 +127,24 @@ def _stages(
     output: OutputLayout,
     schema: pa.Schema,
     first_here: bool = False,
-) -> Iterator[tuple[Submit, Write]]:
-    """Where the CPU stages run: in worker processes (but the first piece here if `first_here`),
-    or, without workers, here, the job writing the tables."""
+) -> Iterator[tuple[Submit, Writer]]:
+    """Where the CPU stages run: preparing in worker processes (but the first piece here if
+    `first_here`) and writing in a writer process of its own; without workers, all here."""
     tokenize_many = remembering(get_tokenizer(tokenizer))
 
     def here(shard: InputShard) -> PreparedShard:
         return prepare(shard, tokenize_many, preparers)
 
     if not workers:
-        yield here, lambda _shard_id, pieces: combine([assemble(p, e, schema) for p, e in pieces])
+        writers = ShardWriters(output, schema)
+        try:
+            yield here, writers
+        finally:
+            writers.close()
         return
-    with StagePool(tokenizer, preparers, workers, output, schema) as pool:
+    with StagePool(tokenizer, preparers, workers, output, schema) as pool, WriterProcess(output, schema) as writer:
         if not first_here:
-            yield pool.prepare, pool.write
+            yield pool.prepare, writer
             return
         pool.start()  # the workers start while this process prepares the first piece
         submitted = 0
@@ -149,7 +154,7 @@ def _stages(
             submitted += 1
             return here(shard) if submitted == 1 else pool.prepare(shard)
 
-        yield submit, pool.write
+        yield submit, writer
 
 
 def _in_order(
@@ -179,15 +184,15 @@ def _in_order(
 
 def _written(
     embedded: Iterator[tuple[InputShard, bool, PreparedShard, EmbeddedShard] | FileRead],
-    write: Write,
+    writer: Writer,
     check: Callable[[], None],
-    discard: Callable[[str], None],
 ) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
-    """Each shard's pieces handed to `write` once its last piece is embedded; results handed on
-    in input order as they are done, waiting only when WRITES_AHEAD shards are being written."""
+    """Each piece handed to the writer as soon as it is embedded (a part is streamed, never held
+    whole); each shard's result handed on in input order once its part is in place, waiting only
+    when WRITES_AHEAD shards are being finished."""
     pending: deque[tuple[ShardSpan, Future[ShardResult] | ShardResult] | FileRead] = deque()
-    pieces: list[tuple[PreparedShard, EmbeddedShard]] = []
     first_piece: InputShard | None = None
+    pairs = 0
 
     def first() -> tuple[ShardSpan, ShardResult] | FileRead:
         item = pending.popleft()
@@ -207,26 +212,28 @@ def _written(
             else:
                 piece, last, ready, vectors = item
                 first_piece = first_piece or piece
-                pieces.append((ready, vectors))
+                pairs += ready.pairs
+                writer.append(piece.shard_id, ready, vectors)
                 if last:
-                    check()  # never hand a part over after another run took the output over
-                    pairs = sum(p.pairs for p, _ in pieces)
+                    check()  # never put a part in place after another run took the output over
                     span = ShardSpan(piece.file, piece.index, first_piece.first_row, pairs, piece.last)
-                    pending.append((span, write(piece.shard_id, pieces)))
-                    pieces, first_piece = [], None
+                    pending.append((span, writer.finish(piece.shard_id)))
+                    first_piece, pairs = None, 0
             while pending and (head_ready() or len(pending) > WRITES_AHEAD):
                 yield first()
         while pending:
             yield first()
-    finally:  # stopped early: parts written ahead get no marker, so they must not stay
+    finally:  # stopped early: parts finished ahead get no marker, so they must not stay
+        if first_piece is not None:
+            writer.discard(first_piece.shard_id)
         for ahead_item in pending:
             if isinstance(ahead_item, FileRead):
                 continue
             written_shard, work = ahead_item
-            if isinstance(work, Future) and not work.cancel():
+            if isinstance(work, Future):
                 with contextlib.suppress(Exception):
                     work.result()
-                discard(written_shard.shard_id)
+            writer.remove(written_shard.shard_id)
 
 
 def _embedded(

@@ -15,7 +15,7 @@ that is what lets an engine retry a task whose worker died.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -27,11 +27,9 @@ from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_pieces
-from batchembed.io.writer import WrittenPart
-from batchembed.stages.assemble import assemble
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard, prepare
-from batchembed.stages.write import PartWriter
+from batchembed.stages.write import ShardWriters
 from batchembed.tokenize import TokenizeMany
 
 PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
@@ -103,24 +101,6 @@ def task_pieces(task: Task, context: TaskContext) -> Iterator[InputShard]:
             yield piece
 
 
-class _Shard:
-    """The shard being written: its part, streamed, and the counts for its marker."""
-
-    def __init__(self, piece: InputShard, context: TaskContext) -> None:
-        self.first = piece
-        self.part = PartWriter(context.layout, piece.shard_id, context.schema)
-        self.pairs, self.counts = 0, Counter[str]()
-
-    def add(self, piece: InputShard, table: pa.Table, counts: Counter[str]) -> None:
-        self.part.append(table)
-        self.pairs += len(piece)
-        self.counts.update(counts)
-
-    def span(self, last: bool) -> ShardSpan:
-        first = self.first
-        return ShardSpan(first.file, first.index, first.first_row, self.pairs, last)
-
-
 def run_task(
     task: Task,
     context: TaskContext,
@@ -133,20 +113,25 @@ def run_task(
     that owns the output has ended or lost it, and is called before each part and each marker."""
     result = TaskResult(task.file_key)
     in_flight: deque[tuple[InputShard, PreparedShard, Callable[[], EmbeddedShard]]] = deque()
-    shard: _Shard | None = None
+    writers = ShardWriters(context.layout, context.schema)
+    first: InputShard | None = None  # the first piece of the shard being written
 
     def finish_oldest() -> None:
-        nonlocal shard
+        nonlocal first
         piece, prepared, vectors = in_flight.popleft()
         embedded = vectors()
-        assembled = assemble(prepared, embedded, context.schema)
         result.subword_tokens += embedded.subword_tokens
-        if shard is None:
-            shard = _Shard(piece, context)
-        shard.add(piece, assembled.table, assembled.status_counts)
+        first = first or piece
+        writers.append(piece.shard_id, prepared, embedded)
         if piece.ends_shard:
-            done, shard = shard, None
-            result.markers.append(_commit(done, piece.last, task.run, context.layout, check_owner))
+            check_owner()  # part first, marker second, each only while the run owns the output
+            written = writers.finish(piece.shard_id)
+            check_owner()
+            span = ShardSpan(piece.file, piece.index, first.first_row, written.pairs, piece.last)
+            result.markers.append(
+                write_marker(context.layout, span, written.written, written.rows, written.status_counts, task.run)
+            )
+            first = None
 
     try:
         try:
@@ -160,14 +145,5 @@ def run_task(
         while in_flight:
             finish_oldest()
     finally:
-        if shard is not None:  # stopped mid-shard: no partial part may stay
-            shard.part.discard()
+        writers.close()  # stopped mid-shard: no partial part may stay
     return result
-
-
-def _commit(shard: _Shard, last: bool, run: int, layout: OutputLayout, check_owner: Callable[[], None]) -> DoneMarker:
-    """Part first, marker second, each only while the run still owns the output."""
-    check_owner()
-    part: WrittenPart = shard.part.finish()
-    check_owner()
-    return write_marker(layout, shard.span(last), part, shard.part.rows, shard.counts, run)

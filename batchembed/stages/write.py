@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -99,6 +100,41 @@ class PartWriter:
             self.writer.close()
         if self.temporary is not None and os.path.exists(self.temporary):
             os.unlink(self.temporary)
+
+
+class ShardWriters:
+    """The parts of the shards being written, each streamed as its pieces arrive in order:
+    memory holds a row group per open shard, not the shards."""
+
+    def __init__(self, layout: OutputLayout, schema: pa.Schema) -> None:
+        self.layout, self.schema = layout, schema
+        self.open: dict[str, tuple[PartWriter, list[ShardResult]]] = {}
+
+    def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
+        assembled = assemble(prepared, embedded, self.schema)
+        if shard_id not in self.open:
+            self.open[shard_id] = (PartWriter(self.layout, shard_id, self.schema), [])
+        part, counts = self.open[shard_id]
+        part.append(assembled.table)
+        counts.append(replace(assembled, table=EMPTY))
+
+    def finish(self, shard_id: str) -> ShardResult:
+        part, pieces = self.open.pop(shard_id)
+        written = part.finish()
+        total = combine(pieces)
+        return replace(total, table=EMPTY, written=written, written_rows=part.rows)
+
+    def discard(self, shard_id: str) -> None:
+        if shard_id in self.open:
+            self.open.pop(shard_id)[0].discard()
+
+    def remove(self, shard_id: str) -> None:
+        """Delete a part already in place (it will get no marker)."""
+        self.layout.part(shard_id).delete()
+
+    def close(self) -> None:
+        for shard_id in list(self.open):
+            self.discard(shard_id)
 
 
 def _hashed(path: str) -> WrittenPart:

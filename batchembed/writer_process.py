@@ -1,0 +1,100 @@
+"""Stage 6 in a process of its own: the local engine's parts, streamed as pieces are embedded.
+
+One process, so a shard's pieces arrive in the order they were sent (one worker takes its
+tasks in order) and each part is one stream, never held whole: the model's process sends each
+piece's rows and distances as soon as the model is done with it, and gets back, per shard, the
+part's size and SHA-256 for the done marker that the job writes after it. Spawned, never
+forked (the parent holds torch's threads and possibly a CUDA context); it imports no torch.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from typing import Protocol
+
+import pyarrow as pa
+
+from batchembed.io.layout import OutputLayout
+from batchembed.stages.assemble import ShardResult
+from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.prepare import PreparedShard
+from batchembed.stages.write import ShardWriters
+
+
+class Writer(Protocol):
+    def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> object: ...
+
+    def finish(self, shard_id: str) -> Future[ShardResult] | ShardResult: ...
+
+    def discard(self, shard_id: str) -> object: ...
+
+    def remove(self, shard_id: str) -> None:
+        """Delete a part already in place (it will get no marker)."""
+        ...
+
+
+class WriterProcess:
+    """ShardWriters in a spawned process; the same methods, `finish` returning a future."""
+
+    def __init__(self, layout: OutputLayout, schema: pa.Schema) -> None:
+        import multiprocessing
+
+        self.layout = layout
+        self._executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(layout, schema),
+        )
+        self._appends: list[Future[None]] = []
+
+    def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
+        # the model's inputs stay behind: writing needs the rows and the distances only
+        light = replace(prepared, model_inputs={})
+        self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
+        self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
+
+    def finish(self, shard_id: str) -> Future[ShardResult]:
+        failed = [f for f in self._appends if f.done() and f.exception() is not None]
+        if failed:  # an append failed: its shard's part cannot be complete
+            raise failed[0].exception()  # type: ignore[misc]
+        return self._executor.submit(_finish, shard_id)
+
+    def discard(self, shard_id: str) -> None:
+        self._executor.submit(_discard, shard_id)
+
+    def remove(self, shard_id: str) -> None:
+        self.layout.part(shard_id).delete()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WriterProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_writers: ShardWriters | None = None
+
+
+def _start(layout: OutputLayout, schema: pa.Schema) -> None:
+    global _writers
+    _writers = ShardWriters(layout, schema)
+
+
+def _append(shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
+    assert _writers is not None, "writer process not started"
+    _writers.append(shard_id, prepared, embedded)
+
+
+def _finish(shard_id: str) -> ShardResult:
+    assert _writers is not None, "writer process not started"
+    return _writers.finish(shard_id)
+
+
+def _discard(shard_id: str) -> None:
+    assert _writers is not None, "writer process not started"
+    _writers.discard(shard_id)
