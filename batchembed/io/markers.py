@@ -17,11 +17,11 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from batchembed import status
 from batchembed.io.layout import OutputLayout
-from batchembed.io.reader import InputShard
+from batchembed.io.inputs import InputFile, InputShard
 from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,29 @@ class DoneMarker:
         return same and (not self.last or self.extent == extent)
 
 
+class MarkedShard(Protocol):
+    """What a marker records of a shard: an InputShard read whole, or a shard's span of pieces."""
+
+    @property
+    def shard_id(self) -> str: ...
+
+    @property
+    def file(self) -> InputFile: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def first_row(self) -> int: ...
+
+    @property
+    def last(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+
 def write_marker(
-    layout: OutputLayout, shard: InputShard, part: WrittenPart, rows: int, counts: Counter[str], run: int
+    layout: OutputLayout, shard: MarkedShard, part: WrittenPart, rows: int, counts: Counter[str], run: int
 ) -> DoneMarker:
     marker = DoneMarker(
         shard_id=shard.shard_id,

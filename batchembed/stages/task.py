@@ -127,6 +127,7 @@ def run_task(
             check_owner()  # part first, marker second, each only while the run owns the output
             written = writers.finish(piece.shard_id)
             check_owner()
+            assert written.written is not None
             span = ShardSpan(piece.file, piece.index, first.first_row, written.pairs, piece.last)
             result.markers.append(
                 write_marker(context.layout, span, written.written, written.rows, written.status_counts, task.run)
