@@ -15,8 +15,9 @@ import pytest
 from batchembed.config import Columns
 from batchembed.errors import InputError
 from batchembed.io import reader, sources
+from batchembed.io.inputs import safe_name
 from batchembed.io.layout import OutputLayout
-from batchembed.io.reader import InputFile, discover, discover_all, read_shards, safe_name
+from batchembed.io.reader import InputFile, discover, discover_all, read_shards
 from batchembed.io.sources import MALFORMED, UNREADABLE
 from batchembed.io.storage import locate
 from batchembed.targets import TargetMode
