@@ -334,8 +334,10 @@ def test_an_input_deleted_mid_run_is_one_line(tmp_path, ray_cluster, tiny_glove_
 
 @pytest.mark.slow
 def test_a_killed_driver_writes_nothing_afterwards(tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file) -> None:
-    """kill -9 of the driver: its workers find the run's owner gone and write no part or marker
-    after it died (those in flight when it died excepted: the kill lands between checks)."""
+    """kill -9 of the driver: no part or marker is written after it died (those in flight when it
+    died excepted: the kill lands between checks). Here Ray also ends the dead driver's actors, so
+    this holds even without the owner check; the tests below hold the check itself, for workers
+    that outlive their driver (a slow node, a network partition)."""
     import os
     import signal
     import subprocess
@@ -368,6 +370,113 @@ run(config, workers=1)
     assert sorted(p.name for p in (tmp_path / "ray").glob("part-*")) == parts
     assert sorted(os.listdir(done)) == markers
     assert len(markers) < 3000 // 40 + 1, "the run must have been cut short"
+
+
+def test_workers_stop_writing_once_the_run_has_ended(tmp_path, ray_cluster) -> None:
+    """The owner check passes while the run is on, and raises once the driver ended the run."""
+    from batchembed.engines.owner import RunEnded, RunOwner
+    from batchembed.io.layout import OutputLayout
+    from batchembed.io.storage import locate
+
+    owner = RunOwner.start(OutputLayout.of(locate(str(tmp_path / "out"))))
+    check = owner.check_handle()
+
+    @ray.remote(num_cpus=0)
+    def worker_check(check) -> str:  # as a prepare actor calls it, in another process
+        try:
+            check.check()
+        except RunEnded as ended:
+            return str(ended)
+        return "on"
+
+    assert ray.get(worker_check.remote(check)) == "on"
+    owner.end()
+    verdict = ray.get(worker_check.remote(check))
+    assert "has ended" in verdict or "is gone" in verdict, verdict  # ended, then killed
+
+
+@pytest.mark.slow
+def test_a_worker_that_outlives_its_driver_finds_the_owner_gone(tmp_path, ray_cluster) -> None:
+    """A driver process starts the run's owner and hands its check to an actor of another job,
+    then dies by kill -9: the actor's next check raises, because the owner died with its driver."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from batchembed.engines.owner import RunEnded
+
+    @ray.remote(num_cpus=0)
+    class Survivor:
+        def __init__(self) -> None:
+            self.check = None
+
+        def take(self, check) -> None:
+            self.check = check
+
+        def ready(self) -> bool:
+            return self.check is not None
+
+        def verdict(self) -> str:
+            try:
+                self.check.check()
+            except RunEnded as ended:
+                return str(ended)
+            return "on"
+
+    survivor = Survivor.options(name="survivor", namespace="owner-test").remote()
+    driver = f"""
+import time, ray
+from batchembed.engines.owner import RunOwner
+from batchembed.io.layout import OutputLayout
+from batchembed.io.storage import locate
+ray.init(namespace="owner-test")
+owner = RunOwner.start(OutputLayout.of(locate({str(tmp_path / "out")!r})))
+ray.get(ray.get_actor("survivor").take.remote(owner.check_handle()))
+time.sleep(600)
+"""
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, "-c", driver], env=env)
+    deadline = time.monotonic() + 120
+    while not ray.get(survivor.ready.remote()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.get(survivor.verdict.remote()) == "on"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while (verdict := ray.get(survivor.verdict.remote())) == "on" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "is gone" in verdict
+
+
+def test_a_released_lock_ends_the_run_for_workers(tmp_path) -> None:
+    """On a local output the check also asks the kernel: an flock held by another process counts
+    as the run being on; once released (as when its holder dies), it does not."""
+    import subprocess
+    import sys
+    import time
+
+    from batchembed.engines.owner import lock_held
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl,time; f=open({str(lock)!r}); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    assert lock_held(str(lock))
+    holder.kill()
+    holder.wait()
+    time.sleep(0.1)
+    assert not lock_held(str(lock))
 
 
 def test_workers_not_the_driver_check_the_parts_on_resume(
