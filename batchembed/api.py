@@ -92,7 +92,7 @@ class Embedder:
 
         Raises UsageError for an unknown tokenizer or an empty `word`.
         """
-        from batchembed.compare import compare_sentences
+        from batchembed.comparison import compare_sentences
         from batchembed.tokenize import TOKENIZERS
 
         if tokenizer not in TOKENIZERS:
@@ -316,7 +316,7 @@ def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     """Write an HTML page of plots (and the plots as PNG files) of a result into `out` (default:
     `<output>.batchembed/report/`, or beside this directory for an output on object storage);
     returns the page's path. Raises InputError (not a result), OutputError (cannot write)."""
-    from batchembed.report import write_report
+    from batchembed.reporting import write_report
 
     return write_report(str(output), None if out is None else Path(out))
 

@@ -200,7 +200,7 @@ def _job_interrupts() -> Iterator[None]:
 @command(api.compare, arguments=("sentence1", "sentence2"))
 def compare(options: dict[str, Any], verbose: VerboseOpt = False) -> None:
     """Print both models' distances for the words two sentences share."""
-    from batchembed.compare import format_table
+    from batchembed.comparison import format_table
 
     _setup_logging(verbose, quiet=False)
     try:

@@ -63,9 +63,9 @@ def parameter_of(flag: str) -> str | None:
     from batchembed.options import OPTIONS
 
     name = flag.removeprefix("--").replace("-", "_")
-    if name.startswith("no_") and name[3:] in OPTIONS and OPTIONS[name[3:]].none_flag == flag:
-        return name[3:]
-    return name if name in OPTIONS else None
+    if name in OPTIONS:
+        return name
+    return next((n for n, o in OPTIONS.items() if flag in (o.none_flag, o.off_flag)), None)
 
 
 def api_wording(flag: str) -> str:
@@ -76,11 +76,11 @@ def api_wording(flag: str) -> str:
     if name is None:
         return flag
     option = OPTIONS[name]
-    if option.none_flag == flag:
+    if flag == option.none_flag:
         return f"{name}=None"
-    if option.switch:
-        return f"{name}={flag == option.flag}"
-    return name
+    if flag == option.off_flag:
+        return f"{name}=False"
+    return f"{name}=True" if option.switch else name
 
 
 def render(message: str, style: Naming | None = None) -> str:

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from batchembed import status
 from batchembed.cli import INTERRUPTED, app
-from batchembed.compare import compare_sentences
+from batchembed.comparison import compare_sentences
 from batchembed.io.manifest import differences
 
 runner = CliRunner()
