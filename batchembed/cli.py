@@ -72,7 +72,9 @@ def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()
             declared = f"{flag(parameter.name)}/{option.off_flag}" if option.off_flag else flag(parameter.name)
             names = [declared, option.short] if option.short else [declared]
             info = typer.Option(*names, help=option.help, metavar=option.metavar)
-        parameters.append(inspect.Parameter(parameter.name, _KEYWORD, default=default, annotation=Annotated[kind, info]))
+        parameters.append(
+            inspect.Parameter(parameter.name, _KEYWORD, default=default, annotation=Annotated[kind, info])
+        )
         if option.none_flag:
             none = Annotated[bool, typer.Option(option.none_flag, help=option.none_help)]
             parameters.append(inspect.Parameter(_none_name(parameter.name), _KEYWORD, default=False, annotation=none))
@@ -96,7 +98,9 @@ def command(
 
     def register(handler: Callable[..., None]) -> Callable[..., None]:
         api_parameters = cli_parameters(function, arguments)
-        own = [p.replace(kind=_KEYWORD) for p in list(inspect.signature(handler, eval_str=True).parameters.values())[1:]]
+        own = [
+            p.replace(kind=_KEYWORD) for p in list(inspect.signature(handler, eval_str=True).parameters.values())[1:]
+        ]
         names = [p.name for p in inspect.signature(function).parameters.values() if p.name not in API_ONLY]
 
         @functools.wraps(handler)

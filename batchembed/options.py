@@ -63,9 +63,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "transformer_name": Option("Column prefix for the transformer distances."),
     "layers": Option("Transformer layers, flair style: '-1', '-1,-2,-3,-4' or 'all'."),
-    "layer_mean": Option(
-        "Average the chosen layers (flair's default) or concatenate them.", off_flag="--layer-concat"
-    ),
+    "layer_mean": Option("Average the chosen layers (flair's default) or concatenate them.", off_flag="--layer-concat"),
     "subtoken_pooling": Option("How subwords make a word vector: first, last, first_last or mean."),
     # -- where and how fast
     "device": Option("cpu, cuda or cuda:N. Default: CUDA when present, else CPU."),
@@ -75,9 +73,7 @@ OPTIONS: dict[str, Option] = {
         "Processes that prepare shards (tokenize, encode, targets) ahead of the model. "
         "Default: 1 on CPU, the spare cores on GPU; 0 prepares in a thread of the model's process."
     ),
-    "threads": Option(
-        "torch threads of the model. Default: the cores no other process is busy on (CPU), 1 (GPU)."
-    ),
+    "threads": Option("torch threads of the model. Default: the cores no other process is busy on (CPU), 1 (GPU)."),
     # -- the job
     "shard_rows": Option("Input rows per output part."),
     "max_bad_rows": Option("Stop with exit code 7 once more rows than this are bad."),
@@ -105,7 +101,5 @@ OPTIONS: dict[str, Option] = {
     ),
     "score_column": Option("Gold score column of the --similarity files."),
     # -- report
-    "out": Option(
-        "Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report.", cli_type=Path | None
-    ),
+    "out": Option("Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report.", cli_type=Path | None),
 }

@@ -58,7 +58,9 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
         outcome = summary.get("outcome", "did not finish") if summary.get("run") == manifest.runs else "did not finish"
         raise OutputError(f"{shown}: unfinished: its last run (run {manifest.runs}) {_said(outcome)}; {RESUME}")
     markers = _markers(layout)
-    _check_complete(shown, layout, markers, set(manifest.inputs), summary if summary.get("run") == manifest.runs else {})
+    _check_complete(
+        shown, layout, markers, set(manifest.inputs), summary if summary.get("run") == manifest.runs else {}
+    )
     ordered = sorted(markers.values(), key=lambda m: (m.file_key, m.index))
     if not ordered:
         names = [model["name"] for model in manifest.fingerprint.get("models", [])]

@@ -83,9 +83,10 @@ def test_run_returns_the_summary_and_prints_nothing(
     expected = pq.read_table(tmp_path / "out").sort_by([("source_row", "ascending"), ("token_index_1", "ascending")])
     assert table.equals(expected.cast(table.schema))  # input order, whatever the file listing's order
     assert table.num_rows == summary.rows_written
-    assert table.schema.metadata[b"batchembed"] == pq.read_schema(next((tmp_path / "out").glob("*.parquet"))).metadata[
-        b"batchembed"
-    ]
+    assert (
+        table.schema.metadata[b"batchembed"]
+        == pq.read_schema(next((tmp_path / "out").glob("*.parquet"))).metadata[b"batchembed"]
+    )
 
 
 def test_progress_true_is_a_tqdm_bar_on_stderr(
@@ -305,7 +306,9 @@ def test_every_cli_option_is_an_api_parameter_with_the_same_default(name: str) -
         if api_default is inspect.Parameter.empty:
             assert param.required, f"{name} {param_name}: required in the API only"
         else:
-            assert param.default == _shown(api_default), f"{name} {param_name}: CLI {param.default!r}, API {api_default!r}"
+            assert param.default == _shown(api_default), (
+                f"{name} {param_name}: CLI {param.default!r}, API {api_default!r}"
+            )
     missing = [p for p in signature if p not in cli and p != "progress"]
     assert not missing, f"API parameters of {name} with no CLI option: {missing}"
 

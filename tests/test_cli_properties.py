@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import WORDS, state_dir
+from conftest import WORDS, examples, state_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_malformed import csv_bytes, parquet_bytes, parquet_tables
@@ -150,7 +150,9 @@ def damage_output(out: Path, how: str, seed: int) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=inputs, first=options, second=options, how=damage, seed=st.integers(0, 2**16))
 def test_cli_never_writes_wrong_silently(
