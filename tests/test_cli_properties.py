@@ -1,5 +1,5 @@
-"""Issue 10, as a property: the CLI, with random options, over random hostile inputs and damaged
-output directories, never shows a traceback, exits only with documented codes, accounts for every
+"""Nothing wrong is written silently, as a property: the CLI, with random options, over random
+hostile inputs and damaged output directories, never shows a traceback, exits only with documented codes, accounts for every
 input row, and writes `ok` exactly where every distance is present and finite.
 
 The tiny real models of conftest.py (GloVe text file, 2-layer BERT) are loaded once per distinct
