@@ -1,6 +1,6 @@
 """Nothing wrong is written silently, as a property: the CLI, with random options, over random
-hostile inputs and damaged output directories, never shows a traceback, exits only with documented codes, accounts for every
-input row, and writes `ok` exactly where every distance is present and finite.
+hostile inputs and damaged output directories, never shows a traceback, exits only with
+documented codes, accounts for every input row, and writes `ok` exactly where every distance is present and finite.
 
 The tiny real models of conftest.py (GloVe text file, 2-layer BERT) are loaded once per distinct
 set of model options and reused, so an example costs two runs of the pipeline, not two model loads.
