@@ -372,13 +372,21 @@ def _run_config(
         inputs = [inputs]
     if not str(output).strip():
         raise UsageError("--output is empty; name the output directory (use . for this directory)")
+    start1, end1, start2, end2 = _names(options["span_columns"], 4, "--span-columns")
+    index1, index2 = _names(options["index_columns"], 2, "--index-columns")
+    word1, word2 = _names(options["word_columns"], 2, "--word-columns")
     columns = Columns(
         options["sentence1_column"],
         options["sentence2_column"],
         options["id_column"],
-        *_names(options["span_columns"], 4, "--span-columns"),
-        *_names(options["index_columns"], 2, "--index-columns"),
-        *_names(options["word_columns"], 2, "--word-columns"),
+        start1,
+        end1,
+        start2,
+        end2,
+        index1,
+        index2,
+        word1,
+        word2,
         options["word_column"],
     )
     return RunConfig(
