@@ -359,6 +359,7 @@ print(json.dumps({"exit": summary.exit_code, "rows": table.num_rows, "words": [r
 """
 
 
+@pytest.mark.slow
 def test_a_fresh_interpreter_runs_everything_through_the_public_names(
     tmp_path: Path, pairs: Path, tiny_glove_file: Path, tiny_bert_dir: Path
 ) -> None:
