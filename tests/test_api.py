@@ -410,3 +410,43 @@ def test_no_module_shadows_a_public_function() -> None:
 
     modules = {m.name for m in pkgutil.iter_modules(batchembed.__path__)}
     assert not modules & set(batchembed.__all__)
+
+
+RAY_SCRIPT = """
+import json, sys
+import batchembed
+
+source, glove, bert = sys.argv[1:4]
+models = dict(glove=glove, transformer=bert, device="cpu", token_budget=256, shard_rows=2)
+local = batchembed.run(source, source + "-local-out", **models)
+ray = batchembed.run(source, source + "-ray-out", engine="ray", ray_workers=1, **models)
+a, b = batchembed.read_output(source + "-local-out"), batchembed.read_output(source + "-ray-out")
+distances = [c for c in a.column_names if c.endswith(("_euclidean", "_cosine"))]
+same = a.drop_columns(distances).equals(b.drop_columns(distances))
+close = all(
+    x is None and y is None or abs(x - y) < 1e-5
+    for c in distances for x, y in zip(a.column(c).to_pylist(), b.column(c).to_pylist())
+)
+print(json.dumps({"local": local.pairs_read, "ray": ray.pairs_read, "same": same, "close": close}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_fresh_interpreter_runs_the_ray_engine_on_object_storage(
+    bucket: str, s3_endpoint: str, pairs: Path, tiny_glove_file: Path, tiny_bert_dir: Path
+) -> None:
+    """`import batchembed` and one call each: the local and the Ray engine (a Ray started for it)
+    read s3:// and write s3://, and read_output finds the same rows in both outputs (distances within
+    1e-5: the engines run the model with different torch thread counts)."""
+    import pyarrow.fs as pafs
+
+    with pafs.S3FileSystem(endpoint_override=s3_endpoint).open_output_stream(f"{bucket}/pairs.csv") as stream:
+        stream.write(pairs.read_bytes())
+    args = [f"s3://{bucket}/pairs.csv", str(tiny_glove_file), str(tiny_bert_dir)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", RAY_SCRIPT, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"local": 4, "ray": 4, "same": True, "close": True}
