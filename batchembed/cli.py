@@ -36,6 +36,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")]
 
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY  # typer passes every parameter by name
 # annotations of the API's signatures (strings: api.py postpones them) that typer takes as they are
 _PLAIN_TYPES: dict[str, Any] = {
     "str": str,
@@ -79,9 +80,6 @@ def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()
             none = Annotated[bool, typer.Option(option.none_flag, help=option.none_help)]
             parameters.append(inspect.Parameter(_none_name(parameter.name), _KEYWORD, default=False, annotation=none))
     return parameters
-
-
-_KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
 def _none_name(name: str) -> str:
