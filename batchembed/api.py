@@ -123,7 +123,8 @@ class Embedder:
         incremental: bool = False,
         progress: Progress = False,
     ) -> RunSummary:
-        """The job of `batchembed.run` with these models, on the local engine; see `run`."""
+        """The job of `batchembed.run` with these models, on the local engine: the same job options
+        and defaults (see `run`); returns the RunSummary; raises what `run` raises."""
         options = {k: v for k, v in locals().items() if k not in ("self", "progress")}
         config = _run_config(options, self.glove, self.transformer, self._embed_options(tokenize_workers, threads))
         return self._run(config, progress)
@@ -149,7 +150,8 @@ class Embedder:
         score_column: str = "score",
         tokenizer: str = "flair",
     ) -> Evaluation:
-        """`batchembed.evaluate` with these models; see there."""
+        """`batchembed.evaluate` with these models: the same labelled-data options and defaults;
+        returns an Evaluation; raises UsageError (nothing to evaluate), InputError (labelled files)."""
         from batchembed.evaluation.runner import load_tasks
 
         options = {k: v for k, v in locals().items() if k != "self"}
