@@ -8,6 +8,8 @@ line's `exit_code`. Importing batchembed is light: torch, flair and the models l
 
 __version__ = "0.1.0"
 
+import logging
+
 from batchembed.api import Embedder, compare, evaluate, read_output, report, run
 from batchembed.errors import (
     BatchembedError,
@@ -19,6 +21,10 @@ from batchembed.errors import (
     UsageError,
 )
 from batchembed.summary import RunSummary
+
+# a library logs and lets its caller configure logging: without this, Python's last-resort handler
+# would print batchembed's warnings to stderr in every program that has not configured logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BatchembedError",
