@@ -8,39 +8,35 @@ progress goes to a callback or a tqdm bar, as the caller chooses, and results ar
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchembed.config import (
-    DEFAULT_GLOVE,
-    DEFAULT_SHARD_ROWS,
-    DEFAULT_TRANSFORMER,
-    Columns,
-    EmbedOptions,
-    GloveSpec,
-    RunConfig,
-    TransformerSpec,
+from batchembed.arguments import (
+    EMBED_OPTIONS,
+    INDEX_COLUMNS,
+    SPAN_COLUMNS,
+    SPEC_OPTIONS,
+    WORD_COLUMNS,
+    Progress,
+    arguments_of,
+    eval_config,
+    model_specs,
+    progress_callback,
+    run_config,
 )
+from batchembed.config import DEFAULT_GLOVE, DEFAULT_SHARD_ROWS, DEFAULT_TRANSFORMER, EmbedOptions, RunConfig
 from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from batchembed.embedders.base import Embedder as Model
-    from batchembed.engines.job import ShardCallback
     from batchembed.evaluation.runner import EvalConfig, Evaluation, Tasks
     from batchembed.summary import RunSummary
 
-Progress = bool | Callable[[int], None]
 ENGINES = ("local", "ray")
-SPAN_COLUMNS = ("start1", "end1", "start2", "end2")
-INDEX_COLUMNS = ("index1", "index2")
-WORD_COLUMNS = ("word1", "word2")
 
 
 class Embedder:
@@ -68,7 +64,7 @@ class Embedder:
     ) -> None:
         from batchembed.models import load_embedders
 
-        self.glove, self.transformer = _specs(
+        self.glove, self.transformer = model_specs(
             glove, glove_name, transformer, transformer_name, layers, layer_mean, subtoken_pooling
         )
         self.options = EmbedOptions(device, token_budget, precision)  # type: ignore[arg-type]  # validated
@@ -126,7 +122,7 @@ class Embedder:
         """The job of `batchembed.run` with these models, on the local engine: the same job options
         and defaults (see `run`); returns the RunSummary; raises what `run` raises."""
         options = {k: v for k, v in locals().items() if k not in ("self", "progress")}
-        config = _run_config(options, self.glove, self.transformer, self._embed_options(tokenize_workers, threads))
+        config = run_config(options, self.glove, self.transformer, self._embed_options(tokenize_workers, threads))
         return self._run(config, progress)
 
     def _embed_options(self, tokenize_workers: int | None, threads: int | None) -> EmbedOptions:
@@ -136,7 +132,7 @@ class Embedder:
     def _run(self, config: RunConfig, progress: Progress) -> RunSummary:
         from batchembed.engines.local import run as run_local
 
-        with _progress(progress) as on_shard:
+        with progress_callback(progress) as on_shard:
             return run_local(config, self._models, on_shard)
 
     def evaluate(
@@ -155,7 +151,7 @@ class Embedder:
         from batchembed.evaluation.runner import load_tasks
 
         options = {k: v for k, v in locals().items() if k != "self"}
-        config = _eval_config(options, self.glove, self.transformer, self.options)
+        config = eval_config(options, self.glove, self.transformer, self.options)
         return self._evaluate(load_tasks(config), config)
 
     def _evaluate(self, tasks: Tasks, config: EvalConfig) -> Evaluation:
@@ -226,18 +222,18 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
         raise UsageError(f"--engine must be local or ray, got {engine!r}")
     if ray_workers is not None and ray_workers < 1:
         raise UsageError(f"--ray-workers must be positive, got {ray_workers}")
-    glove, transformer = _specs(*(options[k] for k in _SPEC_OPTIONS))
-    embed = EmbedOptions(*(options[k] for k in _EMBED_OPTIONS))
-    config = _run_config(options, glove, transformer, embed)  # every option checked before a model loads
+    glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    config = run_config(options, glove, transformer, embed)  # every option checked before a model loads
     if engine == "ray":
         from batchembed.engines.ray import run as run_ray
 
         def ray_job() -> RunSummary:
-            with _progress(progress) as on_shard:
+            with progress_callback(progress) as on_shard:
                 return run_ray(config, on_shard, ray_address, ray_workers)
 
         return ray_job
-    embedder = Embedder(**_arguments(Embedder, options))
+    embedder = Embedder(**arguments_of(Embedder, options))
     return lambda: embedder._run(config, progress)
 
 
@@ -265,7 +261,7 @@ def compare(
     Raises UsageError (a bad option), ModelError (a model that cannot be loaded).
     """
     options = locals()
-    embedder = Embedder(**_arguments(Embedder, options))
+    embedder = Embedder(**arguments_of(Embedder, options))
     return embedder.compare(sentence1, sentence2, word=word, tokenizer=tokenizer)
 
 
@@ -300,11 +296,11 @@ def evaluate(
     from batchembed.evaluation.runner import load_tasks
 
     options = locals()
-    glove_spec, transformer_spec = _specs(*(options[k] for k in _SPEC_OPTIONS))
+    glove_spec, transformer_spec = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(device, token_budget, precision)  # type: ignore[arg-type]  # validated
-    config = _eval_config(options, glove_spec, transformer_spec, embed)
+    config = eval_config(options, glove_spec, transformer_spec, embed)
     tasks = load_tasks(config)
-    return Embedder(**_arguments(Embedder, options))._evaluate(tasks, config)
+    return Embedder(**arguments_of(Embedder, options))._evaluate(tasks, config)
 
 
 def read_output(output: str | os.PathLike[str]) -> pa.Table:
@@ -321,128 +317,3 @@ def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     from batchembed.reporting import write_report
 
     return write_report(str(output), None if out is None else Path(out))
-
-
-# -- building the configuration ---------------------------------------------------------------
-
-_SPEC_OPTIONS = ("glove", "glove_name", "transformer", "transformer_name", "layers", "layer_mean", "subtoken_pooling")
-_EMBED_OPTIONS = ("device", "token_budget", "precision", "tokenize_workers", "threads")
-
-
-def _arguments(function: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
-    """The options `function` takes, by name."""
-    names = inspect.signature(function).parameters
-    return {name: value for name, value in options.items() if name in names and name != "self"}
-
-
-def _specs(
-    glove: str | None,
-    glove_name: str,
-    transformer: str | None,
-    transformer_name: str,
-    layers: str,
-    layer_mean: bool,
-    subtoken_pooling: str,
-) -> tuple[GloveSpec | None, TransformerSpec | None]:
-    if glove is None and transformer is None:
-        raise UsageError("both models are disabled: keep --glove or --transformer")
-    glove_spec = None if glove is None else GloveSpec(str(glove), glove_name)
-    transformer_spec = (
-        None
-        if transformer is None
-        else TransformerSpec(str(transformer), transformer_name, str(layers), layer_mean, subtoken_pooling)
-    )
-    return glove_spec, transformer_spec
-
-
-def _names(value: str | Sequence[str], count: int, option: str) -> tuple[str, ...]:
-    """Column names from a sequence or the command line's comma-separated text."""
-    parts = tuple(p.strip() for p in (value.split(",") if isinstance(value, str) else value))
-    if len(parts) != count or not all(parts):
-        raise UsageError(f"{option} needs {count} comma-separated column names, got {value!r}")
-    return parts
-
-
-def _run_config(
-    options: dict[str, Any],
-    glove: GloveSpec | None,
-    transformer: TransformerSpec | None,
-    embed: EmbedOptions,
-) -> RunConfig:
-    inputs, output = options["inputs"], options["output"]
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    if not str(output).strip():
-        raise UsageError("--output is empty; name the output directory (use . for this directory)")
-    start1, end1, start2, end2 = _names(options["span_columns"], 4, "--span-columns")
-    index1, index2 = _names(options["index_columns"], 2, "--index-columns")
-    word1, word2 = _names(options["word_columns"], 2, "--word-columns")
-    columns = Columns(
-        options["sentence1_column"],
-        options["sentence2_column"],
-        options["id_column"],
-        start1,
-        end1,
-        start2,
-        end2,
-        index1,
-        index2,
-        word1,
-        word2,
-        options["word_column"],
-    )
-    return RunConfig(
-        inputs=tuple(os.fspath(i) for i in inputs),
-        output=os.fspath(output),
-        columns=columns,
-        tokenizer=options["tokenizer"],
-        glove=glove,
-        transformer=transformer,
-        embed=embed,
-        shard_rows=options["shard_rows"],
-        max_bad_rows=options["max_bad_rows"],
-        overwrite=options["overwrite"],
-        incremental=options["incremental"],
-    )
-
-
-def _eval_config(
-    options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
-) -> EvalConfig:
-    from batchembed.evaluation.runner import EvalConfig
-
-    def path(name: str) -> Path | None:
-        return None if options[name] is None else Path(options[name])
-
-    similarity = options["similarity"]
-    if isinstance(similarity, (str, os.PathLike)):
-        similarity = [similarity]
-    return EvalConfig(
-        dev=path("dev"),
-        test=path("test"),
-        dev_gold=path("dev_gold"),
-        test_gold=path("test_gold"),
-        similarity=tuple(os.fspath(s) for s in similarity or ()),
-        score_column=options["score_column"],
-        tokenizer=options["tokenizer"],
-        glove=glove,
-        transformer=transformer,
-        embed=embed,
-    )
-
-
-@contextlib.contextmanager
-def _progress(progress: Progress) -> Iterator[ShardCallback | None]:
-    """The job's per-shard callback for the caller's choice of progress."""
-    if progress is True:
-        from tqdm import tqdm
-
-        with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield lambda result: bar.update(result.pairs)
-    elif progress is False or progress is None:
-        yield None
-    elif callable(progress):
-        report_pairs = progress
-        yield lambda result: report_pairs(result.pairs)
-    else:
-        raise UsageError(f"progress must be True, False or a callable taking a number of pairs, got {progress!r}")
