@@ -85,7 +85,9 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
 
 
 def _said(outcome: str) -> str:
-    return outcome if outcome.startswith(("did", "stopped", "finished")) else f"is {outcome}"
+    """A summary's outcome as what the last run did."""
+    words = {"running": "is still running, or was killed", "interrupted": "was interrupted"}
+    return words.get(outcome, outcome)  # "stopped: ...", "finished with input errors", "crashed", ...
 
 
 def _summary(layout: OutputLayout) -> dict[str, Any]:
