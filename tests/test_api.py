@@ -222,6 +222,12 @@ def test_read_output_refuses_an_unfinished_output(tmp_path: Path, pairs: Path, m
         batchembed.read_output(out)
     batchembed.run(pairs, out, shard_rows=2, **models)  # the re-run finishes it
     assert batchembed.read_output(out).num_rows == 6
+    # as a run that is going (or was killed) leaves it: the manifest counts one more run, unfinished
+    manifest, summary = state_dir(out) / "manifest.json", state_dir(out) / "summary.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "runs": 3}))
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "run": 3, "outcome": "running"}))
+    with pytest.raises(batchembed.OutputError, match=r"its last run \(run 3\) is still running, or was killed; run"):
+        batchembed.read_output(out)
 
 
 def test_read_output_refuses_a_damaged_output(finished: Path) -> None:
