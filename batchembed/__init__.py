@@ -1,3 +1,55 @@
-"""batchembed: per-word GloVe and BERT distances between sentence pairs, in batch."""
+"""batchembed: per-word GloVe and BERT distances between sentence pairs, in batch.
+
+The Python API is the command line's: `run` (the resumable job), `compare`, `evaluate`,
+`read_output` and `report`, with the same options and defaults; `Embedder` holds loaded models
+for repeated calls. Errors are `BatchembedError` and its subclasses, each with the command
+line's `exit_code`. Importing batchembed is light: torch, flair and the models load on first use.
+"""
 
 __version__ = "0.1.0"
+
+import logging
+
+from batchembed.api import Embedder, compare, evaluate, read_output, report, run
+from batchembed.errors import (
+    BatchembedError,
+    ExitCode,
+    InputError,
+    ModelError,
+    OutputError,
+    TooManyBadRows,
+    UsageError,
+)
+from batchembed.summary import RunSummary
+
+# a library logs and lets its caller configure logging: without this, Python's last-resort handler
+# would print batchembed's warnings to stderr in every program that has not configured logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "BatchembedError",
+    "Embedder",
+    "Evaluation",
+    "ExitCode",
+    "InputError",
+    "ModelError",
+    "OutputError",
+    "RunSummary",
+    "TooManyBadRows",
+    "UsageError",
+    "__version__",
+    "compare",
+    "evaluate",
+    "read_output",
+    "report",
+    "run",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Evaluation's module imports pyarrow and the pipeline: only when asked for
+    if name == "Evaluation":
+        from batchembed.evaluation.runner import Evaluation
+
+        return Evaluation
+    raise AttributeError(f"module 'batchembed' has no attribute {name!r}")

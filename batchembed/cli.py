@@ -1,4 +1,6 @@
-"""The command line: parse, build a config, call the library, map errors to exit codes.
+"""The command line: typer only. Each command's options are its API function's parameters
+(batchembed/api.py: names, types, defaults) with the help in batchembed/options.py; a command
+parses, calls the API, prints the result, and maps errors to exit codes.
 
 This is the only module that prints or chooses an exit code.
 """
@@ -6,29 +8,20 @@ This is the only module that prints or chooses an exit code.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from batchembed.config import (
-    DEFAULT_GLOVE,
-    DEFAULT_SHARD_ROWS,
-    DEFAULT_TRANSFORMER,
-    Columns,
-    EmbedOptions,
-    GloveSpec,
-    RunConfig,
-    TransformerSpec,
-)
-from batchembed.errors import BatchembedError, ExitCode, UsageError
-
-if TYPE_CHECKING:
-    from batchembed.summary import RunSummary
+from batchembed import api
+from batchembed.errors import BatchembedError, ExitCode, naming
+from batchembed.options import OPTIONS, flag
 
 app = typer.Typer(
     name="batchembed",
@@ -38,82 +31,91 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# -- options shared by `run` and `compare` ---------------------------------------------
-GloveOpt = Annotated[
-    str,
-    typer.Option(
-        "--glove",
-        help="GloVe: the packaged default, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.",
-    ),
-]
-NoGloveOpt = Annotated[bool, typer.Option("--no-glove", help="Skip the GloVe model.")]
-GloveNameOpt = Annotated[str, typer.Option("--glove-name", help="Column prefix for the GloVe distances.")]
-TransformerOpt = Annotated[
-    str,
-    typer.Option(
-        "--transformer", help="Transformer: the packaged default, a Hugging Face model id, or a local directory."
-    ),
-]
-NoTransformerOpt = Annotated[bool, typer.Option("--no-transformer", help="Skip the transformer model.")]
-TransformerNameOpt = Annotated[
-    str, typer.Option("--transformer-name", help="Column prefix for the transformer distances.")
-]
-LayersOpt = Annotated[
-    str, typer.Option("--layers", help="Transformer layers, flair style: '-1', '-1,-2,-3,-4' or 'all'.")
-]
-LayerMeanOpt = Annotated[
-    bool,
-    typer.Option(
-        "--layer-mean/--layer-concat", help="Average the chosen layers (flair's default) or concatenate them."
-    ),
-]
-PoolingOpt = Annotated[
-    str, typer.Option("--subtoken-pooling", help="How subwords make a word vector: first, last, first_last or mean.")
-]
-TokenizerOpt = Annotated[
-    str, typer.Option("--tokenizer", help="flair (flair's default tokenizer) or whitespace (pre-tokenized text).")
-]
-DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda or cuda:N. Default: CUDA when present, else CPU.")
-]
-TokenBudgetOpt = Annotated[
-    int | None, typer.Option("--token-budget", help="Padded subword positions per batch. Default: automatic.")
-]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 (default), bf16 or fp16 (autocast).")]
-TokenizeWorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--tokenize-workers",
-        help="Processes that prepare pieces (tokenize, encode, targets) and write parts around the model. "
-        "Default: one per 8 cores on CPU (none below 8), the spare cores on GPU; 0 does it all in this process.",
-    ),
-]
+API_ONLY = frozenset({"progress"})  # parameters with no command-line form
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")]
+
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY  # typer passes every parameter by name
+# annotations of the API's signatures (strings: api.py postpones them) that typer takes as they are
+_PLAIN_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "bool": bool,
+    "float": float,
+    "str | None": str | None,
+    "int | None": int | None,
+}
 
 
-def _models(
-    glove: str,
-    no_glove: bool,
-    glove_name: str,
-    transformer: str,
-    no_transformer: bool,
-    transformer_name: str,
-    layers: str,
-    layer_mean: bool,
-    subtoken_pooling: str,
-) -> tuple[GloveSpec | None, TransformerSpec | None]:
-    glove_spec = None if no_glove else GloveSpec(glove, glove_name)
-    transformer_spec = (
-        None if no_transformer else TransformerSpec(transformer, transformer_name, layers, layer_mean, subtoken_pooling)
-    )
-    return glove_spec, transformer_spec
+def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """The command-line parameters of an API function: each of its parameters as an option (or, if
+    named in `arguments`, a positional argument) with the same default; a sequence default becomes
+    its comma-separated text; an option that may be None gets its own flag for that (--no-glove)."""
+    parameters = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.name in API_ONLY:
+            continue
+        option = OPTIONS[parameter.name]
+        default = parameter.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if option.cli_type is not None:
+            kind = option.cli_type
+        elif option.none_flag or isinstance(default, str):
+            kind = str
+        else:
+            kind = _PLAIN_TYPES[str(parameter.annotation)]
+        info: Any
+        if parameter.name in arguments:
+            info = typer.Argument(help=option.help, show_default=False)
+        else:
+            declared = f"{flag(parameter.name)}/{option.off_flag}" if option.off_flag else flag(parameter.name)
+            names = [declared, option.short] if option.short else [declared]
+            info = typer.Option(*names, help=option.help, metavar=option.metavar)
+        parameters.append(
+            inspect.Parameter(parameter.name, _KEYWORD, default=default, annotation=Annotated[kind, info])
+        )
+        if option.none_flag:
+            none = Annotated[bool, typer.Option(option.none_flag, help=option.none_help)]
+            parameters.append(inspect.Parameter(_none_name(parameter.name), _KEYWORD, default=False, annotation=none))
+    return parameters
 
 
-def _columns(pairs: str, names: int, option: str) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in pairs.split(","))
-    if len(parts) != names or not all(parts):
-        raise UsageError(f"{option} needs {names} comma-separated column names, got {pairs!r}")
-    return parts
+def _none_name(name: str) -> str:
+    return f"no_{name}"
+
+
+def command(
+    function: Callable[..., Any], arguments: tuple[str, ...] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register `handler(options, **cli_only)` as the command of API `function`: typer sees
+    `function`'s parameters (cli_parameters) plus the handler's own, which are command-line only
+    (--quiet, --verbose, --json); the handler gets the API's keyword arguments in `options`.
+    Errors inside name options by their flags (errors.naming)."""
+
+    def register(handler: Callable[..., None]) -> Callable[..., None]:
+        api_parameters = cli_parameters(function, arguments)
+        own = [
+            p.replace(kind=_KEYWORD) for p in list(inspect.signature(handler, eval_str=True).parameters.values())[1:]
+        ]
+        names = [p.name for p in inspect.signature(function).parameters.values() if p.name not in API_ONLY]
+
+        @functools.wraps(handler)
+        def invoke(**values: Any) -> None:
+            options = {}
+            for name in names:
+                value = values.pop(name)
+                options[name] = None if values.pop(_none_name(name), False) else value
+            with naming("cli"):
+                handler(options, **values)
+
+        invoke.__signature__ = inspect.Signature([*api_parameters, *own])  # type: ignore[attr-defined]
+        invoke.__annotations__ = {}  # typer reads the signature's Annotated types
+        del invoke.__wrapped__  # type: ignore[attr-defined]  # or inspect would show the handler's
+        return app.command(handler.__name__)(invoke)
+
+    return register
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -128,82 +130,8 @@ def _fail(error: BatchembedError) -> typer.Exit:
     return typer.Exit(int(error.exit_code))
 
 
-@app.command()
-def run(
-    inputs: Annotated[
-        list[str], typer.Argument(help="CSV/TSV/Parquet files, directories or globs.", show_default=False)
-    ],
-    output: Annotated[
-        str,
-        typer.Option(
-            "--output", "-o", help="Output directory of Parquet parts: a local path or a URI (s3://, gs://, ...)."
-        ),
-    ],
-    sentence1_column: Annotated[str, typer.Option(help="Column of the first sentence.")] = "sentence1",
-    sentence2_column: Annotated[str, typer.Option(help="Column of the second sentence.")] = "sentence2",
-    id_column: Annotated[str, typer.Option(help="Column of the pair id (optional in the input).")] = "id",
-    span_columns: Annotated[
-        str, typer.Option(help="Character-span columns start1,end1,start2,end2.")
-    ] = "start1,end1,start2,end2",
-    index_columns: Annotated[str, typer.Option(help="Token-index columns index1,index2.")] = "index1,index2",
-    word_columns: Annotated[str, typer.Option(help="Target-word columns word1,word2.")] = "word1,word2",
-    word_column: Annotated[str, typer.Option(help="Column of one target word found in both sentences.")] = "word",
-    tokenizer: TokenizerOpt = "flair",
-    glove: GloveOpt = DEFAULT_GLOVE,
-    no_glove: NoGloveOpt = False,
-    glove_name: GloveNameOpt = "glove",
-    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
-    no_transformer: NoTransformerOpt = False,
-    transformer_name: TransformerNameOpt = "bert",
-    layers: LayersOpt = "-1",
-    layer_mean: LayerMeanOpt = True,
-    subtoken_pooling: PoolingOpt = "first",
-    device: DeviceOpt = None,
-    token_budget: TokenBudgetOpt = None,
-    precision: PrecisionOpt = "fp32",
-    tokenize_workers: TokenizeWorkersOpt = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(help="torch threads of the model. Default: the cores no other process is busy on (CPU), 1 (GPU)."),
-    ] = None,
-    shard_rows: Annotated[int, typer.Option(help="Input rows per output part.")] = DEFAULT_SHARD_ROWS,
-    max_bad_rows: Annotated[
-        int | None, typer.Option(help="Stop with exit code 7 once more rows than this are bad.")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace results already in the output directory.")
-    ] = False,
-    incremental: Annotated[
-        bool,
-        typer.Option(
-            "--incremental",
-            help="Add new input files and rows appended to known ones to an existing output; redo files that changed.",
-        ),
-    ] = False,
-    engine: Annotated[
-        str, typer.Option("--engine", help="local (this process) or ray (Ray actors; pip install batchembed\\[ray]).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one).")
-    ] = None,
-    ray_workers: Annotated[
-        int | None,
-        typer.Option(
-            "--ray-workers", help="Ray model actors: only the model runs there (default: one per GPU, else 1)."
-        ),
-    ] = None,
-    ray_prepare_cpus: Annotated[
-        int | None,
-        typer.Option(
-            "--ray-prepare-cpus",
-            help="Ray prepare actors, one CPU each: read, tokenize, write (default: the CPUs the model actors leave).",
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")
-    ] = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@command(api.run, arguments=("inputs",))
+def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
 
     Exit codes:
@@ -219,54 +147,10 @@ def run(
     """
     _setup_logging(verbose, quiet)
     try:
-        if not output.strip():
-            raise UsageError("--output is empty; name the output directory (use . for this directory)")
-        start1, end1, start2, end2 = _columns(span_columns, 4, "--span-columns")
-        index1, index2 = _columns(index_columns, 2, "--index-columns")
-        word1, word2 = _columns(word_columns, 2, "--word-columns")
-        glove_spec, transformer_spec = _models(
-            glove,
-            no_glove,
-            glove_name,
-            transformer,
-            no_transformer,
-            transformer_name,
-            layers,
-            layer_mean,
-            subtoken_pooling,
-        )
-        config = RunConfig(
-            inputs=tuple(inputs),
-            output=output,
-            columns=Columns(
-                sentence1_column,
-                sentence2_column,
-                id_column,
-                start1,
-                end1,
-                start2,
-                end2,
-                index1,
-                index2,
-                word1,
-                word2,
-                word_column,
-            ),
-            tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by RunConfig
-            glove=glove_spec,
-            transformer=transformer_spec,
-            embed=EmbedOptions(device, token_budget, precision, tokenize_workers, threads),  # type: ignore[arg-type]
-            shard_rows=shard_rows,
-            max_bad_rows=max_bad_rows,
-            overwrite=overwrite,
-            incremental=incremental,
-        )
-        if engine not in ("local", "ray"):
-            raise UsageError(f"--engine must be local or ray, got {engine!r}")
-        for flag, value in (("--ray-workers", ray_workers), ("--ray-prepare-cpus", ray_prepare_cpus)):
-            if value is not None and value < 1:
-                raise UsageError(f"{flag} must be positive, got {value}")
-        summary = _run_with_progress(config, quiet, engine, ray_address, ray_workers, ray_prepare_cpus)
+        # models load before the job's signal handlers: see _exit_at_once
+        job = api._prepare_run({**options, "progress": not quiet})
+        with _job_interrupts():
+            summary = job()
     except BatchembedError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -315,168 +199,39 @@ def _job_interrupts() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _run_with_progress(
-    config: RunConfig,
-    quiet: bool,
-    engine: str,
-    ray_address: str | None,
-    ray_workers: int | None,
-    ray_prepare_cpus: int | None = None,
-) -> RunSummary:
-    from tqdm import tqdm
-
-    def progress_bar() -> tqdm:
-        return tqdm(desc="pairs", unit=" pairs", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-
-    if engine == "ray":
-        from batchembed.engines.ray import run as run_ray
-
-        with _job_interrupts(), progress_bar() as bar:  # Ray workers load the models while the bar waits
-            return run_ray(config, lambda result: bar.update(result.pairs), ray_address, ray_workers, ray_prepare_cpus)
-    from batchembed.engines.local import run as run_local
-    from batchembed.models import load_embedders
-
-    embedders = load_embedders(config.glove, config.transformer, config.embed)  # before the bar: its rate is pairs/s
-    with _job_interrupts(), progress_bar() as bar:
-        return run_local(config, embedders, on_shard=lambda result: bar.update(result.pairs))
-
-
-@app.command()
-def compare(
-    sentence1: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
-    sentence2: Annotated[str, typer.Argument(help="The second sentence.", show_default=False)],
-    word: Annotated[str | None, typer.Option(help="Compare only this word (default: every shared word).")] = None,
-    tokenizer: TokenizerOpt = "flair",
-    glove: GloveOpt = DEFAULT_GLOVE,
-    no_glove: NoGloveOpt = False,
-    glove_name: GloveNameOpt = "glove",
-    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
-    no_transformer: NoTransformerOpt = False,
-    transformer_name: TransformerNameOpt = "bert",
-    layers: LayersOpt = "-1",
-    layer_mean: LayerMeanOpt = True,
-    subtoken_pooling: PoolingOpt = "first",
-    device: DeviceOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
+@command(api.compare, arguments=("sentence1", "sentence2"))
+def compare(options: dict[str, Any], verbose: VerboseOpt = False) -> None:
     """Print both models' distances for the words two sentences share."""
-    from batchembed.compare import compare_sentences, format_table
-    from batchembed.models import load_embedders
+    from batchembed.comparison import format_table
 
     _setup_logging(verbose, quiet=False)
     try:
-        if tokenizer not in ("flair", "whitespace"):
-            raise UsageError("--tokenizer must be one of flair, whitespace")
-        if word is not None and not word.strip():
-            raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
-        glove_spec, transformer_spec = _models(
-            glove,
-            no_glove,
-            glove_name,
-            transformer,
-            no_transformer,
-            transformer_name,
-            layers,
-            layer_mean,
-            subtoken_pooling,
-        )
-        if glove_spec is None and transformer_spec is None:
-            raise UsageError("both models are disabled: keep --glove or --transformer")
-        embedders = load_embedders(glove_spec, transformer_spec, EmbedOptions(device=device))
-        table = compare_sentences(sentence1, sentence2, embedders, word, tokenizer)  # type: ignore[arg-type]
+        records = api.compare(**options)
     except BatchembedError as error:
         raise _fail(error) from None
-    typer.echo(format_table(table, [e.name for e in embedders]))
+    names = [options[f"{m}_name"] for m in ("glove", "transformer") if options[m] is not None]
+    typer.echo(format_table(records, names))
 
 
-# -- evaluate and report ------------------------------------------------------------
-
-
-@app.command()
-def evaluate(
-    dev: Annotated[
-        Path | None, typer.Option(help="Split that tunes the threshold: WiC NAME.data.txt or SuperGLUE .jsonl.")
-    ] = None,
-    test: Annotated[Path | None, typer.Option(help="Split scored with the tuned threshold (same layouts).")] = None,
-    dev_gold: Annotated[Path | None, typer.Option(help="Gold T/F file of --dev. Default: NAME.gold.txt.")] = None,
-    test_gold: Annotated[Path | None, typer.Option(help="Gold T/F file of --test. Default: NAME.gold.txt.")] = None,
-    similarity: Annotated[
-        list[str] | None,
-        typer.Option(metavar="PATH", help="Graded-similarity CSV/Parquet: run's input columns plus a score column."),
-    ] = None,
-    score_column: Annotated[str, typer.Option(help="Gold score column of the --similarity files.")] = "score",
-    tokenizer: Annotated[
-        str, typer.Option("--tokenizer", help="Tokenizer for --similarity files (WiC: whitespace, SuperGLUE: flair).")
-    ] = "flair",
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
-    glove: GloveOpt = DEFAULT_GLOVE,
-    no_glove: NoGloveOpt = False,
-    glove_name: GloveNameOpt = "glove",
-    transformer: TransformerOpt = DEFAULT_TRANSFORMER,
-    no_transformer: NoTransformerOpt = False,
-    transformer_name: TransformerNameOpt = "bert",
-    layers: LayersOpt = "-1",
-    layer_mean: LayerMeanOpt = True,
-    subtoken_pooling: PoolingOpt = "first",
-    device: DeviceOpt = None,
-    token_budget: TokenBudgetOpt = None,
-    precision: PrecisionOpt = "fp32",
-    verbose: VerboseOpt = False,
-) -> None:
+@command(api.evaluate)
+def evaluate(options: dict[str, Any], json_path: JsonOpt = None, verbose: VerboseOpt = False) -> None:
     """Score the distances against labelled data: WiC-style accuracy (--dev/--test) or Spearman (--similarity)."""
-    from batchembed.evaluation import EvalConfig, format_table, run_evaluation
-
     _setup_logging(verbose, quiet=False)
     try:
-        glove_spec, transformer_spec = _models(
-            glove,
-            no_glove,
-            glove_name,
-            transformer,
-            no_transformer,
-            transformer_name,
-            layers,
-            layer_mean,
-            subtoken_pooling,
-        )
-        config = EvalConfig(
-            dev=dev,
-            test=test,
-            dev_gold=dev_gold,
-            test_gold=test_gold,
-            similarity=tuple(similarity or ()),
-            score_column=score_column,
-            tokenizer=tokenizer,  # type: ignore[arg-type]  # validated by EvalConfig
-            glove=glove_spec,
-            transformer=transformer_spec,
-            embed=EmbedOptions(device, token_budget, precision),  # type: ignore[arg-type]
-        )
-        result = run_evaluation(config)
+        result = api.evaluate(**options)
         if json_path is not None:
             result.write_json(json_path)
     except BatchembedError as error:
         raise _fail(error) from None
-    typer.echo(format_table(result))
+    typer.echo(result.table())
 
 
-@app.command()
-def report(
-    output: Annotated[
-        str,
-        typer.Argument(help="A result directory written by `batchembed run` (path or URI).", show_default=False),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report."),
-    ] = None,
-    verbose: VerboseOpt = False,
-) -> None:
+@command(api.report, arguments=("output",))
+def report(options: dict[str, Any], verbose: VerboseOpt = False) -> None:
     """Turn a result directory into one self-contained HTML page of plots (and the plots as PNG files)."""
-    from batchembed.report import write_report
-
     _setup_logging(verbose, quiet=False)
     try:
-        page = write_report(output, out)
+        page = api.report(**options)
     except BatchembedError as error:
         raise _fail(error) from None
     typer.echo(str(page))

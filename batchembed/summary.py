@@ -43,6 +43,11 @@ class FileCounts:
 
 @dataclass
 class RunSummary:
+    """What a run did: `batchembed.run` returns it, `batchembed run` prints `line()` and writes
+    `to_dict()` as `<output>.batchembed/summary.json`. `exit_code` is the command line's (0 finished,
+    3 input files failed, 6 bad rows, ...), `outcome` says it in words, `errors` holds one message
+    per input file that could not be read, `status_counts` the output rows by status."""
+
     pairs_read: int = 0  # input pairs accounted for in the output (this run and earlier ones)
     rows_written: int = 0  # output rows in the output directory
     shards_written: int = 0  # by this run

@@ -1,8 +1,17 @@
-"""Shared fixtures: tiny real models built in the test session, and a fake embedder."""
+"""Shared fixtures: tiny real models built in the test session, and a fake embedder.
+
+Also the session's settings: the model hubs are offline (a model id that is not a local directory
+fails at once instead of after minutes of retries, as on the machines batchembed runs on), tests
+are marked by what they start (`ray`, `s3`), and hypothesis runs few examples unless CI=true.
+"""
 
 from __future__ import annotations
 
 import os
+
+# before anything imports huggingface_hub or transformers, which read these once
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import shutil
 import socket
 import string
@@ -15,10 +24,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from batchembed import status
 from batchembed.embedders.base import EmbedStats, TokenVectors
 from batchembed.tokenize import Tokenized
+
+# Hypothesis: "dev" while developing (a tenth of each test's examples, at least 10), "ci" the full
+# count; CI=true selects "ci", --hypothesis-profile either. Tests give their full count as examples(n).
+settings.register_profile("ci", print_blob=True)
+settings.register_profile("dev")
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+def examples(full: int) -> int:
+    """The number of examples for a test whose full count is `full`, under the loaded profile."""
+    return full if settings.get_current_profile_name() == "ci" else max(10, full // 10)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the fixtures they use, so `-m "not ray and not s3"` leaves out what starts servers."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "ray_cluster" in fixtures:
+            item.add_marker(pytest.mark.ray)
+        if "s3_endpoint" in fixtures:
+            item.add_marker(pytest.mark.s3)
+
 
 WORDS = [
     "the",
@@ -277,3 +309,20 @@ def bucket(s3_endpoint: str) -> str:
 
     pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True).create_dir(name)
     return name
+
+
+def write_csv(path: Path, columns: dict[str, list]) -> Path:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa.table(columns), path)
+    return path
+
+
+def error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """The one `Error:` line of a CLI result, checked to be the only one and not to follow a traceback."""
+    lines = result.output.strip().splitlines()
+    assert "Traceback" not in result.output, result.output
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    return errors[0]

@@ -73,6 +73,12 @@ def test_renamed_columns(tmp_path: Path, tiny_models: list[str]) -> None:
         *tiny_models,
     )
     assert result.exit_code == 0, result.output
+    assert "1 pairs read, 1 rows written; by status: ok 1" in result.output
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(tmp_path / "out").to_pylist()[0]  # the word column named the target
+    assert (row["word_1"], row["word_2"], row["token_index_1"], row["token_index_2"]) == ("light", "light", 1, 0)
+    assert row["glove_euclidean"] == 0.0 and row["status"] == "ok"
 
 
 def test_empty_glob_and_unknown_suffix(tmp_path: Path, tiny_models: list[str]) -> None:

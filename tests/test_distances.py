@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -10,7 +11,7 @@ from batchembed.distances import cosine, euclidean
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.integers(1, 6).flatmap(
         lambda d: st.tuples(arrays(np.float32, (5, d), elements=finite), arrays(np.float32, (5, d), elements=finite))

@@ -291,7 +291,7 @@ def test_graded_file_end_to_end(tmp_path: Path, fake_embedders: list) -> None:
 
 def test_graded_file_needs_the_score_column(tmp_path: Path) -> None:
     pacsv.write_csv(pa.table({"sentence1": ["a"], "sentence2": ["b"], "sim": [1.0]}), tmp_path / "s.csv")
-    with pytest.raises(InputError, match=r"s.csv: missing score column 'score'; name it with --score-column"):
+    with pytest.raises(InputError, match=r"s.csv: missing score column 'score'; name it with score_column"):
         load_tasks(EvalConfig(similarity=(str(tmp_path / "s.csv"),)))
     pacsv.write_csv(pa.table({"sentence1": ["a"], "sentence2": ["b"], "score": ["high"]}), tmp_path / "t.csv")
     with pytest.raises(InputError, match=r"t.csv: column 'score', data row 1: the score is 'high', not a number"):

@@ -1,5 +1,5 @@
-"""Issue 10, inputs: nothing wrong is ever written silently. Each class of input defect through
-the command line: the exit code, the one-line message, and the rows written."""
+"""Input defects: nothing wrong is ever written silently. Each class of input defect through the
+command line: the exit code, the one-line message, and the rows written."""
 
 from __future__ import annotations
 

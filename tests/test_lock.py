@@ -90,7 +90,9 @@ def test_stale_lock_file_without_a_process(tmp_path: Path, fake_embedders) -> No
     state_dir(out).mkdir(parents=True)
     stale = {"pid": dead.pid, "host": socket.gethostname(), "started": "2020-01-01T00:00:00+0000"}
     (state_dir(out) / "lock").write_text(json.dumps(stale))
-    assert run(config(tmp_path), fake_embedders).exit_code == 0
+    summary = run(config(tmp_path), fake_embedders)
+    assert summary.exit_code == 0 and summary.pairs_read == 1 and summary.shards_written == 1
+    assert json.loads((state_dir(out) / "lock").read_text())["pid"] == os.getpid()  # taken over, not ignored
 
 
 def test_lock_is_released_after_a_run_and_after_a_failure(tmp_path: Path, fake_embedders) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,7 +108,7 @@ csv_bytes = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=csv_bytes, shard_rows=st.integers(1, 4), tokenizer=st.sampled_from(["whitespace", "flair"]))
 def test_malformed_csv_is_accounted_for(data: bytes, shard_rows: int, tokenizer: str) -> None:
     run_twice(data, ".csv", shard_rows, tokenizer)
@@ -154,7 +154,7 @@ def parquet_bytes(table: pa.Table, row_group_size: int = 3) -> bytes:
     return sink.getvalue()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=parquet_tables(), shard_rows=st.integers(1, 4))
 def test_parquet_of_any_column_types_is_accounted_for(table: pa.Table, shard_rows: int) -> None:
     summary = run_twice(parquet_bytes(table), ".parquet", shard_rows)
@@ -166,7 +166,7 @@ VALID = parquet_bytes(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cut=st.integers(0, len(VALID)),
     flips=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=4),

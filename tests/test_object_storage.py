@@ -159,13 +159,15 @@ def test_readers_read_the_output_directory_on_s3(tmp_path: Path, bucket: str, s3
 
 
 def test_report_reads_results_from_s3(tmp_path: Path, bucket: str) -> None:
-    from batchembed.report import write_report
+    from batchembed.reporting import write_report
 
     write_pairs(tmp_path, "a.csv", 9)
     upload(tmp_path / "a.csv", f"{bucket}/in/a.csv")
     engine([f"s3://{bucket}/in/a.csv"], f"s3://{bucket}/out")
     page = write_report(f"s3://{bucket}/out", tmp_path / "report")
-    assert page.is_file() and "data:image/png;base64," in page.read_text(encoding="utf-8")
+    html = page.read_text(encoding="utf-8")
+    assert f"<code>s3://{bucket}/out</code>: 9 sentence pairs" in html  # the summary read from the bucket
+    assert html.count("data:image/png;base64,") == 4 and len(list(page.parent.glob("*.png"))) == 4
 
 
 def test_a_damaged_part_on_s3_is_redone(tmp_path: Path, bucket: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from flair.data import Sentence
 
-from batchembed.compare import compare_sentences
+from batchembed.comparison import compare_sentences
 from batchembed.config import EmbedOptions, GloveSpec, TransformerSpec
 from batchembed.models import load_embedders
 

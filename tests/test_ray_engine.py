@@ -540,3 +540,43 @@ def test_ray_workers_open_object_keys_exactly_as_listed(
     assert summary.exit_code == 0 and not summary.errors and summary.pairs_read == pairs
     table = pq.read_table(f"{bucket}/out", filesystem=pafs.FileSystem.from_uri("s3://x")[0])
     assert len(set(table.column("pair_id").to_pylist())) == pairs
+
+
+def test_the_public_api_runs_on_ray_with_object_storage(
+    tmp_path, ray_cluster, bucket, tiny_bert_dir, tiny_glove_file
+) -> None:
+    """batchembed.run(engine="ray") on s3:// paths, read back with batchembed.read_output: the rows
+    of a local API run, the progress callback called with every pair."""
+    import pyarrow.fs as pafs
+
+    import batchembed
+
+    _corpus(tmp_path / "data", csv_rows=9, parquet_rows=13)
+    s3 = pafs.FileSystem.from_uri("s3://x")[0]
+    pafs.copy_files(str(tmp_path / "data"), f"{bucket}/in", destination_filesystem=s3)
+    models = {"glove": str(tiny_glove_file), "transformer": str(tiny_bert_dir), "device": "cpu", "token_budget": 256}
+    seen: list[int] = []
+    summary = batchembed.run(
+        f"s3://{bucket}/in",
+        f"s3://{bucket}/out",
+        engine="ray",
+        ray_workers=1,
+        shard_rows=4,
+        progress=seen.append,
+        **models,
+    )
+    assert (summary.exit_code, summary.pairs_read, sum(seen)) == (6, 10 + 13, 10 + 13)  # a null sentence
+    ours = batchembed.read_output(f"s3://{bucket}/out")
+    batchembed.run(tmp_path / "data", tmp_path / "local", shard_rows=4, **models)
+    theirs = batchembed.read_output(tmp_path / "local")
+    _assert_same_rows(_by_name(ours), _by_name(theirs))
+    with pytest.raises(batchembed.UsageError, match=r"^device cuda: the Ray cluster has no GPU$"):
+        batchembed.run(f"s3://{bucket}/in", f"s3://{bucket}/out2", engine="ray", **{**models, "device": "cuda"})
+
+
+def _by_name(table):
+    """source_file as the file's name: s3://bucket/in/a.csv and /tmp/.../a.csv are the same input."""
+    import pyarrow.compute as pc
+
+    names = pc.replace_substring_regex(table.column("source_file"), r"^.*/", "")
+    return table.set_column(table.schema.get_field_index("source_file"), "source_file", names)

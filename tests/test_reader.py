@@ -200,23 +200,23 @@ def test_file_level_csv_errors(tmp_path: Path, data: bytes, message: str) -> Non
 @pytest.mark.parametrize(
     "header,columns,message",
     [
-        ("sentence1,sentence2", Columns(word="target"), "missing column 'target' named by --word-column"),
+        ("sentence1,sentence2", Columns(word="target"), "missing column 'target' named by word_column"),
         (
             "sentence1,sentence2,word",
             Columns(start1="s1", end1="e1", start2="s2", end2="e2"),
-            "missing columns 's1', 'e1', 's2', 'e2' named by --span-columns",
+            "missing columns 's1', 'e1', 's2', 'e2' named by span_columns",
         ),
         (
             "sentence1,sentence2,s1,e1,s2",
             Columns(start1="s1", end1="e1", start2="s2", end2="e2"),
-            "missing column 'e2' named by --span-columns",
+            "missing column 'e2' named by span_columns",
         ),
-        ("sentence1,sentence2,w1", Columns(word1="w1", word2="w2"), "missing column 'w2' named by --word-columns"),
-        ("sentence1,sentence2", Columns(index1="i", index2="j"), "missing columns 'i', 'j' named by --index-columns"),
+        ("sentence1,sentence2,w1", Columns(word1="w1", word2="w2"), "missing column 'w2' named by word_columns"),
+        ("sentence1,sentence2", Columns(index1="i", index2="j"), "missing columns 'i', 'j' named by index_columns"),
         # part of a mode's default columns
         ("sentence1,sentence2,start1,end1,start2", Columns(), "has spans target columns 'start1', 'end1', 'start2' "
          "but not 'end2' (columns: sentence1, sentence2, start1, end1, start2); add the missing column, or name the "
-         "4 columns with --span-columns"),
+         "4 columns with span_columns"),
         ("sentence1,sentence2,word1", Columns(), "has words target column 'word1' but not 'word2'"),
         ("word2,sentence1,sentence2,word", Columns(), "has words target column 'word2' but not 'word1'"),
         ("sentence1,sentence2,index2", Columns(), "has indices target column 'index2' but not 'index1'"),

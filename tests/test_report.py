@@ -19,7 +19,7 @@ from batchembed.cli import app
 from batchembed.config import RunConfig
 from batchembed.engines.local import run as run_local
 from batchembed.errors import InputError
-from batchembed.report import PLOTS, per_word, read_result, status_counts, write_report
+from batchembed.reporting import PLOTS, per_word, read_result, status_counts, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,7 +89,12 @@ def test_report_with_one_model(tmp_path: Path, fake_embedders: list) -> None:
     pacsv.write_csv(pa.table({"sentence1": ["the bank"], "sentence2": ["a bank"]}), tmp_path / "p.csv")
     config = RunConfig((str(tmp_path / "p.csv"),), tmp_path / "out", tokenizer="whitespace", transformer=None)
     run_local(config, fake_embedders[1:])
-    assert write_report(tmp_path / "out").is_file()
+    page = write_report(tmp_path / "out")
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<td>ctx</td>") == 2 and "<td>static</td>" not in html  # one model, two metrics
+    assert html.count("data:image/png;base64,") == len(PLOTS)
+    assert sorted(p.name for p in page.parent.glob("*.png")) == sorted(f"{name}.png" for name, *_ in PLOTS)
+    assert read_result(tmp_path / "out").static is None  # the static-vs-contextual plot says it needs two
 
 
 def test_no_result_is_an_input_error(tmp_path: Path) -> None:

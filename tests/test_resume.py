@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FakeEmbedder, state_dir
+from conftest import FakeEmbedder, examples, state_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -123,7 +123,7 @@ def test_rerun_of_a_finished_job_does_nothing(tmp_path: Path) -> None:
 def test_other_settings_are_refused_until_overwrite(tmp_path: Path, change: dict, named: str) -> None:
     src = write_pairs(tmp_path / "a.csv", 12)
     engine([src], tmp_path / "out")
-    with pytest.raises(OutputError, match=f"holds results made with other settings \\({named}\\).*--overwrite"):
+    with pytest.raises(OutputError, match=f"holds results made with other settings \\({named}\\).*overwrite=True"):
         engine([src], tmp_path / "out", **change)
     summary = engine([src], tmp_path / "out", overwrite=True, **change)
     assert summary.shards_skipped == 0 and summary.pairs_read == accounted(tmp_path / "out") == 12
@@ -216,7 +216,7 @@ def test_changed_inputs_are_refused_without_incremental(tmp_path: Path) -> None:
     out = tmp_path / "out"
     engine([a], out)
     write_pairs(a, 2, start=13)
-    with pytest.raises(OutputError, match=r"the inputs changed .*a\.csv grew\); pass --incremental"):
+    with pytest.raises(OutputError, match=r"the inputs changed .*a\.csv grew\); pass incremental=True"):
         engine([a], out)
     with pytest.raises(OutputError, match=r"b\.csv is new"):
         engine([a, b], out, incremental=False)
@@ -311,7 +311,7 @@ def test_max_bad_rows_keeps_finished_shards_and_resumes(tmp_path: Path, workers:
     """With workers, parts written ahead of the stop get no marker and are removed (assert_clean)."""
     src = write_pairs(tmp_path / "a.csv", 30, bad_every=6)  # rows 6, 12, ...: one bad row per shard from 2nd
     out = tmp_path / "out"
-    with pytest.raises(TooManyBadRows, match="2 bad rows exceed --max-bad-rows 1"):
+    with pytest.raises(TooManyBadRows, match="2 bad rows exceed max_bad_rows 1"):
         engine([src], out, max_bad_rows=1, embed=EmbedOptions(tokenize_workers=workers))
     saved = json.loads((state_dir(out) / "summary.json").read_text())
     assert (saved["exit_code"], saved["shards_written"], saved["new_bad_rows"]) == (7, 3, 2)
@@ -573,7 +573,7 @@ def test_a_resume_never_mixes_two_versions_of_an_input(tmp_path: Path, row: int)
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     n=st.integers(1, 30),
     stop_after=st.integers(1, 6),

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -117,12 +118,12 @@ WORD = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sentences=st.lists(st.lists(WORD, min_size=1, max_size=12), min_size=1, max_size=6), repeat=st.booleans())
 def test_word_cache_equals_encode_batch(
     encoders: dict[str, WordEncoder], sentences: list[list[str]], repeat: bool
 ) -> None:
-    for name, encoder in encoders.items():
+    for _name, encoder in encoders.items():
         if not encoder.word_local:
             continue
         _assert_same(encoder, sentences)

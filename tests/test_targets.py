@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conftest import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,7 @@ word = st.text(alphabet=st.characters(categories=("Ll", "Lu", "Nd")), min_size=1
 sentences = st.lists(word, min_size=1, max_size=12).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(sentences, st.data())
 def test_every_token_span_resolves_to_that_token(text: str, data: st.DataObject) -> None:
     sentence = whitespace_tokenize(text)
@@ -23,7 +24,7 @@ def test_every_token_span_resolves_to_that_token(text: str, data: st.DataObject)
     assert resolve(TargetMode.INDICES, sentence, sentence, (i, i)) == [(i, i)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(sentences, st.data())
 def test_span_inside_a_token_is_not_on_a_boundary(text: str, data: st.DataObject) -> None:
     sentence = whitespace_tokenize(text)
@@ -35,7 +36,7 @@ def test_span_inside_a_token_is_not_on_a_boundary(text: str, data: st.DataObject
     assert span_to_token(sentence, cut, end) == status.SPAN_NOT_ON_TOKEN_BOUNDARY
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(sentences, st.data())
 def test_span_over_two_tokens(text: str, data: st.DataObject) -> None:
     sentence = whitespace_tokenize(text)
@@ -44,7 +45,7 @@ def test_span_over_two_tokens(text: str, data: st.DataObject) -> None:
     assert span_to_token(sentence, sentence.starts[i], sentence.ends[i + 1]) == status.SPAN_MULTIPLE_TOKENS
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.text(max_size=40),
     st.one_of(st.none(), st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=4)),
@@ -132,7 +133,7 @@ def test_flair_tokenizer_matches_flair_sentence() -> None:
 
 
 @given(st.text(max_size=60))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_token_offsets_point_at_the_token_text(text: str) -> None:
     tokenizations = [whitespace_tokenize(text)] + ([flair_tokenize(text)] if text.strip() else [])
     for tokenized in tokenizations:
@@ -152,7 +153,7 @@ def test_token_offsets_point_at_the_token_text(text: str) -> None:
         ["a\u200bb c", "x \u200b y", "\x810:", "caf\u00e9 \u202eabc", "e\u0301t\u00e9", "😀 ok 😀", "I couldn't"]
     )
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_flair_tokenize_equals_flair_sentence(text: str) -> None:
     from flair.data import Sentence
 

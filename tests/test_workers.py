@@ -74,6 +74,7 @@ def _run(tmp_path, embedders, name: str, **options):
     return pq.read_table(out).sort_by([("source_row", "ascending"), ("token_index_1", "ascending")])
 
 
+@pytest.mark.slow  # spawns worker processes: seconds each
 def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypatch) -> None:
     first = _pairs(tmp_path)
     tables = [_run(tmp_path, fake_embedders, f"out{w}", tokenize_workers=w, threads=1) for w in (0, 1, 2)]
@@ -84,6 +85,7 @@ def test_run_output_is_identical_with_workers(tmp_path, fake_embedders, monkeypa
         assert table.equals(tables[0])
 
 
+@pytest.mark.slow  # spawns worker processes: seconds each
 def test_with_workers_the_models_process_writes_no_part(tmp_path, fake_embedders, monkeypatch) -> None:
     """Writing runs in a writer process: writing a part is forbidden in this process, and the run
     still ends with every row (the spawned processes do not see the patch)."""
@@ -100,6 +102,7 @@ def test_with_workers_the_models_process_writes_no_part(tmp_path, fake_embedders
         _run(tmp_path, fake_embedders, "again-here", tokenize_workers=0, threads=1)
 
 
+@pytest.mark.slow  # spawns worker processes: seconds each
 def test_real_models_identical_whatever_workers_and_budget(tmp_path, tiny_embedders, monkeypatch) -> None:
     """Same rows, words, statuses and distances (to float tolerance) for 0, 1, 2 workers and any budget."""
     import numpy as np

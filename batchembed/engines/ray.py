@@ -35,7 +35,7 @@ from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpe
 from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import ShardCallback, run_task_job
 from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
-from batchembed.errors import BatchembedError, ModelError, UsageError
+from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, part_verified
 from batchembed.io.storage import locate
@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 # where the storage is, so the workers reach the store the driver planned on; credentials are not
 # forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
-STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+# the errors' wording (errors.py) travels too, so a worker names options as the caller does
+STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", NAMING_VARIABLE)
 VERIFY_BATCH = 64  # parts one verification task reads
 
 
@@ -146,7 +147,7 @@ def _connect(address: str | None) -> Any:
         import ray
         import ray.data  # noqa: F401 - the [ray] extra, not bare ray
     except ImportError as exc:
-        raise UsageError("--engine ray needs Ray Data: pip install 'batchembed\\[ray]'") from exc
+        raise UsageError("--engine ray needs Ray Data: pip install 'batchembed[ray]'") from exc
     if not ray.is_initialized():
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ FALLBACK_RULE = "the dev split's majority class, F on a tie"
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """What `evaluate` scores and with which models, validated at construction."""
+
     dev: Path | None = None
     test: Path | None = None
     dev_gold: Path | None = None  # default: found beside the WiC data file by name
@@ -65,6 +68,8 @@ class Tasks:
 
 @dataclass
 class BinaryResult:
+    """One model and metric on word-in-context data: the tuned threshold and its accuracies."""
+
     model: str
     metric: str
     threshold: float | None  # None: no dev row had a distance
@@ -76,6 +81,8 @@ class BinaryResult:
 
 @dataclass
 class GradedResult:
+    """One model and metric on graded similarity data: Spearman's rho over the pairs with a distance."""
+
     model: str
     metric: str
     spearman: float | None
@@ -86,6 +93,11 @@ class GradedResult:
 
 @dataclass
 class Evaluation:
+    """What `batchembed.evaluate` returns: `binary` (word-in-context accuracy per model and metric,
+    with `splits` and the `null_fallback` label) and `graded` (Spearman per model and metric, with
+    `similarity` describing the files). `table()` is the text `batchembed evaluate` prints,
+    `to_dict()` / `write_json(path)` its `--json`."""
+
     models: list[dict[str, str]]
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
     null_fallback: str | None = None  # "T" or "F"
@@ -93,7 +105,12 @@ class Evaluation:
     similarity: dict[str, Any] | None = None
     graded: list[GradedResult] = field(default_factory=list)
 
+    def table(self) -> str:
+        """The results as the fixed-width text `batchembed evaluate` prints."""
+        return format_table(self)
+
     def to_dict(self) -> dict[str, Any]:
+        """The results as JSON-ready data (what `--json` writes)."""
         import batchembed
 
         data: dict[str, Any] = {"tool": "batchembed evaluate", "version": batchembed.__version__, "models": self.models}
@@ -112,7 +129,9 @@ class Evaluation:
             }
         return data
 
-    def write_json(self, path: Path) -> None:
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write `to_dict()` as JSON; raises OutputError when the file cannot be written."""
+        path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from batchembed import status
-from batchembed.io.layout import OutputLayout
 from batchembed.io.inputs import InputFile, InputShard
+from batchembed.io.layout import OutputLayout
 from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,19 +39,18 @@ def compare_sentences(
     return process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table
 
 
-def format_table(table: pa.Table, model_names: Sequence[str]) -> str:
-    """A fixed-width text table: words, each model's distances, status."""
+def format_table(records: Sequence[dict[str, Any]], model_names: Sequence[str]) -> str:
+    """A fixed-width text table of `compare`'s records: words, each model's distances, status."""
     headers = ["word 1", "word 2"] + [f"{m} {metric}" for m in model_names for metric in ("euclid", "cosine")]
     headers.append("status")
-    data = table.to_pydict()
     lines: list[list[str]] = []
-    for r in range(table.num_rows):
-        cells = [data["word_1"][r] or "-", data["word_2"][r] or "-"]
+    for record in records:
+        cells = [record["word_1"] or "-", record["word_2"] or "-"]
         for m in model_names:
             for metric in ("euclidean", "cosine"):
-                value = data[f"{m}_{metric}"][r]
+                value = record[f"{m}_{metric}"]
                 cells.append("null" if value is None else f"{value:.4f}")
-        cells.append(data["status"][r])
+        cells.append(record["status"])
         lines.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(headers)]
 

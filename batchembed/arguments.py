@@ -1,0 +1,145 @@
+"""The API's arguments turned into the validated configuration a job or an evaluation runs with."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
+from batchembed.errors import UsageError
+
+if TYPE_CHECKING:
+    from batchembed.engines.job import ShardCallback
+    from batchembed.evaluation.runner import EvalConfig
+
+Progress = bool | Callable[[int], None]
+SPAN_COLUMNS = ("start1", "end1", "start2", "end2")
+INDEX_COLUMNS = ("index1", "index2")
+WORD_COLUMNS = ("word1", "word2")
+
+SPEC_OPTIONS = ("glove", "glove_name", "transformer", "transformer_name", "layers", "layer_mean", "subtoken_pooling")
+EMBED_OPTIONS = ("device", "token_budget", "precision", "tokenize_workers", "threads")
+
+
+def arguments_of(function: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options `function` takes, by name."""
+    names = inspect.signature(function).parameters
+    return {name: value for name, value in options.items() if name in names and name != "self"}
+
+
+def model_specs(
+    glove: str | None,
+    glove_name: str,
+    transformer: str | None,
+    transformer_name: str,
+    layers: str,
+    layer_mean: bool,
+    subtoken_pooling: str,
+) -> tuple[GloveSpec | None, TransformerSpec | None]:
+    if glove is None and transformer is None:
+        raise UsageError("both models are disabled: keep --glove or --transformer")
+    glove_spec = None if glove is None else GloveSpec(str(glove), glove_name)
+    transformer_spec = (
+        None
+        if transformer is None
+        else TransformerSpec(str(transformer), transformer_name, str(layers), layer_mean, subtoken_pooling)
+    )
+    return glove_spec, transformer_spec
+
+
+def column_names(value: str | Sequence[str], count: int, option: str) -> tuple[str, ...]:
+    """Column names from a sequence or the command line's comma-separated text."""
+    parts = tuple(p.strip() for p in (value.split(",") if isinstance(value, str) else value))
+    if len(parts) != count or not all(parts):
+        raise UsageError(f"{option} needs {count} comma-separated column names, got {value!r}")
+    return parts
+
+
+def run_config(
+    options: dict[str, Any],
+    glove: GloveSpec | None,
+    transformer: TransformerSpec | None,
+    embed: EmbedOptions,
+) -> RunConfig:
+    inputs, output = options["inputs"], options["output"]
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if not str(output).strip():
+        raise UsageError("--output is empty; name the output directory (use . for this directory)")
+    start1, end1, start2, end2 = column_names(options["span_columns"], 4, "--span-columns")
+    index1, index2 = column_names(options["index_columns"], 2, "--index-columns")
+    word1, word2 = column_names(options["word_columns"], 2, "--word-columns")
+    columns = Columns(
+        options["sentence1_column"],
+        options["sentence2_column"],
+        options["id_column"],
+        start1,
+        end1,
+        start2,
+        end2,
+        index1,
+        index2,
+        word1,
+        word2,
+        options["word_column"],
+    )
+    return RunConfig(
+        inputs=tuple(os.fspath(i) for i in inputs),
+        output=os.fspath(output),
+        columns=columns,
+        tokenizer=options["tokenizer"],
+        glove=glove,
+        transformer=transformer,
+        embed=embed,
+        shard_rows=options["shard_rows"],
+        max_bad_rows=options["max_bad_rows"],
+        overwrite=options["overwrite"],
+        incremental=options["incremental"],
+    )
+
+
+def eval_config(
+    options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
+) -> EvalConfig:
+    from batchembed.evaluation.runner import EvalConfig
+
+    def path(name: str) -> Path | None:
+        return None if options[name] is None else Path(options[name])
+
+    similarity = options["similarity"]
+    if isinstance(similarity, (str, os.PathLike)):
+        similarity = [similarity]
+    return EvalConfig(
+        dev=path("dev"),
+        test=path("test"),
+        dev_gold=path("dev_gold"),
+        test_gold=path("test_gold"),
+        similarity=tuple(os.fspath(s) for s in similarity or ()),
+        score_column=options["score_column"],
+        tokenizer=options["tokenizer"],
+        glove=glove,
+        transformer=transformer,
+        embed=embed,
+    )
+
+
+@contextlib.contextmanager
+def progress_callback(progress: Progress) -> Iterator[ShardCallback | None]:
+    """The job's per-shard callback for the caller's choice of progress."""
+    if progress is True:
+        from tqdm import tqdm
+
+        with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
+            yield lambda result: bar.update(result.pairs)
+    elif progress is False or progress is None:
+        yield None
+    elif callable(progress):
+        report_pairs = progress
+        yield lambda result: report_pairs(result.pairs)
+    else:
+        raise UsageError(f"progress must be True, False or a callable taking a number of pairs, got {progress!r}")

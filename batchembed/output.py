@@ -1,0 +1,143 @@
+"""Reading a finished output back, refusing one that is unfinished or damaged.
+
+An output is believed only as far as its own bookkeeping vouches for it (io/layout.py): the
+manifest says the last run finished; every part has a done marker and every marker its part, with
+the marker's size and SHA-256; each input's markers run from its first shard to its last with no
+gap; and the finished run's summary counts the same pairs and rows. Nothing here writes or
+deletes: a damaged output is the next run's to repair (it redoes what fails these checks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from batchembed.errors import OutputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from batchembed.io.layout import OutputLayout
+    from batchembed.io.markers import DoneMarker
+
+READERS = 8  # concurrent part reads on object storage: each is a round trip
+RESUME = "run the same job again to finish it"
+REPAIR = "run the same job again: it redoes what is missing or damaged"
+
+
+def read_output(output: str | os.PathLike[str]) -> pa.Table:
+    """Every row of a finished output as one table, parts in input order, with the output's
+    schema and key-value metadata. `output` is a local path or a URI (s3://...).
+
+    Raises OutputError when the output is not a batchembed output, when its last run did not
+    finish (still running, stopped, interrupted, or input files failed), or when a part or done
+    marker is missing, extra or changed.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchembed.io.layout import OutputLayout
+    from batchembed.io.manifest import load_manifest
+    from batchembed.io.schema import output_schema
+    from batchembed.io.storage import locate
+
+    layout = OutputLayout.of(locate(os.fspath(output)))
+    shown = str(layout.data)
+    try:
+        manifest = load_manifest(layout)
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"{shown}: cannot read its manifest ({exc})") from exc
+    if manifest is None:
+        raise OutputError(f"{shown}: not a batchembed output (no {layout.manifest}); write it with batchembed run")
+    summary = _summary(layout)
+    if manifest.runs == 0 or manifest.finished_run != manifest.runs:
+        outcome = summary.get("outcome", "did not finish") if summary.get("run") == manifest.runs else "did not finish"
+        raise OutputError(f"{shown}: unfinished: its last run (run {manifest.runs}) {_said(outcome)}; {RESUME}")
+    markers = _markers(layout)
+    _check_complete(
+        shown, layout, markers, set(manifest.inputs), summary if summary.get("run") == manifest.runs else {}
+    )
+    ordered = sorted(markers.values(), key=lambda m: (m.file_key, m.index))
+    if not ordered:
+        names = [model["name"] for model in manifest.fingerprint.get("models", [])]
+        return output_schema(names).empty_table()
+
+    def read(marker: DoneMarker) -> pa.Table:
+        part = layout.part(marker.shard_id)
+        try:
+            data = part.read_bytes()
+        except (OSError, pa.ArrowException) as exc:
+            raise OutputError(f"{part}: cannot read ({exc}); {REPAIR}") from exc
+        if len(data) != marker.part_bytes or hashlib.sha256(data).hexdigest() != marker.part_sha256:
+            raise OutputError(f"{part}: changed since it was written (size or SHA-256 differ); {REPAIR}")
+        return pq.read_table(pa.BufferReader(data))
+
+    with ThreadPoolExecutor(max_workers=1 if layout.data.is_local else READERS) as pool:
+        tables = list(pool.map(read, ordered))
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid as exc:
+        raise OutputError(f"{shown}: its parts have different schemas ({exc}); {REPAIR}") from exc
+
+
+def _said(outcome: str) -> str:
+    """A summary's outcome as what the last run did."""
+    words = {"running": "is still running, or was killed", "interrupted": "was interrupted"}
+    return words.get(outcome, outcome)  # "stopped: ...", "finished with input errors", "crashed", ...
+
+
+def _summary(layout: OutputLayout) -> dict[str, Any]:
+    try:
+        data = json.loads(layout.summary.read_text()) if layout.summary.exists() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _markers(layout: OutputLayout) -> dict[str, DoneMarker]:
+    from batchembed.io.markers import DoneMarker, marked_shards
+
+    markers = {}
+    for shard_id in marked_shards(layout):
+        where = layout.marker(shard_id)
+        try:
+            marker = DoneMarker(**json.loads(where.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise OutputError(f"{where}: unreadable done marker ({exc}); {REPAIR}") from exc
+        if marker.shard_id != shard_id:
+            raise OutputError(f"{where}: the done marker of another part ({marker.shard_id}); {REPAIR}")
+        markers[shard_id] = marker
+    return markers
+
+
+def _check_complete(
+    shown: str, layout: OutputLayout, markers: dict[str, DoneMarker], inputs: set[str], summary: dict[str, Any]
+) -> None:
+    parts = layout.parts()
+    unmarked = sorted(set(parts) - set(markers))
+    if unmarked:
+        raise OutputError(f"{layout.part(unmarked[0])}: a part without a done marker; {REPAIR}")
+    for shard_id, marker in sorted(markers.items()):
+        if shard_id not in parts:
+            raise OutputError(f"{layout.part(shard_id)}: missing (its done marker is there); {REPAIR}")
+        if parts[shard_id] != marker.part_bytes:
+            raise OutputError(f"{layout.part(shard_id)}: changed since it was written (size differs); {REPAIR}")
+        if marker.file_key not in inputs:
+            raise OutputError(f"{layout.part(shard_id)}: from an input the manifest does not record; {REPAIR}")
+    by_file: dict[str, list[DoneMarker]] = defaultdict(list)
+    for marker in markers.values():
+        by_file[marker.file_key].append(marker)
+    for file_key, found in by_file.items():
+        found.sort(key=lambda m: m.index)
+        if [m.index for m in found] != list(range(len(found))) or not found[-1].last:
+            raise OutputError(f"{shown}: the parts of input {file_key} have a gap; {REPAIR}")
+    counted = (sum(m.pairs for m in markers.values()), sum(m.rows for m in markers.values()))
+    if summary and counted != (summary.get("pairs_read"), summary.get("rows_written")):
+        raise OutputError(
+            f"{shown}: holds {counted[0]} pairs in {counted[1]} rows, its last run wrote "
+            f"{summary.get('pairs_read')} pairs in {summary.get('rows_written')} rows; {REPAIR}"
+        )
