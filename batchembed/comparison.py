@@ -11,6 +11,7 @@ from batchembed.embedders.base import Embedder
 from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema
 from batchembed.io.storage import locate
+from batchembed.messages import text_table
 from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
@@ -52,12 +53,5 @@ def format_table(records: Sequence[dict[str, Any]], model_names: Sequence[str]) 
                 cells.append("null" if value is None else f"{value:.4f}")
         cells.append(record["status"])
         lines.append(cells)
-    widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(headers)]
-
-    def render(cells: list[str]) -> str:  # words and status left-aligned, numbers right-aligned
-        last = len(cells) - 1
-        return "  ".join(
-            c.ljust(w) if i < 2 or i == last else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([render(headers), render(["-" * w for w in widths]), *(render(row) for row in lines)])
+    # words and status left-aligned, numbers right-aligned
+    return "\n".join(text_table(headers, lines, left={0, 1, len(headers) - 1}))

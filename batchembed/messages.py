@@ -1,6 +1,9 @@
-"""Text for one-line messages: every error names what, where and how to fix on a single line."""
+"""Text for people: one-line messages (every error names what, where and how to fix on a single
+line) and fixed-width text tables."""
 
 from __future__ import annotations
+
+from collections.abc import Collection, Sequence
 
 
 def show(value: object) -> str:
@@ -14,3 +17,14 @@ def one_line(exc: BaseException) -> str:
     escaped (Arrow copies raw bytes of a damaged file into it), for `file: what (why); fix` errors."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return show(" ".join(str(text).split()))
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: Collection[int]) -> list[str]:
+    """Fixed-width lines: the header, a rule, the rows; columns in `left` left-aligned (words),
+    the others right-aligned (numbers)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]

@@ -25,6 +25,7 @@ from batchembed.evaluation.data import LabelledSplit, read_binary, read_scores
 from batchembed.evaluation.embed import ItemDistances, embed_files, embed_splits
 from batchembed.evaluation.scoring import accuracy, classify, majority_label, spearman, tune_threshold
 from batchembed.io.reader import InputFile
+from batchembed.messages import text_table
 from batchembed.tokenize import TOKENIZERS, TokenizerName
 
 FALLBACK_RULE = "the dev split's majority class, F on a tie"
@@ -243,13 +244,7 @@ def run_evaluation(config: EvalConfig) -> Evaluation:
 
 
 def _render(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return "  ".join(padded)
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    return text_table(headers, rows, left={0, 1})  # model and task names left, figures right
 
 
 def _pct(value: float) -> str:
