@@ -326,3 +326,25 @@ def error_line(result) -> str:  # type: ignore[no-untyped-def]
     errors = [line for line in lines if line.startswith("Error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.output
     return errors[0]
+
+
+# -- the command line, for the tests of its messages, statuses and model options --------------
+
+
+def cli_invoke(*args: str, **env: str):  # type: ignore[no-untyped-def]
+    """`batchembed ARGS` in this process, with extra environment variables."""
+    from typer.testing import CliRunner
+
+    from batchembed.cli import app
+
+    return CliRunner().invoke(app, list(args), env=env or None)
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"], "sentence2": ["she saw light"]})
+
+
+@pytest.fixture
+def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
+    return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]

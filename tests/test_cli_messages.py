@@ -13,28 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import error_line, state_dir, write_csv
-from typer.testing import CliRunner
+from conftest import cli_invoke as invoke
+from conftest import error_line, state_dir
 
-from batchembed.cli import INTERRUPTED, app
+from batchembed.cli import INTERRUPTED
 from batchembed.io.manifest import differences
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args: str, **env: str):
-    return runner.invoke(app, list(args), env=env or None)
-
-
-@pytest.fixture
-def pairs(tmp_path: Path) -> Path:
-    return write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"], "sentence2": ["she saw light"]})
-
-
-@pytest.fixture
-def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
-    return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]
 
 
 @pytest.mark.parametrize(

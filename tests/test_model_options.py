@@ -13,27 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import cli_invoke as invoke
 from conftest import error_line, write_csv
-from typer.testing import CliRunner
 
-from batchembed.cli import app
-
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args: str, **env: str):
-    return runner.invoke(app, list(args), env=env or None)
-
-
-@pytest.fixture
-def pairs(tmp_path: Path) -> Path:
-    return write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"], "sentence2": ["she saw light"]})
-
-
-@pytest.fixture
-def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
-    return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]
 
 
 @pytest.mark.parametrize("layers,wrong", [("3", 3), ("-4", -4), ("99", 99), ("-99", -99), ("-1,5", 5), ("0,-1,-7", -7)])

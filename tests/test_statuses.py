@@ -11,28 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import WORDS, FakeEmbedder, FakePreparer, write_csv
-from typer.testing import CliRunner
+from conftest import cli_invoke as invoke
 
 from batchembed import status
-from batchembed.cli import app
 from batchembed.comparison import compare_sentences
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args: str, **env: str):
-    return runner.invoke(app, list(args), env=env or None)
-
-
-@pytest.fixture
-def pairs(tmp_path: Path) -> Path:
-    return write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"], "sentence2": ["she saw light"]})
-
-
-@pytest.fixture
-def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
-    return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]
 
 
 def degenerate_glove(tmp_path: Path) -> Path:
