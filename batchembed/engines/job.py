@@ -36,6 +36,7 @@ from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
+from batchembed.io.outputs import check_output, create_output, unreachable
 from batchembed.io.markers import DoneMarker, forget, load_markers, marked_shards, write_marker
 from batchembed.io.reader import InputFile, InputShard, discover_all, parquet_shard_count, read_shards
 from batchembed.io.schema import output_schema
@@ -88,12 +89,10 @@ def _file_key_of(shard_id: str) -> str:
 
 
 def open_output(spec: str) -> OutputLayout:
-    """The output directory and its bookkeeping directory, created if need be."""
-    output = locate(spec)
-    if output.is_file():
-        raise OutputError(f"{output}: exists and is not a directory; the output is a directory of Parquet parts")
-    layout = OutputLayout.of(output)
-    layout.create()
+    """The output directory and its bookkeeping directory, checked (io/outputs.py), then created
+    if need be: a refused output is left as it was."""
+    layout = check_output(spec)
+    create_output(layout)
     return layout
 
 
@@ -127,17 +126,27 @@ def run_task_job(
 
 @contextlib.contextmanager
 def _opened(config: RunConfig, models: Sequence[Described], verify_parts: bool = True) -> Iterator[_Job]:
-    layout = OutputLayout.of(locate(config.output))
+    layout = check_output(config.output)  # before the inputs: their absence is no reason to write here
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
-    layout = open_output(config.output)
+    create_output(layout)
     with hold(layout) as held:
         job = _Job(config, models, layout, held, config.incremental, verify_parts)
         for error in errors:
             job.fail(None, error)
-        job.prepare(files)
+        with _store_errors(layout):
+            job.prepare(files)
         yield job
+
+
+@contextlib.contextmanager
+def _store_errors(layout: OutputLayout) -> Iterator[None]:
+    """A store that fails while the output is reconciled is an output error (exit 5), not a crash."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise unreachable(layout.data, exc) from exc
 
 
 class _Job:

@@ -124,7 +124,7 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
 
 def marked_shards(layout: OutputLayout) -> list[str]:
     """The shard ids of every marker file (not yet parsed or checked)."""
-    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False)]
+    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False, strict=True)]
     return [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
 
 
