@@ -135,20 +135,22 @@ def _wait_for_markers(bucket: str, proc: subprocess.Popen, at_least: int) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("outage", [2.0, 5.0])
+@pytest.mark.parametrize("outage", [2.0, 8.0])
 def test_a_short_outage_mid_run_is_ridden_out(
     tmp_path: Path, bucket: str, relay: Relay, tiny_glove_file: Path, outage: float
 ) -> None:
     write_pairs(tmp_path / "data", "a.csv", 600)
     upload(tmp_path / "data", f"{bucket}/in")
-    proc = _cli(bucket, relay.endpoint, tiny_glove_file, "-q")
+    proc = _cli(bucket, relay.endpoint, tiny_glove_file)
     _wait_for_markers(bucket, proc, 4)
     relay.down()
     time.sleep(outage)
     relay.up()
-    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    code = proc.wait(timeout=300)
     stderr = proc.stderr.read() if proc.stderr else ""
-    assert "Traceback" not in stderr and "trying again" in stderr
+    assert code == 0 and "Traceback" not in stderr, stderr
+    if outage > 6:  # longer than the store client's own retries: ours were needed
+        assert "trying again" in stderr, stderr
     summary = json.loads(locate(f"s3://{bucket}/out.batchembed/summary.json").read_text())
     assert summary["outcome"] == "finished" and summary["pairs_read"] == 600
     assert rows(f"s3://{bucket}/out") == _fresh_rows(tmp_path, bucket)
