@@ -114,15 +114,19 @@ def _markers(bucket: str) -> int:
     return sum(1 for i in s3().get_file_info(selector) if i.path.endswith(".json"))
 
 
-def _cli(bucket: str, endpoint: str, glove: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "batchembed", "run", f"s3://{bucket}/in", "-o", f"s3://{bucket}/out"]
+def _cli(
+    bucket: str, endpoint: str, glove: Path, *extra: str, env: dict[str, str] | None = None, out: str = "out"
+) -> subprocess.Popen:
+    command = [sys.executable, "-m", "batchembed", "run", f"s3://{bucket}/in", "-o", f"s3://{bucket}/{out}"]
     command += ["--glove", str(glove), "--no-transformer", "--tokenizer", "whitespace", "--shard-rows", "3", *extra]
     environment = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "BATCHEMBED_LEASE_SECONDS": "30", **(env or {})}
     return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _fresh_rows(tmp_path: Path, bucket: str) -> list[tuple]:
-    engine([f"s3://{bucket}/in"], f"s3://{bucket}/fresh", shard_rows=3)
+def _fresh_rows(bucket: str, glove: Path) -> list[tuple]:
+    """An uninterrupted run's rows: the same command, straight to the store."""
+    proc = _cli(bucket, os.environ["AWS_ENDPOINT_URL"], glove, "-q", out="fresh")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
     return rows(f"s3://{bucket}/fresh")
 
 
@@ -139,7 +143,7 @@ def _wait_for_markers(bucket: str, proc: subprocess.Popen, at_least: int) -> Non
 def test_a_short_outage_mid_run_is_ridden_out(
     tmp_path: Path, bucket: str, relay: Relay, tiny_glove_file: Path, outage: float
 ) -> None:
-    write_pairs(tmp_path / "data", "a.csv", 600)
+    write_pairs(tmp_path / "data", "a.csv", 300)
     upload(tmp_path / "data", f"{bucket}/in")
     proc = _cli(bucket, relay.endpoint, tiny_glove_file)
     _wait_for_markers(bucket, proc, 4)
@@ -152,8 +156,8 @@ def test_a_short_outage_mid_run_is_ridden_out(
     if outage > 6:  # longer than the store client's own retries: ours were needed
         assert "trying again" in stderr, stderr
     summary = json.loads(locate(f"s3://{bucket}/out.batchembed/summary.json").read_text())
-    assert summary["outcome"] == "finished" and summary["pairs_read"] == 600
-    assert rows(f"s3://{bucket}/out") == _fresh_rows(tmp_path, bucket)
+    assert summary["outcome"] == "finished" and summary["pairs_read"] == 300
+    assert rows(f"s3://{bucket}/out") == _fresh_rows(bucket, tiny_glove_file)
 
 
 @pytest.mark.slow
@@ -161,7 +165,7 @@ def test_a_short_outage_mid_run_is_ridden_out(
 def test_a_store_gone_for_good_mid_run_is_one_line_exit_5_then_a_resume(
     tmp_path: Path, bucket: str, relay: Relay, tiny_glove_file: Path, attempts: str
 ) -> None:
-    write_pairs(tmp_path / "data", "a.csv", 600)
+    write_pairs(tmp_path / "data", "a.csv", 300)
     write_pairs(tmp_path / "data", "b.csv", 30)
     upload(tmp_path / "data", f"{bucket}/in")
     proc = _cli(bucket, relay.endpoint, tiny_glove_file, "-q", env={"BATCHEMBED_STORE_ATTEMPTS": attempts})
@@ -180,7 +184,7 @@ def test_a_store_gone_for_good_mid_run_is_one_line_exit_5_then_a_resume(
     again = _cli(bucket, relay.endpoint, tiny_glove_file, "-q", env={"BATCHEMBED_LEASE_SECONDS": "2"})
     code = again.wait(timeout=300)
     assert code == 0, again.stderr.read() if again.stderr else ""
-    assert rows(f"s3://{bucket}/out") == _fresh_rows(tmp_path, bucket)
+    assert rows(f"s3://{bucket}/out") == _fresh_rows(bucket, tiny_glove_file)
 
 
 def test_the_summary_says_what_happened_when_it_can_be_written(tmp_path: Path, bucket: str) -> None:
