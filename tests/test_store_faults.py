@@ -421,3 +421,20 @@ def test_lost_lease_messages_read_as_sentences(bucket: str) -> None:
         finally:
             mine.release()
             record.delete()
+
+
+# -- a renamed object under --incremental --------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_key", ["in/a_renamed.csv", "in/sub/a.csv"])
+def test_incremental_after_renaming_an_s3_input_keeps_its_rows_once(tmp_path: Path, bucket: str, new_key: str) -> None:
+    write_pairs(tmp_path / "data", "a.csv", 9)
+    write_pairs(tmp_path / "data", "b.csv", 6)
+    upload(tmp_path / "data", f"{bucket}/in")
+    engine([f"s3://{bucket}/in"], f"s3://{bucket}/out", shard_rows=3)
+    s3().copy_file(f"{bucket}/in/a.csv", f"{bucket}/{new_key}")  # S3 has no rename: copy, then delete
+    s3().delete_file(f"{bucket}/in/a.csv")
+    summary = engine([f"s3://{bucket}/in"], f"s3://{bucket}/out", shard_rows=3, incremental=True)
+    assert summary.exit_code == 0 and summary.pairs_read == 15
+    engine([f"s3://{bucket}/in"], f"s3://{bucket}/fresh", shard_rows=3)
+    assert rows(f"s3://{bucket}/out") == rows(f"s3://{bucket}/fresh")

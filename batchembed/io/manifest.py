@@ -15,7 +15,7 @@ they agree with it: io/markers.py).
   changed. Content decides because a client can set the mtime back (`touch -d`); hashing
   costs little next to embedding (BENCHMARKS.md).
 - On object storage the driver reads no input byte: the identity is what the store says in
-  the object's metadata, its version id or else its ETag (one metadata request per object;
+  the object's metadata, its ETag or else its version id (one metadata request per object;
   pyarrow's listings carry only size and time, so the ETag comes from opening the object,
   which sends a HEAD and no GET). The store's times have a resolution of one second, so a
   same-size rewrite within that second is told apart only by this identity. An object
@@ -101,7 +101,7 @@ class InputRecord:
     bytes: int
     mtime_ns: int
     sha256: str | None  # of the first `bytes` bytes; None while the file could not be read, or when unread
-    identity: str | None = None  # object storage: the store's version id or ETag
+    identity: str | None = None  # object storage: the store's ETag (or version id)
     pairs: int | None = None  # the file's pairs, once a run read all of it
 
     def same_content(self, other: InputRecord) -> bool:
@@ -109,7 +109,7 @@ class InputRecord:
         if self.bytes != other.bytes:
             return False
         if self.identity and other.identity:
-            return self.identity == other.identity
+            return same_etag(self.identity, other.identity)
         return self.sha256 is not None and self.sha256 == other.sha256
 
     def valid(self) -> bool:
@@ -120,6 +120,24 @@ class InputRecord:
         optional = all(v is None or isinstance(v, str) for v in (self.sha256, self.identity))
         sized = count(self.bytes) and isinstance(self.mtime_ns, int) and not isinstance(self.mtime_ns, bool)
         return texts and optional and sized and (self.pairs is None or count(self.pairs))
+
+
+def same_etag(a: str, b: str) -> bool:
+    """Two ETags of one content. S3 makes a one-upload object's ETag the MD5 of its bytes, and a
+    one-part multipart upload's the MD5 of that MD5 plus "-1"; a server-side copy (how objects are
+    renamed) gets the first kind, so both kinds are compared. ETags of bigger multipart uploads
+    depend on the part size and are compared as they are."""
+    if a == b:
+        return True
+    plain = [x.removeprefix("etag:").strip('"').lower() for x in (a, b)]
+    for one, other in (plain, plain[::-1]):
+        if len(one) == 32 and other.endswith("-1"):
+            try:
+                if hashlib.md5(bytes.fromhex(one), usedforsecurity=False).hexdigest() == other[:-2]:
+                    return True
+            except ValueError:
+                return False
+    return False
 
 
 class Change(str, Enum):

@@ -234,9 +234,10 @@ class Location:
         return self.retrying(lambda: self.fs.open_input_file(self.path), "opening it")
 
     def identity(self) -> str | None:
-        """What the store says tells this object's content from any other content under the same key,
-        without reading a byte: the version id, else the ETag (one metadata request: no body is sent).
-        None locally and where the store says neither."""
+        """What the store says tells this object's content from other content, without reading a
+        byte (one metadata request: no body is sent): the ETag, which S3-compatible stores derive
+        from the content (so a copy under another key has the same one), else a version id or GCS
+        generation (new on every write). None locally and where the store says none of these."""
         if self.is_local:
             return None
 
@@ -246,7 +247,7 @@ class Location:
             return {_text(k).lower(): _text(v) for k, v in found.items()}
 
         metadata = self.retrying(head, "asking for its metadata")
-        for key in ("versionid", "version-id", "generation", "etag"):
+        for key in ("etag", "versionid", "version-id", "generation"):
             value = metadata.get(key, "").strip()
             if value and value.lower() != "null":  # S3 says "null" for an unversioned bucket
                 return f"{key}:{value}"
