@@ -131,9 +131,7 @@ class StagePool:
                     "without finishing a piece (killed? out of memory?); finished parts are kept: run the same "
                     "command again, with fewer --tokenize-workers or --tokenize-workers 0"
                 )
-            log.warning(
-                "a worker process died (killed, or out of memory); starting new workers and redoing its pieces"
-            )
+            log.warning("a worker process died (killed, or out of memory); starting new workers and redoing its pieces")
             old = self._executor
             self._executor = self._new_executor()
             self._generation += 1

@@ -432,7 +432,10 @@ def test_a_lease_that_could_not_be_renewed_says_so(bucket: str, relay: Relay, mo
 
 def test_lost_lease_messages_read_as_sentences(bucket: str) -> None:
     record, output = locate(f"s3://{bucket}/lease.json"), locate(f"s3://{bucket}/out")
-    for how, expected in (("removed", "this run lost its lease (its lease record was removed)"), ("taken", "took it over)")):
+    for how, expected in (
+        ("removed", "this run lost its lease (its lease record was removed)"),
+        ("taken", "took it over)"),
+    ):
         mine = ObjectLease(record, output, ttl=0.6, settle=0.05)
         mine.acquire()
         try:

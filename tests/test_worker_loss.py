@@ -4,6 +4,7 @@ die again and again stop the run with one line and exit 8, finished parts kept."
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -74,7 +75,8 @@ def test_a_killed_worker_costs_time_not_the_run(
     )
     killed: set[int] = set()
     for k in range(kills):
-        wait_for(lambda: markers(out) >= 3 + 5 * k and len(workers_of(proc)) == workers, proc)
+        wanted = 3 + 5 * k
+        wait_for(lambda: markers(out) >= wanted and len(workers_of(proc)) == workers, proc)  # noqa: B023
         victims = [w for w in workers_of(proc) if w.pid not in killed]
         assert victims
         victims[0].kill()  # SIGKILL
@@ -100,10 +102,8 @@ def test_workers_that_keep_dying_stop_the_run_with_one_line(
     def kill_every_worker() -> None:
         while not finished.is_set():
             for worker in workers_of(proc):
-                try:
+                with contextlib.suppress(psutil.Error):
                     worker.kill()
-                except psutil.Error:
-                    pass
             time.sleep(0.005)
 
     killer = threading.Thread(target=kill_every_worker, daemon=True)

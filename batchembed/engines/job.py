@@ -36,7 +36,6 @@ from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
-from batchembed.io.outputs import check_output, create_output, unreachable
 from batchembed.io.markers import (
     DoneMarker,
     complete_pairs,
@@ -46,6 +45,7 @@ from batchembed.io.markers import (
     marked_shards,
     write_marker,
 )
+from batchembed.io.outputs import check_output, create_output, unreachable
 from batchembed.io.reader import InputFile, InputShard, discover_all, parquet_shard_count, read_shards
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
@@ -250,7 +250,9 @@ class _Job:
         left = list(gone)
         for file, change in changes:
             record = self.manifest.inputs[file.key]
-            old = next((key for key in left if change is Change.NEW and self.manifest.inputs[key].same_content(record)), None)
+            old = next(
+                (key for key in left if change is Change.NEW and self.manifest.inputs[key].same_content(record)), None
+            )
             if old is None:
                 continue
             log.warning(
@@ -566,7 +568,9 @@ class _Job:
             lasts = [m.index for m in mine if m.last]
             past = sorted(m.shard_id for m in mine if lasts and m.index > min(lasts))
             if past:
-                log.warning("%s: %d done markers lie past the file's last shard; removing them", show(file.path), len(past))
+                log.warning(
+                    "%s: %d done markers lie past the file's last shard; removing them", show(file.path), len(past)
+                )
                 self._unmark(past)
                 mine = [m for m in mine if m.shard_id not in past]
             pairs = complete_pairs(mine, self.config.shard_rows)

@@ -46,7 +46,8 @@ import pyarrow as pa
 from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lock import OutputLock
-from batchembed.io.storage import RUN_AGAIN, Location, _one_line as reason
+from batchembed.io.storage import RUN_AGAIN, Location
+from batchembed.io.storage import _one_line as reason
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ class ObjectLease:
                 current = self._read()
                 if current is None or current.owner != self.me.owner:
                     self.lost = (
-                        f"pid {current.pid} on {current.host} took it over" if current else "its lease record was removed"
+                        f"pid {current.pid} on {current.host} took it over"
+                        if current
+                        else "its lease record was removed"
                     )
                     return
                 self._write()
@@ -160,7 +163,9 @@ class ObjectLease:
         if self.lost is None and self.me.expires and time.time() >= self.me.expires:
             self.lost = "it expired before it could be renewed"  # the heartbeat is stuck on the store
         if self.lost is not None:
-            raise OutputError(f"{self.output}: this run lost its lease ({self.lost}); stopping, finished parts are kept")
+            raise OutputError(
+                f"{self.output}: this run lost its lease ({self.lost}); stopping, finished parts are kept"
+            )
 
     def release(self) -> None:
         self._stop.set()

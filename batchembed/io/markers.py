@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from batchembed import status
 from batchembed.io.layout import OutputLayout

@@ -17,6 +17,7 @@ Every refusal is an OutputError: one line that names the location and says what 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 
@@ -71,10 +72,8 @@ def create_output(layout: OutputLayout) -> None:
             directory.make_dirs()
     except OutputError:
         for path in sorted(set(created), key=len, reverse=True):  # deepest first
-            try:
+            with contextlib.suppress(OSError):  # not empty (someone else's now) or gone: leave it
                 os.rmdir(path)
-            except OSError:
-                pass  # not empty (someone else's now) or already gone: leave it
         raise
 
 

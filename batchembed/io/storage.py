@@ -277,6 +277,7 @@ class Location:
         Locally the temporary file lives in `temporary_dir` (default: beside the file), which must be
         on the same filesystem: then the rename is atomic.
         """
+
         def upload() -> None:  # one upload of the whole object: visible only once complete
             with self.fs.open_output_stream(self.path) as stream:
                 stream.write(data)
@@ -290,7 +291,9 @@ class Location:
             raise OutputError(f"{show_path(self.shown)}: the name is not valid UTF-8; choose a UTF-8 name") from exc
         except (OSError, pa.ArrowException) as exc:
             if transient(exc):
-                raise OutputError(f"{self}: cannot write: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}") from exc
+                raise OutputError(
+                    f"{self}: cannot write: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}"
+                ) from exc
             raise OutputError(f"{self}: cannot write: {_one_line(exc)}; check free space and permissions") from exc
 
     def write_text(self, text: str, temporary_dir: Location | None = None) -> None:
@@ -303,7 +306,9 @@ class Location:
             pass
         except (OSError, pa.ArrowException) as exc:
             if transient(exc):
-                raise OutputError(f"{self}: cannot delete: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}") from exc
+                raise OutputError(
+                    f"{self}: cannot delete: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}"
+                ) from exc
             try:
                 gone = not self.exists()
             except (OSError, pa.ArrowException):
