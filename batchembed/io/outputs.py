@@ -56,6 +56,8 @@ def unreachable(where: Location, exc: BaseException) -> OutputError:
     why = _one_line(exc)
     if transient(exc):
         return OutputError(f"{where}: the store is unreachable ({why}); {RUN_AGAIN}")
+    if where.is_local:
+        return OutputError(f"{where}: cannot use this output ({why}); check its permissions")
     return OutputError(f"{where}: cannot use this output ({why}); check the endpoint, credentials and permissions")
 
 
