@@ -91,7 +91,7 @@ def test_concurrent_cli_runs_through_a_symlink_cannot_mix_settings(tmp_path: Pat
     base += ["--tokenizer", "whitespace", "--shard-rows", "100", "-q"]
     runs = [
         subprocess.Popen([*base, "-o", str(tmp_path / "runs" / name), *extra], stderr=subprocess.PIPE, text=True)
-        for name, extra in (("real", []), ("link", ["--subtoken-pooling", "mean"]))
+        for name, extra in (("real", []), ("link", ["--glove-name", "static"]))
     ]
     results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in runs]
     codes = sorted(code for code, _ in results)
