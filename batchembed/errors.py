@@ -36,6 +36,7 @@ class ExitCode(IntEnum):
     OUTPUT_ERROR = 5  # the output exists with another configuration, is locked, or is not writable
     BAD_ROWS = 6  # finished, but some input rows were bad (status rows were written)
     TOO_MANY_BAD_ROWS = 7  # stopped: more bad rows than --max-bad-rows
+    WORKERS_LOST = 8  # stopped: worker processes kept dying (killed, out of memory); finished parts are kept
     INTERRUPTED = 130  # SIGINT/SIGTERM: finished shards are kept, a re-run resumes
 
 
@@ -141,3 +142,7 @@ class TooManyBadRows(BatchembedError):
     """The run stopped: more bad rows than `max_bad_rows` (exit code 7); finished shards are kept."""
 
     exit_code = ExitCode.TOO_MANY_BAD_ROWS
+
+
+class WorkersLost(BatchembedError):
+    exit_code = ExitCode.WORKERS_LOST

@@ -1,38 +1,50 @@
-"""The CPU stages in worker processes, so the process that drives the model only runs it:
-preparing before the model (stage 1), assembling and writing after it (stage 4).
+"""The prepare stage in worker processes, so the process that drives the model only runs it
+(the parts are written by writer_process.py, streamed as pieces are embedded).
 
 Workers are spawned (never forked: the parent holds torch's threads and possibly a
 CUDA context) and import neither flair nor torch: each gets the tokenizer's name and
 the models' Preparers (picklable: a fast tokenizer's Rust backend, a GloVe vocabulary)
 once, at start-up, then turns InputShards into PreparedShards (numpy arrays, cheap to
 pickle back).
+
+A worker that dies (killed, out of memory) costs time, not the run: its pool is replaced by a
+fresh one and every piece the old pool had not finished is handed to the new one. Preparing
+and writing are deterministic, and a part is written in one step (io/storage.py), so a redone
+piece gives the same result an uninterrupted run would. Only a pool that dies again and again
+without finishing anything stops the run (WorkersLost, exit 8), its finished parts kept.
+Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the run's own process
+is the one that stops them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
 from batchembed.embedders.base import Preparer
+from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
-from batchembed.stages.assemble import ShardResult
-from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard, prepare
-from batchembed.stages.write import write_shard
 from batchembed.tokenize import TokenizeMany, TokenizerName, get_tokenizer, remembering
 
 log = logging.getLogger(__name__)
 
+MAX_LOSSES = 3  # pools lost in a row, nothing finished in between, before the run gives up
+T = TypeVar("T")
+
 
 class StagePool:
-    """The CPU stages in `workers` processes: prepare(shard) before the model, and
-    write_shard(...) after it. One pool for both: no process sits idle waiting for the other
-    stage's work, and a small run starts no more processes than it has workers."""
+    """The prepare stage in `workers` processes: prepare(piece) before the model. A pool that
+    loses a worker is replaced, its unfinished work redone (see the module's note)."""
 
     def __init__(
         self,
@@ -42,38 +54,123 @@ class StagePool:
         output: OutputLayout,
         schema: pa.Schema,
     ) -> None:
+        self.workers = workers
+        self._state = _WorkerState(tokenizer, list(preparers), output, schema)
+        self._lock = threading.Lock()
+        self._generation = 0  # which pool: work submitted to an older one that broke is redone
+        self._losses = 0  # pools lost since a piece last finished
+        self._closed = False
+        self._executor = self._new_executor()
+        log.info("preparing and writing shards in %d worker processes", workers)
+
+    def _new_executor(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        self.workers = workers
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers,
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(_WorkerState(tokenizer, list(preparers), output, schema),),
+            initargs=(self._state,),
         )
-        log.info("preparing and writing shards in %d worker processes", workers)
 
     def start(self) -> None:
         """Start the worker processes now rather than at the first task."""
         for _ in range(self.workers):
-            self._executor.submit(_started)
+            self._submit(_started)
 
     def prepare(self, shard: InputShard) -> Future[PreparedShard]:
-        return self._executor.submit(_prepare_in_worker, shard)
-
-    def write(self, shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> Future[ShardResult]:
-        # the model's inputs stay behind: writing needs the rows and the distances only
-        light = [(replace(prepared, model_inputs={}), embedded) for prepared, embedded in pieces]
-        return self._executor.submit(_write_in_worker, shard_id, light)
+        return _Redoable(self, _prepare_in_worker, (shard,))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> StagePool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- losing a worker ---------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> tuple[Future[T], int]:
+        """Submit to the current pool, replacing it first if it is already broken."""
+        while True:
+            with self._lock:
+                executor, generation = self._executor, self._generation
+            try:
+                return executor.submit(fn, *args), generation
+            except BrokenProcessPool:
+                self._replace(generation)
+
+    def _replace(self, broken: int) -> None:
+        """Replace pool number `broken` by a fresh one (once, however many pieces saw it break)."""
+        with self._lock:
+            if self._closed:
+                raise WorkersLost("the worker processes stopped while the run was ending")
+            if self._generation != broken:
+                return  # another piece replaced it already
+            self._losses += 1
+            if self._losses > MAX_LOSSES:
+                raise WorkersLost(
+                    f"the worker processes that prepare and write shards died {self._losses} times in a row "
+                    "without finishing a piece (killed? out of memory?); finished parts are kept: run the same "
+                    "command again, with fewer --tokenize-workers or --tokenize-workers 0"
+                )
+            log.warning("a worker process died (killed, or out of memory); starting new workers and redoing its pieces")
+            old = self._executor
+            self._executor = self._new_executor()
+            self._generation += 1
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._losses = 0
+
+
+class _Redoable(Future, Generic[T]):  # type: ignore[type-arg]
+    """A pool's future that survives the pool: if the pool breaks before the work is done, the work
+    goes to the pool that replaces it. Only done(), cancel() and result() are used (engines/local.py)."""
+
+    def __init__(self, pool: StagePool, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self._pool, self._fn, self._args = pool, fn, args
+        self._inner, self._generation = pool._submit(fn, *args)
+
+    def done(self) -> bool:
+        return self._inner.done()
+
+    def cancel(self) -> bool:
+        return self._inner.cancel()
+
+    def cancelled(self) -> bool:
+        return self._inner.cancelled()
+
+    def running(self) -> bool:
+        return self._inner.running()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            self.result(timeout)
+        except BaseException as exc:  # noqa: BLE001 - the work's own exception, handed back as such
+            return exc
+        return None
+
+    def result(self, timeout: float | None = None) -> T:
+        while True:
+            try:
+                value = self._inner.result(timeout)
+            except BrokenProcessPool:
+                self._pool._replace(self._generation)
+                self._inner, self._generation = self._pool._submit(self._fn, *self._args)
+                continue
+            self._pool._finished()
+            return value
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        raise NotImplementedError("a redoable future has no callbacks: call result()")
 
 
 @dataclass
@@ -90,6 +187,7 @@ _worker_state: _WorkerState | None = None
 
 def _start_worker(state: _WorkerState) -> None:
     global _worker_state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's own process stops the workers
     state.tokenize_many = remembering(get_tokenizer(state.tokenizer))
     _worker_state = state
 
@@ -101,8 +199,3 @@ def _started() -> None:
 def _prepare_in_worker(shard: InputShard) -> PreparedShard:
     assert _worker_state is not None and _worker_state.tokenize_many is not None, "worker not started by StagePool"
     return prepare(shard, _worker_state.tokenize_many, _worker_state.preparers)
-
-
-def _write_in_worker(shard_id: str, pieces: list[tuple[PreparedShard, EmbeddedShard]]) -> ShardResult:
-    assert _worker_state is not None and _worker_state.layout is not None, "worker not started by StagePool"
-    return write_shard(_worker_state.layout, shard_id, pieces, _worker_state.schema)

@@ -5,16 +5,22 @@ tasks in order) and each part is one stream, never held whole: the model's proce
 piece's rows and distances as soon as the model is done with it, and gets back, per shard, the
 part's size and SHA-256 for the done marker that the job writes after it. Spawned, never
 forked (the parent holds torch's threads and possibly a CUDA context); it imports no torch.
+
+A writer process that dies takes its open parts with it: the run stops with WorkersLost (exit
+8, one line), every part already marked kept, and the next run redoes the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Protocol
 
 import pyarrow as pa
 
+from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
@@ -53,16 +59,23 @@ class WriterProcess:
         # the model's inputs stay behind: writing needs the rows and the distances only
         light = replace(prepared, model_inputs={})
         self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
-        self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
+        try:
+            self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
+        except BrokenProcessPool as exc:
+            raise _lost(exc) from exc
 
     def finish(self, shard_id: str) -> Future[ShardResult]:
         failed = [f for f in self._appends if f.done() and f.exception() is not None]
         if failed:  # an append failed: its shard's part cannot be complete
-            raise failed[0].exception()  # type: ignore[misc]
-        return self._executor.submit(_finish, shard_id)
+            raise _lost(failed[0].exception())  # type: ignore[arg-type]
+        try:
+            return _Checked(self._executor.submit(_finish, shard_id))
+        except BrokenProcessPool as exc:
+            raise _lost(exc) from exc
 
     def discard(self, shard_id: str) -> None:
-        self._executor.submit(_discard, shard_id)
+        with contextlib.suppress(BrokenProcessPool):  # its temporary file is removed by the next run
+            self._executor.submit(_discard, shard_id)
 
     def remove(self, shard_id: str) -> None:
         self.layout.part(shard_id).delete()
@@ -75,6 +88,32 @@ class WriterProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lost(exc: BaseException) -> BaseException:
+    if isinstance(exc, BrokenProcessPool):
+        return WorkersLost("the process that writes the parts died; the parts already marked are kept: run again")
+    return exc
+
+
+class _Checked(Future[ShardResult]):
+    """A finish's future whose error, if the writer process died, is WorkersLost."""
+
+    def __init__(self, inner: Future[ShardResult]) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def done(self) -> bool:
+        return self._inner.done()
+
+    def cancel(self) -> bool:
+        return self._inner.cancel()
+
+    def result(self, timeout: float | None = None) -> ShardResult:
+        try:
+            return self._inner.result(timeout)
+        except BrokenProcessPool as exc:
+            raise _lost(exc) from exc
 
 
 _writers: ShardWriters | None = None

@@ -1,6 +1,9 @@
-"""Nothing wrong is written silently, as a property: the CLI, with random options, over random
-hostile inputs and damaged output directories, never shows a traceback, exits only with
-documented codes, accounts for every input row, and writes `ok` exactly where every distance is present and finite.
+"""As a property: the CLI, with random options, over random hostile inputs and damaged
+output directories, never shows a traceback, exits only with documented codes, accounts for every
+input row, and writes `ok` exactly where every distance is present and finite. The damage reaches
+the bookkeeping too (manifest, done markers, the lock record, stray temporaries): after it, a resume
+with the same options (with --overwrite only where the manifest itself is unreadable) ends with the
+rows of a fresh run.
 
 The tiny real models of conftest.py (GloVe text file, 2-layer BERT) are loaded once per distinct
 set of model options and reused, so an example costs two runs of the pipeline, not two model loads.
@@ -29,7 +32,7 @@ from batchembed.cli import app
 from batchembed.config import Columns
 from batchembed.io.reader import InputFile, read_shards
 
-DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}  # 1 is a bug, 130 needs a signal
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8}  # 1 is a bug, 130 needs a signal
 RAN = {0, 3, 6, 7}
 runner = CliRunner()
 
@@ -85,7 +88,27 @@ options = st.fixed_dictionaries(
         "token_budget": st.sampled_from([None, 8, 64]),
     }
 )
-damage = st.sampled_from(["none", "truncate manifest", "garble manifest", "manifest list", "drop markers"])
+damage = st.sampled_from(
+    [
+        "none",
+        "truncate manifest",
+        "garble manifest",
+        "manifest list",
+        "manifest field",
+        "drop markers",
+        "marker field",
+        "garble marker",
+        "forge last",
+        "copy marker",
+        "lock record",
+        "stray temporaries",
+    ]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=5,
+)
 inputs = st.one_of(
     csv_bytes.map(lambda b: (".csv", b)),
     parquet_tables().map(lambda t: (".parquet", parquet_bytes(t))),
@@ -131,8 +154,11 @@ def check_run(result: Any, src: Path, out: Path, opts: dict[str, Any]) -> None:
         assert (value == status.OK) == complete, (value, distances)
 
 
-def damage_output(out: Path, how: str, seed: int) -> None:
-    manifest = state_dir(out) / "manifest.json"
+def damage_output(out: Path, how: str, seed: int, value: Any) -> None:
+    state = state_dir(out)
+    manifest = state / "manifest.json"
+    markers = sorted((state / "done").glob("*.json"))
+    marker = markers[seed % len(markers)] if markers else None
     if how == "truncate manifest" and manifest.exists():
         manifest.write_bytes(manifest.read_bytes()[: seed % max(1, manifest.stat().st_size)])
     elif how == "garble manifest" and manifest.exists():
@@ -142,10 +168,51 @@ def damage_output(out: Path, how: str, seed: int) -> None:
         manifest.write_bytes(bytes(data))
     elif how == "manifest list" and manifest.exists():
         manifest.write_text("[]")
+    elif how == "manifest field" and manifest.exists():
+        data = json.loads(manifest.read_text())
+        for record in data.get("inputs", {}).values():
+            field = sorted(record)[seed % len(record)]
+            record[field] = value
+        manifest.write_text(json.dumps(data))
     elif how == "drop markers":
-        for k, marker in enumerate(sorted((state_dir(out) / "done").glob("*.json"))):
+        for k, found in enumerate(markers):
             if (seed >> k) & 1:
-                marker.unlink()
+                found.unlink()
+    elif how == "marker field" and marker is not None:
+        data = json.loads(marker.read_text())
+        data[sorted(data)[seed % len(data)]] = value
+        marker.write_text(json.dumps(data))
+    elif how == "garble marker" and marker is not None:
+        raw = bytearray(marker.read_bytes())
+        raw[seed % len(raw)] = (seed >> 3) & 0xFF
+        marker.write_bytes(bytes(raw))
+    elif how == "forge last" and marker is not None:
+        data = json.loads(marker.read_text())
+        data["last"] = not data["last"]
+        marker.write_text(json.dumps(data))
+        for later in markers[markers.index(marker) + 1 :]:
+            if seed & 1:
+                later.unlink()
+    elif how == "copy marker" and marker is not None:
+        data = json.loads(marker.read_text())
+        index = data["index"] + 1 + seed % 5
+        part = out / f"part-{data['shard_id']}.parquet"
+        data.update(index=index, shard_id=f"{data['file_key']}-{index:06d}", first_row=data["first_row"] + 7)
+        (marker.parent / f"{data['shard_id']}.json").write_text(json.dumps(data))
+        if part.exists():
+            (out / f"part-{data['shard_id']}.parquet").write_bytes(part.read_bytes())
+    elif how == "lock record" and (state / "lock").exists():
+        (state / "lock").write_text(json.dumps(value))
+    elif how == "stray temporaries" and state.exists():
+        (out / f".part-x-000000.parquet.tmp-{seed}").write_bytes(b"PAR1")
+        (state / "tmp" / f".manifest.json.tmp-{seed}").write_text("{")
+
+
+def output_table(out: Path) -> list[tuple]:
+    if not list(out.glob("part-*.parquet")):
+        return []
+    table = pq.read_table(out)
+    return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
 
 
 @pytest.mark.slow
@@ -154,7 +221,7 @@ def damage_output(out: Path, how: str, seed: int) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(data=inputs, first=options, second=options, how=damage, seed=st.integers(0, 2**16))
+@given(data=inputs, first=options, second=options, how=damage, seed=st.integers(0, 2**16), value=json_values)
 def test_cli_never_writes_wrong_silently(
     cached_models: dict[Any, Any],
     tiny_glove_file: Path,
@@ -165,15 +232,31 @@ def test_cli_never_writes_wrong_silently(
     second: dict[str, Any],
     how: str,
     seed: int,
+    value: Any,
 ) -> None:
     suffix, content = data
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"hostile{suffix}"
         src.write_bytes(content)
         out = Path(tmp) / "out"
-        for opts in (first, second):  # a run, damage, then a run with other (or the same) options
-            args = cli_args(src, out, opts, tiny_glove_file, degenerate_glove_file, tiny_bert_dir)
-            result = runner.invoke(app, args)
-            check_run(result, src, out, opts)
-            if out.exists():
-                damage_output(out, how, seed)
+        args = cli_args(src, out, first, tiny_glove_file, degenerate_glove_file, tiny_bert_dir)
+        result = runner.invoke(app, args)
+        check_run(result, src, out, first)
+        if not out.exists():
+            return
+        # damaged bookkeeping, then a resume with the same options: a fresh run's rows
+        damage_output(out, how, seed, value)
+        resumed = runner.invoke(app, args)
+        check_run(resumed, src, out, first)
+        if resumed.exit_code == 5:  # only an unreadable manifest may refuse a resume, with a hint
+            assert "--overwrite" in resumed.output, resumed.output
+            resumed = runner.invoke(app, [*args, "--overwrite"])
+            check_run(resumed, src, out, first)
+        fresh = Path(tmp) / "fresh"
+        again = runner.invoke(app, cli_args(src, fresh, first, tiny_glove_file, degenerate_glove_file, tiny_bert_dir))
+        if resumed.exit_code == again.exit_code and again.exit_code in (0, 3, 6):
+            assert output_table(out) == output_table(fresh)
+        # then a run with other (or the same) options
+        args = cli_args(src, out, second, tiny_glove_file, degenerate_glove_file, tiny_bert_dir)
+        result = runner.invoke(app, args)
+        check_run(result, src, out, second)

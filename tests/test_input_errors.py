@@ -155,12 +155,13 @@ def test_the_output_directory_as_the_input_is_named(tmp_path: Path, tiny_models:
     (tmp_path / "data" / "pairs.csv").write_text("sentence1,sentence2\nthe light,light\n")
     spec = str(tmp_path / "data") if where == "same" else str(tmp_path / "data" / "*.csv")
     result = invoke("run", spec, "-o", str(tmp_path / "data"), *tiny_models)
-    assert result.exit_code == 3
-    what = "the directory holds" if where == "same" else "the pattern matches"
+    # the output rules come first: a directory holding the user's own files is no output (exit 5)
+    assert result.exit_code == 5
     assert errors(result.output) == [
-        f"Error: {spec}: {what} only files in the output directory, which are excluded because they are the output; "
-        "write the output to another directory (-o)"
+        f"Error: {tmp_path / 'data'}: holds files batchembed did not write (pairs.csv), so it would not read as "
+        "one table; move them away, or choose another --output (an empty or new directory)"
     ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing written, nothing beside it
 
 
 def thrift_damage() -> bytes:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,9 +33,18 @@ from batchembed.embedders.base import Described
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
-from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
+from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, fingerprint, inspect
 from batchembed.io.manifest import load_manifest as _load_manifest
-from batchembed.io.markers import DoneMarker, forget, load_markers, marked_shards, write_marker
+from batchembed.io.markers import (
+    DoneMarker,
+    complete_pairs,
+    disagreeing,
+    forget,
+    load_markers,
+    marked_shards,
+    write_marker,
+)
+from batchembed.io.outputs import check_output, create_output, unreachable
 from batchembed.io.reader import InputFile, InputShard, discover_all
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
@@ -90,12 +100,10 @@ def _file_key_of(shard_id: str) -> str:
 
 
 def open_output(spec: str) -> OutputLayout:
-    """The output directory and its bookkeeping directory, created if need be."""
-    output = locate(spec)
-    if output.is_file():
-        raise OutputError(f"{output}: exists and is not a directory; the output is a directory of Parquet parts")
-    layout = OutputLayout.of(output)
-    layout.create()
+    """The output directory and its bookkeeping directory, checked (io/outputs.py), then created
+    if need be: a refused output is left as it was."""
+    layout = check_output(spec)
+    create_output(layout)
     return layout
 
 
@@ -129,17 +137,27 @@ def run_task_job(
 
 @contextlib.contextmanager
 def _opened(config: RunConfig, models: Sequence[Described], verify_parts: bool = True) -> Iterator[_Job]:
-    layout = OutputLayout.of(locate(config.output))
+    layout = check_output(config.output)  # before the inputs: their absence is no reason to write here
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
-    layout = open_output(config.output)
+    create_output(layout)
     with hold(layout) as held:
         job = _Job(config, models, layout, held, config.incremental, verify_parts)
         for error in errors:
             job.fail(None, error)
-        job.prepare(files)
+        with _store_errors(layout):
+            job.prepare(files)
         yield job
+
+
+@contextlib.contextmanager
+def _store_errors(layout: OutputLayout) -> Iterator[None]:
+    """A store that fails while the output is reconciled is an output error (exit 5), not a crash."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise unreachable(layout.data, exc) from exc
 
 
 class _Job:
@@ -220,6 +238,8 @@ class _Job:
                 self.markers = {k: m for k, m in self.markers.items() if m.file_key != file.key}
             elif change is Change.APPENDED and with_rows[file.key]:
                 log.info("%s: grew since the last run; processing the new rows", show(file.path))
+        gone = self._renamed(changes, gone)
+        self._unbelieved(changes)
         for key in gone:
             record = self.manifest.inputs[key]
             log.warning("%s: no longer among the inputs; its rows stay in the output", record.path)
@@ -231,13 +251,66 @@ class _Job:
         finished = self.manifest.finished_run
         self.new_bad_rows = sum(m.bad_rows for m in self.markers.values() if m.run > finished)
 
+    def _renamed(self, changes: list[tuple[InputFile, Change]], gone: list[str]) -> list[str]:
+        """A new input with the content of one that is gone is that file, renamed: its old parts go
+        and it is done again under its new name (pair ids and source columns carry the name), so its
+        rows are in the output once. Returns the inputs still gone."""
+        left = list(gone)
+        for file, change in changes:
+            record = self.manifest.inputs[file.key]
+            old = next(
+                (key for key in left if change is Change.NEW and self.manifest.inputs[key].same_content(record)), None
+            )
+            if old is None:
+                continue
+            log.warning(
+                "%s: the same content as %s, which is gone: taken as renamed, its rows are redone under the new name",
+                show(file.path),
+                self.manifest.inputs[old].path,
+            )
+            self._forget_file(old)
+            del self.manifest.inputs[old]
+            left.remove(old)
+        return left
+
+    def _forget_file(self, file_key: str) -> None:
+        forget(self.layout, sorted(k for k, m in self.markers.items() if m.file_key == file_key))
+        self.markers = {k: m for k, m in self.markers.items() if m.file_key != file_key}
+
+    def _unbelieved(self, changes: list[tuple[InputFile, Change]]) -> None:
+        """Markers that disagree with the manifest's record of their input are not believed: their
+        parts are redone, so the output's row account is the inputs' own (io/markers.py)."""
+        known = {
+            file.key: record.pairs
+            for file, change in changes
+            if change is Change.SAME and (record := self.manifest.inputs[file.key]).pairs is not None
+        }
+        wrong = disagreeing(self.markers, self.config.shard_rows, self.manifest.runs, known)
+        for shard_id, why in sorted(wrong.items()):
+            log.warning("%s: done marker not believed (%s); redoing its part", self.layout.marker(shard_id), why)
+        forget(self.layout, sorted(wrong))
+        self.markers = {k: m for k, m in self.markers.items() if k not in wrong}
+
     def _inspect(self, discovered: list[InputFile]) -> list[tuple[InputFile, Change]]:
-        """Compare every input with the manifest; record what this run reads."""
+        """Compare every input with the manifest; record what this run reads. On object storage
+        each comparison is a metadata request: they run INSPECTORS at a time."""
+
+        def compare(found: InputFile) -> tuple[Change, InputRecord] | BatchembedError:
+            try:
+                return inspect(found, self.manifest.inputs.get(found.key))
+            except InputError as error:
+                return error
+
+        remote = any(not found.path.is_local for found in discovered)
+        with ThreadPoolExecutor(max_workers=INSPECTORS if remote else 1) as pool:
+            compared = list(pool.map(compare, discovered))
         changes = []
-        for found in discovered:
+        for found, outcome in zip(discovered, compared):
             self._counts(found)
             try:
-                change, record = inspect(found, self.manifest.inputs.get(found.key))
+                if isinstance(outcome, BatchembedError):
+                    raise outcome
+                change, record = outcome
             except Unreadable as error:
                 # recorded (size and mtime), so fixing permissions is not an input change; an
                 # earlier record, made when the file was read, is kept as the better one
@@ -372,7 +445,8 @@ class _Job:
 
     def plan(self) -> Plan:
         """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
-        plan = plan_tasks(self.files, self.markers, self.config.shard_rows, self.manifest.runs)
+        counted = {key: record.pairs for key, record in self.manifest.inputs.items()}
+        plan = plan_tasks(self.files, self.markers, self.config.shard_rows, self.manifest.runs, counted)
         stale = [shard_id for shard_id in plan.stale if shard_id in self.markers]
         if stale:
             log.warning("%s: removing %d parts of shards the inputs do not have", self.output, len(stale))
@@ -465,8 +539,39 @@ class _Job:
                 f"{self.output}; finished shards are kept: a re-run with a higher limit goes on from there"
             )
 
+    def _settle_files(self) -> bool:
+        """For each input read to its end without error: markers past its last shard go (they
+        cannot be of this file), and its pair count is recorded, so later runs believe only the
+        markers that agree with it. True if the manifest learnt something."""
+        learnt = False
+        for file in self.files:
+            counts = self.summary.files.get(file.key)
+            record = self.manifest.inputs.get(file.key)
+            if counts is None or record is None or counts.state != "done" or counts.error is not None:
+                continue
+            mine = [m for m in self.markers.values() if m.file_key == file.key]
+            lasts = [m.index for m in mine if m.last]
+            past = sorted(m.shard_id for m in mine if lasts and m.index > min(lasts))
+            if past:
+                log.warning(
+                    "%s: %d done markers lie past the file's last shard; removing them", show(file.path), len(past)
+                )
+                self._unmark(past)
+                mine = [m for m in mine if m.shard_id not in past]
+            pairs = complete_pairs(mine, self.config.shard_rows)
+            if pairs is not None and record.pairs != pairs:
+                record.pairs = pairs
+                learnt = True
+        return learnt
+
     def end(self, code: ExitCode, outcome: str) -> None:
-        """Count the output from the markers, then write the manifest (on success) and the summary."""
+        """Count the output from the markers, then write the manifest and the summary. The store may
+        be what failed: then the summary says so if it can be written, and the run's own error stands."""
+        try:
+            learnt = self._settle_files()
+        except (BatchembedError, OSError, pa.ArrowException) as error:
+            log.error("%s", error)
+            learnt = False
         summary = self.summary
         summary.status_counts = Counter()
         summary.pairs_read = summary.rows_written = 0
@@ -493,9 +598,14 @@ class _Job:
             if code in (ExitCode.OK, ExitCode.BAD_ROWS):
                 self.manifest.finished_run = self.manifest.runs
                 self.manifest.save(self.layout)
+            elif learnt:
+                self.manifest.save(self.layout)
             summary.write(self.layout)
-        except OutputError as error:  # e.g. the disk filled up: report the run's own outcome, not this
+        except (OutputError, OSError, pa.ArrowException) as error:  # e.g. a full disk, a store gone
             log.error("%s", error)
+
+
+INSPECTORS = 32  # concurrent metadata requests when comparing inputs on object storage
 
 
 def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:

@@ -14,6 +14,7 @@ DuckDB's `**` glob tries to read every file it finds). The bookkeeping directory
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from batchembed.io.storage import TEMP_MARK, Location
@@ -30,6 +31,14 @@ class OutputLayout:
 
     @classmethod
     def of(cls, output: Location) -> OutputLayout:
+        """The layout of `output`. A local output is resolved to its real path first (symlinks
+        anywhere in it), so that every name of one directory finds the same bookkeeping and lock."""
+        if output.is_local:
+            real = os.path.realpath(output.path)
+            if real != output.path:
+                resolved = Location(output.fs, real, output.shown, output.kind)
+                state = Location(output.fs, real + STATE_SUFFIX, real + STATE_SUFFIX, output.kind)
+                return cls(resolved, state)
         return cls(output, output.sibling(output.name + STATE_SUFFIX))
 
     @property
@@ -70,7 +79,7 @@ class OutputLayout:
     def parts(self) -> dict[str, int]:
         """shard id -> size in bytes of every part in the output directory."""
         found = {}
-        for info in self.data.files(recursive=False):
+        for info in self.data.files(recursive=False, strict=True):
             name = info.path.rsplit("/", 1)[-1]
             if name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX):
                 found[name[len(PART_PREFIX) : -len(PART_SUFFIX)]] = info.size
@@ -80,7 +89,7 @@ class OutputLayout:
         """Delete temporary files a killed run left. Only call while holding the lease."""
         removed = 0
         for directory in (self.tmp, self.data, self.done):
-            for info in directory.files(recursive=False):
+            for info in directory.files(recursive=False, strict=True):
                 name = info.path.rsplit("/", 1)[-1]
                 if name.startswith(".") and TEMP_MARK in name:
                     directory.child(info.path).delete()

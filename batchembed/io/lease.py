@@ -38,13 +38,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
+
+import pyarrow as pa
 
 from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lock import OutputLock
-from batchembed.io.storage import Location
+from batchembed.io.storage import RUN_AGAIN, Location
+from batchembed.io.storage import _one_line as reason
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,10 @@ class LeaseRecord:
     started: str
     expires: float  # seconds since the epoch
 
+    def valid(self) -> bool:
+        strings = all(isinstance(v, str) for v in (self.owner, self.host, self.started))
+        return strings and isinstance(self.pid, int) and isinstance(self.expires, (int, float))
+
     def until(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.expires))
 
@@ -90,18 +97,30 @@ class ObjectLease:
         self._thread: threading.Thread | None = None
 
     def _read(self) -> LeaseRecord | None:
+        """The record, or None when there is none (or a torn or foreign one, which protects nothing).
+        Raises OutputError when the store cannot be asked: that says nothing about who holds it."""
         try:
-            data = json.loads(self.record.read_text())
-            return LeaseRecord(**data) if isinstance(data, dict) else None
+            text = self.record.read_text()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError) as exc:  # a torn or foreign record: it protects nothing
+        except (OSError, pa.ArrowException) as exc:
+            raise OutputError(f"{self.record}: cannot read the lease record: {reason(exc)}; {RUN_AGAIN}") from exc
+        except UnicodeDecodeError:
+            text = ""
+        try:
+            data = json.loads(text)
+            record = LeaseRecord(**data) if isinstance(data, dict) else None
+            if record is not None and not record.valid():
+                raise TypeError("fields of the wrong type")
+            return record
+        except (ValueError, TypeError) as exc:
             log.warning("%s: unreadable lease record (%s); treating it as expired", self.record, exc)
             return None
 
     def _write(self) -> None:
-        self.me.expires = time.time() + self.ttl
-        self.record.write_text(json.dumps(asdict(self.me)) + "\n")
+        expires = time.time() + self.ttl
+        self.record.write_text(json.dumps(asdict(replace(self.me, expires=expires))) + "\n")
+        self.me.expires = expires
 
     def acquire(self) -> None:
         current = self._read()
@@ -127,15 +146,26 @@ class ObjectLease:
             try:
                 current = self._read()
                 if current is None or current.owner != self.me.owner:
-                    self.lost = f"pid {current.pid} on {current.host}" if current else "the lease record was removed"
+                    self.lost = (
+                        f"pid {current.pid} on {current.host} took it over"
+                        if current
+                        else "its lease record was removed"
+                    )
                     return
                 self._write()
-            except OutputError as error:  # a failed renewal is retried; expiry is still ttl away
-                log.warning("%s: cannot renew the lease: %s", self.record, error)
+            except OutputError as error:  # the store failed: retried at the next beat while the lease lasts
+                if time.time() >= self.me.expires:
+                    self.lost = f"it could not be renewed before it expired ({error})"
+                    return
+                log.warning("%s: cannot renew the lease (%s); trying again", self.record, error)
 
     def check(self) -> None:
+        if self.lost is None and self.me.expires and time.time() >= self.me.expires:
+            self.lost = "it expired before it could be renewed"  # the heartbeat is stuck on the store
         if self.lost is not None:
-            raise OutputError(f"{self.output}: this run lost its lease ({self.lost} took it over); stopping")
+            raise OutputError(
+                f"{self.output}: this run lost its lease ({self.lost}); stopping, finished parts are kept"
+            )
 
     def release(self) -> None:
         self._stop.set()
@@ -145,7 +175,7 @@ class ObjectLease:
             current = self._read()
             if current is not None and current.owner == self.me.owner:
                 self.record.delete()
-        except OutputError as error:
+        except (OutputError, OSError, pa.ArrowException) as error:
             log.warning("%s: cannot release the lease (%s); it expires by itself", self.record, error)
 
 

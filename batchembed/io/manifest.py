@@ -1,18 +1,27 @@
-"""`_manifest.json`: what an output directory was made from, so a re-run can tell whether it
-may resume it.
+"""`manifest.json` in the output's bookkeeping directory: what the output was made from, so a
+re-run can tell whether it may resume it.
 
 The fingerprint holds everything that changes results: tool version, each
 model's describe(), metrics, tokenizer, columns, shard size. Token budget and
 device are left out on purpose: they change batching and speed, not results
-(beyond fp tolerance). Each input file is recorded with size, mtime and a
-SHA-256 of its bytes, which tells an unchanged file from one that grew by
-appended bytes (its old bytes hash the same) and from one that changed.
+(beyond fp tolerance).
 
-Content decides where a client can fake the rest: on a local disk the mtime can
-be set back (`touch -d`), so every run hashes local inputs (it costs little next
-to embedding: BENCHMARKS.md). On object storage the store itself stamps the
-modification time on every write and no client can set it, so there the same
-size and mtime identify the same object, and the driver reads no input byte.
+Each input file is recorded with its size, modification time and content identity, and,
+once a run has read all of it, its number of pairs (done markers are believed only where
+they agree with it: io/markers.py).
+
+- On a local disk the identity is a SHA-256 of the bytes, which also tells an unchanged
+  file from one that grew by appended bytes (its old bytes hash the same) and from one that
+  changed. Content decides because a client can set the mtime back (`touch -d`); hashing
+  costs little next to embedding (BENCHMARKS.md).
+- On object storage the driver reads no input byte: the identity is what the store says in
+  the object's metadata, its ETag or else its version id (one metadata request per object;
+  pyarrow's listings carry only size and time, so the ETag comes from opening the object,
+  which sends a HEAD and no GET). The store's times have a resolution of one second, so a
+  same-size rewrite within that second is told apart only by this identity. An object
+  cannot be appended to, only rewritten, so a different identity means "changed" (the
+  file's rows are redone under --incremental). A store that says neither gets its objects
+  hashed, as local files are.
 """
 
 from __future__ import annotations
@@ -91,7 +100,44 @@ class InputRecord:
     format: str
     bytes: int
     mtime_ns: int
-    sha256: str | None  # of the first `bytes` bytes; None while the file could not be read
+    sha256: str | None  # of the first `bytes` bytes; None while the file could not be read, or when unread
+    identity: str | None = None  # object storage: the store's ETag (or version id)
+    pairs: int | None = None  # the file's pairs, once a run read all of it
+
+    def same_content(self, other: InputRecord) -> bool:
+        """Both records name one content (a rename, not a new file)."""
+        if self.bytes != other.bytes:
+            return False
+        if self.identity and other.identity:
+            return same_etag(self.identity, other.identity)
+        return self.sha256 is not None and self.sha256 == other.sha256
+
+    def valid(self) -> bool:
+        def count(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        texts = isinstance(self.path, str) and isinstance(self.format, str)
+        optional = all(v is None or isinstance(v, str) for v in (self.sha256, self.identity))
+        sized = count(self.bytes) and isinstance(self.mtime_ns, int) and not isinstance(self.mtime_ns, bool)
+        return texts and optional and sized and (self.pairs is None or count(self.pairs))
+
+
+def same_etag(a: str, b: str) -> bool:
+    """Two ETags of one content. S3 makes a one-upload object's ETag the MD5 of its bytes, and a
+    one-part multipart upload's the MD5 of that MD5 plus "-1"; a server-side copy (how objects are
+    renamed) gets the first kind, so both kinds are compared. ETags of bigger multipart uploads
+    depend on the part size and are compared as they are."""
+    if a == b:
+        return True
+    plain = [x.removeprefix("etag:").strip('"').lower() for x in (a, b)]
+    for one, other in (plain, plain[::-1]):
+        if len(one) == 32 and other.endswith("-1"):
+            try:
+                if hashlib.md5(bytes.fromhex(one), usedforsecurity=False).hexdigest() == other[:-2]:
+                    return True
+            except ValueError:
+                return False
+    return False
 
 
 class Change(str, Enum):
@@ -131,14 +177,13 @@ def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputReco
         raise InputError(f"{show(file.path)}: cannot stat: {reason(exc)}") from exc
     mtime_ns = int(info.mtime_ns or 0)
     record = InputRecord(str(file.path), file.format, int(info.size), mtime_ns, None)
-    if (
-        old is not None
-        and old.sha256
-        and not file.path.is_local
-        and (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns)
-    ):
-        record.sha256 = old.sha256
-        return Change.SAME, record
+    if not file.path.is_local:
+        try:
+            record.identity = file.path.identity()
+        except (OSError, pa.ArrowException) as exc:
+            raise Unreadable(record, f"{show(file.path)}: cannot read: {reason(exc)}; check its permissions") from exc
+        if record.identity is not None:
+            return _by_identity(old, record), record
     prefix = old.bytes if old is not None and old.sha256 and old.bytes <= record.bytes else None
     try:
         head, record.sha256 = _hashes(file.path, prefix, record.bytes)
@@ -150,8 +195,27 @@ def inspect(file: InputFile, old: InputRecord | None) -> tuple[Change, InputReco
     if old.sha256 is None:  # recorded while unreadable, never read since: nothing of it is in the output
         return (Change.SAME if (old.bytes, old.mtime_ns) == (record.bytes, record.mtime_ns) else Change.CHANGED), record
     if old.bytes == record.bytes:
-        return (Change.SAME if record.sha256 == old.sha256 else Change.CHANGED), record
-    return (Change.APPENDED if head == old.sha256 else Change.CHANGED), record
+        change = Change.SAME if record.sha256 == old.sha256 else Change.CHANGED
+    else:
+        change = Change.APPENDED if head == old.sha256 else Change.CHANGED
+    if change is Change.SAME:
+        record.pairs = old.pairs
+    return change, record
+
+
+def _by_identity(old: InputRecord | None, record: InputRecord) -> Change:
+    """An object compared by the store's own identity: no byte of it read."""
+    if old is None:
+        return Change.NEW
+    same_size = old.bytes == record.bytes
+    if old.identity is not None:
+        same = same_size and old.identity == record.identity
+    else:  # recorded before identities were kept (or while unreadable): size and time, as then
+        same = same_size and old.mtime_ns == record.mtime_ns
+    if same:
+        record.pairs = old.pairs
+        record.sha256 = old.sha256
+    return Change.SAME if same else Change.CHANGED
 
 
 class Unreadable(InputError):
@@ -185,18 +249,26 @@ class Manifest:
 
 def load_manifest(layout: OutputLayout) -> Manifest | None:
     path = layout.manifest
-    if not path.exists():
-        return None
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        text = ""
+    try:
+        data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), dict):
             raise ValueError(f"a JSON {type(data).__name__} without a fingerprint, not a batchembed manifest")
         if data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
         inputs = {key: InputRecord(**record) for key, record in data["inputs"].items()}
-        if not all(isinstance(r.bytes, int) and isinstance(r.mtime_ns, int) for r in inputs.values()):
-            raise ValueError("an input record without integer size and mtime")
-        return Manifest(data["fingerprint"], inputs, int(data["runs"]), int(data["finished_run"]))
-    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        bad = next((key for key, r in inputs.items() if not isinstance(key, str) or not r.valid()), None)
+        if bad is not None:
+            raise ValueError(f"the record of input {bad!r} has fields of the wrong type")
+        runs, finished = data["runs"], data["finished_run"]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (runs, finished)):
+            raise ValueError(f"run counts {runs!r}, {finished!r} are not whole numbers")
+        return Manifest(data["fingerprint"], inputs, runs, finished)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         why = reason(exc)
         raise OutputError(f"{path}: unreadable manifest ({why}); pass --overwrite to start this output over") from exc

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field, fields
+from typing import Protocol
 
 from batchembed import status
 from batchembed.io.inputs import InputFile, InputShard
@@ -102,15 +104,105 @@ def write_marker(
     return marker
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_INTS = ("index", "first_row", "pairs", "rows", "part_bytes", "run")
+
+
+def marker_from(data: object) -> DoneMarker:
+    """A marker from its JSON, every field checked: markers are input too (a damaged one must
+    cost its shard, not the run). Raises ValueError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    names = {f.name for f in fields(DoneMarker)}
+    if set(data) - names or names - set(data) - {"status_counts"}:
+        raise ValueError(f"fields {sorted(set(data) ^ names)} unexpected or missing")
+
+    def integer(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    for name in _INTS:
+        if not integer(data[name]):
+            raise ValueError(f"{name} is {data[name]!r}, not a whole number")
+    if not (isinstance(data["shard_id"], str) and isinstance(data["file_key"], str)):
+        raise ValueError("shard_id and file_key must be strings")
+    if not isinstance(data["last"], bool):
+        raise ValueError(f"last is {data['last']!r}, not true or false")
+    if data["extent"] is not None and not integer(data["extent"]):
+        raise ValueError(f"extent is {data['extent']!r}, not a size in bytes")
+    if not (isinstance(data["part_sha256"], str) and _SHA256.match(data["part_sha256"])):
+        raise ValueError("part_sha256 is not a SHA-256 in hex")
+    counts = data.get("status_counts", {})
+    if not isinstance(counts, dict) or not all(isinstance(k, str) and integer(v) for k, v in counts.items()):
+        raise ValueError("status_counts is not a map of status to count")
+    marker = DoneMarker(**data)
+    if marker.shard_id != f"{marker.file_key}-{marker.index:06d}":
+        raise ValueError(f"shard_id {marker.shard_id!r} is not shard {marker.index} of {marker.file_key!r}")
+    if marker.pairs < 1 or marker.rows < marker.pairs or sum(counts.values()) != marker.rows:
+        raise ValueError(f"{marker.pairs} pairs, {marker.rows} rows and statuses {counts} do not add up")
+    return marker
+
+
 def _parse(layout: OutputLayout, shard_id: str) -> DoneMarker | None:
     where = layout.marker(shard_id)
     try:
-        data: dict[str, Any] = json.loads(where.read_text())
-        marker = DoneMarker(**data)
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning("%s: unreadable done marker (%s); its shard will be redone", where, exc)
+        text = where.read_text()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        text = ""
+    try:
+        marker = marker_from(json.loads(text))
+    except ValueError as exc:  # JSONDecodeError included
+        log.warning("%s: invalid done marker (%s); its shard will be redone", where, exc)
         return None
     return marker if marker.shard_id == shard_id else None
+
+
+def disagreeing(
+    markers: Mapping[str, DoneMarker], shard_rows: int, runs: int, known_pairs: Mapping[str, int]
+) -> dict[str, str]:
+    """The markers that cannot be true of their input, each with why (shard id -> reason).
+
+    A marker is believed only where it agrees with the plan: its row range is its index's
+    (`shard_rows` pairs a shard), it comes from a run that happened, and, per file, no marker
+    lies past the file's last shard: past the first marker that says "last", and, where the
+    file's pair count is known (`known_pairs`, recorded once a run read all of it, for files
+    unchanged since), past that count, with "last" exactly on the last shard."""
+    wrong: dict[str, str] = {}
+    by_file: dict[str, list[DoneMarker]] = {}
+    for marker in markers.values():
+        if marker.first_row != marker.index * shard_rows + 1 or marker.pairs > shard_rows:
+            wrong[marker.shard_id] = f"rows {marker.first_row}+{marker.pairs} are not shard {marker.index}'s"
+        elif not 1 <= marker.run <= runs:
+            wrong[marker.shard_id] = f"written by run {marker.run}, but this output has had {runs}"
+        else:
+            by_file.setdefault(marker.file_key, []).append(marker)
+    for file_key, found in by_file.items():
+        total = known_pairs.get(file_key)
+        if total is not None:
+            count = -(-total // shard_rows)
+            for m in found:
+                expected = min(shard_rows, total - m.index * shard_rows)
+                if m.index >= count or m.last != (m.index == count - 1) or m.pairs != expected:
+                    wrong[m.shard_id] = f"the file has {total} pairs: shard {m.index} cannot hold {m.pairs}"
+            continue
+        lasts = [m.index for m in found if m.last]
+        if lasts:
+            for m in found:
+                if m.index > min(lasts):
+                    wrong[m.shard_id] = f"shard {m.index} lies past the file's last shard, {min(lasts)}"
+    return wrong
+
+
+def complete_pairs(markers: list[DoneMarker], shard_rows: int) -> int | None:
+    """The file's pair count, if these markers (one file's) cover it from its first to its last shard."""
+    ordered = sorted(markers, key=lambda m: m.index)
+    if not ordered or not ordered[-1].last:
+        return None
+    for i, m in enumerate(ordered):
+        if m.index != i or m.first_row != i * shard_rows + 1 or (not m.last and m.pairs != shard_rows):
+            return None
+    return sum(m.pairs for m in ordered)
 
 
 def part_verified(layout: OutputLayout, marker: DoneMarker) -> bool:
@@ -145,7 +237,7 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
 
 def marked_shards(layout: OutputLayout) -> list[str]:
     """The shard ids of every marker file (not yet parsed or checked)."""
-    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False)]
+    names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False, strict=True)]
     return [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
 
 

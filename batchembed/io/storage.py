@@ -10,18 +10,29 @@ Writes are all-or-nothing, on every filesystem: locally a temporary file is
 fsynced and renamed into place; on object storage, which has no rename, the
 bytes are built in memory and sent in one upload, which the store makes visible
 only once complete (a killed upload leaves nothing under the key).
+
+A store over the network fails now and then for a moment (a dropped connection, a
+503, throttling): every call on a remote location that fails that way is tried again,
+`BATCHEMBED_STORE_ATTEMPTS` times in all (default 4) with a doubling pause (1, 2, 4 s),
+on top of the retries of the store's own client. Past that the store is taken to be
+down: the call raises StoreUnavailable, and later calls to the same bucket are tried
+once only for a minute, so a run that must stop stops within seconds, not minutes.
+Errors that another try cannot fix (no such key, access denied) are raised at once.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob as globlib
+import logging
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -32,6 +43,40 @@ from batchembed.messages import one_line as _one_line
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 TEMP_MARK = ".tmp-"
 BUCKET_SCHEMES = ("s3", "gs", "gcs")  # scheme://bucket/key, the key any string the store allows
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_ATTEMPTS = 4
+FIRST_PAUSE = 1.0  # seconds before the second attempt; doubled before each next one
+DOWN_FOR = 60.0  # seconds a store that exhausted its attempts gets one attempt per call
+# how the store's clients (AWS SDK, Google Cloud, Azure) word errors another try may cure
+_TRANSIENT = re.compile(
+    r"NETWORK_CONNECTION|SLOW_DOWN|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|REQUEST_TIMEOUT|THROTTL|"
+    r"REQUEST_LIMIT_EXCEEDED|HTTP status 5\d\d|curlCode|[Cc]onnection (reset|refused|closed|aborted)|"
+    r"[Tt]imed? ?out|[Tt]emporar|[Bb]roken pipe|UNAVAILABLE|DEADLINE_EXCEEDED"
+)
+_down_until: dict[tuple[str, str], float] = {}  # (kind, bucket) -> until when it gets one attempt a call
+_down_lock = threading.Lock()
+
+
+class StoreUnavailable(OSError):
+    """A remote store kept failing with errors another try might cure (network, 5xx, throttling)."""
+
+
+def transient(exc: BaseException) -> bool:
+    """An error of a remote store that another attempt may not meet again."""
+    if isinstance(exc, StoreUnavailable):
+        return True
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    return isinstance(exc, (OSError, pa.ArrowException)) and bool(_TRANSIENT.search(str(exc)))
+
+
+def _attempts() -> int:
+    try:
+        return max(1, int(os.environ.get("BATCHEMBED_STORE_ATTEMPTS", DEFAULT_ATTEMPTS)))
+    except ValueError:
+        return DEFAULT_ATTEMPTS
 
 
 def is_uri(spec: str) -> bool:
@@ -112,10 +157,44 @@ class Location:
             self.path == directory.path or self.path.startswith(directory.path.rstrip("/") + "/")
         )
 
+    # -- retrying ------------------------------------------------------------------------------
+
+    def _store(self) -> tuple[str, str]:
+        return self.kind, self.path.split("/", 1)[0]
+
+    def retrying(self, call: Callable[[], T], what: str = "call") -> T:
+        """`call()`, tried again after transient store errors (see the module's note); locally once.
+        Raises StoreUnavailable once the attempts are spent, any other error at once."""
+        if self.is_local:
+            return call()
+        store = self._store()
+        with _down_lock:
+            attempts = 1 if _down_until.get(store, 0.0) > time.monotonic() else _attempts()
+        pause = FIRST_PAUSE
+        for attempt in range(1, attempts + 1):
+            try:
+                result = call()
+            except (OSError, pa.ArrowException) as exc:
+                if not transient(exc):
+                    raise
+                if attempt == attempts:
+                    with _down_lock:
+                        _down_until[store] = time.monotonic() + DOWN_FOR
+                    tries = f"{attempts} attempts" if attempts > 1 else "one more attempt"
+                    raise StoreUnavailable(f"{_one_line(exc)} (after {tries})") from exc
+                log.warning("%s: %s failed (%s); trying again in %.0f s", self, what, _one_line(exc), pause)
+                time.sleep(pause)
+                pause *= 2
+                continue
+            with _down_lock:
+                _down_until.pop(store, None)
+            return result
+        raise AssertionError("unreachable")
+
     # -- looking ------------------------------------------------------------------------------
 
     def info(self) -> pafs.FileInfo:
-        return self.fs.get_file_info(self.path)
+        return self.retrying(lambda: self.fs.get_file_info(self.path), "looking it up")
 
     def exists(self) -> bool:
         return self.info().type != pafs.FileType.NotFound
@@ -126,28 +205,56 @@ class Location:
     def is_file(self) -> bool:
         return self.info().type == pafs.FileType.File
 
-    def files(self, recursive: bool = True) -> list[Entry]:
-        """The files below this directory, sorted by path; [] when it does not exist."""
+    def files(self, recursive: bool = True, strict: bool = False) -> list[Entry]:
+        """The files below this directory, sorted by path; [] when it does not exist. A listing
+        that fails gives [] too, unless `strict` (the output's own bookkeeping: an empty answer
+        there would mean "nothing is done"), which raises."""
         if self.is_local:  # os.walk: pyarrow cannot list names that are not UTF-8
-            return _local_files(self.path, recursive)
+            return _local_files(self.path, recursive, strict)
+        selector = pafs.FileSelector(self.path, allow_not_found=True, recursive=recursive)
         try:
-            found = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True, recursive=recursive))
+            found = self.retrying(lambda: self.fs.get_file_info(selector), "listing it")
         except (OSError, pa.ArrowException):
+            if strict:
+                raise
             return []
         return sorted((Entry(i.path, i.size or 0) for i in found if i.type == pafs.FileType.File), key=_by_path)
 
     # -- reading ------------------------------------------------------------------------------
 
     def open_stream(self) -> Any:
-        return self.fs.open_input_stream(self.path)
+        return self.retrying(lambda: self.fs.open_input_stream(self.path), "opening it")
 
     def open_file(self) -> Any:
         """Random access (Parquet footers, row groups)."""
-        return self.fs.open_input_file(self.path)
+        return self.retrying(lambda: self.fs.open_input_file(self.path), "opening it")
+
+    def identity(self) -> str | None:
+        """What the store says tells this object's content from other content, without reading a
+        byte (one metadata request: no body is sent): the ETag, which S3-compatible stores derive
+        from the content (so a copy under another key has the same one), else a version id or GCS
+        generation (new on every write). None locally and where the store says none of these."""
+        if self.is_local:
+            return None
+
+        def head() -> dict[str, str]:
+            with self.fs.open_input_file(self.path) as handle:  # S3: a HEAD request, no GET
+                found = handle.metadata() or {}
+            return {_text(k).lower(): _text(v) for k, v in found.items()}
+
+        metadata = self.retrying(head, "asking for its metadata")
+        for key in ("etag", "versionid", "version-id", "generation"):
+            value = metadata.get(key, "").strip()
+            if value and value.lower() != "null":  # S3 says "null" for an unversioned bucket
+                return f"{key}:{value}"
+        return None
 
     def read_bytes(self) -> bytes:
-        with self.open_stream() as stream:
-            return bytes(stream.read())
+        def read() -> bytes:
+            with self.fs.open_input_stream(self.path) as stream:
+                return bytes(stream.read())
+
+        return self.retrying(read, "reading it")
 
     def read_text(self) -> str:
         return self.read_bytes().decode("utf-8")
@@ -166,16 +273,23 @@ class Location:
         Locally the temporary file lives in `temporary_dir` (default: beside the file), which must be
         on the same filesystem: then the rename is atomic.
         """
+
+        def upload() -> None:  # one upload of the whole object: visible only once complete
+            with self.fs.open_output_stream(self.path) as stream:
+                stream.write(data)
+
         try:
             if self.is_local:
                 _write_local(self.path, data, temporary_dir.path if temporary_dir else None)
             else:
-                # one upload of the whole object: visible only once complete
-                with self.fs.open_output_stream(self.path) as stream:
-                    stream.write(data)
+                self.retrying(upload, "writing it")
+        except UnicodeEncodeError as exc:
+            raise OutputError(f"{show_path(self.shown)}: the name is not valid UTF-8; choose a UTF-8 name") from exc
         except (OSError, pa.ArrowException) as exc:
-            if not self.is_local:
-                self.delete()
+            if transient(exc):
+                raise OutputError(
+                    f"{self}: cannot write: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}"
+                ) from exc
             raise OutputError(f"{self}: cannot write: {_one_line(exc)}; check free space and permissions") from exc
 
     def write_text(self, text: str, temporary_dir: Location | None = None) -> None:
@@ -183,12 +297,33 @@ class Location:
 
     def delete(self) -> None:
         try:
-            self.fs.delete_file(self.path)
+            self.retrying(lambda: self.fs.delete_file(self.path), "deleting it")
         except FileNotFoundError:
             pass
         except (OSError, pa.ArrowException) as exc:
-            if self.exists():
+            if transient(exc):
+                raise OutputError(
+                    f"{self}: cannot delete: the store is unreachable: {_one_line(exc)}; {RUN_AGAIN}"
+                ) from exc
+            try:
+                gone = not self.exists()
+            except (OSError, pa.ArrowException):
+                gone = False
+            if not gone:
                 raise OutputError(f"{self}: cannot delete: {_one_line(exc)}") from exc
+
+
+RUN_AGAIN = "check the endpoint, network and credentials, then run the same command again (finished parts are kept)"
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def show_path(text: str) -> str:
+    """A name for a message: invalid UTF-8 bytes (surrogate escapes) and control characters shown escaped."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in raw)
 
 
 class Entry(NamedTuple):
@@ -202,9 +337,14 @@ def _by_path(entry: Entry) -> str:
     return entry.path
 
 
-def _local_files(top: str, recursive: bool) -> list[Entry]:
+def _local_files(top: str, recursive: bool, strict: bool = False) -> list[Entry]:
     found = []
-    for directory, subdirectories, names in os.walk(top):
+
+    def refuse(error: OSError) -> None:
+        if strict and not isinstance(error, FileNotFoundError):
+            raise error
+
+    for directory, subdirectories, names in os.walk(top, onerror=refuse):
         for name in names:
             path = os.path.join(directory, name)
             try:

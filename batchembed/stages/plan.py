@@ -34,8 +34,17 @@ class Plan:
     stale: list[str] = field(default_factory=list)  # markers of shards the file does not have
 
 
-def plan_tasks(files: Sequence[InputFile], markers: dict[str, DoneMarker], shard_rows: int, run: int) -> Plan:
+def plan_tasks(
+    files: Sequence[InputFile],
+    markers: dict[str, DoneMarker],
+    shard_rows: int,
+    run: int,
+    counted: dict[str, int | None] | None = None,
+) -> Plan:
+    """`counted`: each input's pairs as a run that read it to the end counted them (the manifest),
+    against which a CSV file's markers must add up before it is taken as done without reading."""
     plan = Plan()
+    counted = counted or {}
     by_file: dict[str, dict[int, DoneMarker]] = {}
     for marker in markers.values():
         by_file.setdefault(marker.file_key, {})[marker.index] = marker
@@ -49,7 +58,7 @@ def plan_tasks(files: Sequence[InputFile], markers: dict[str, DoneMarker], shard
                 continue
             tasks = _parquet_tasks(file, footer, known, shard_rows, run, plan)
         else:
-            tasks = _csv_tasks(file, known, shard_rows, run, plan)
+            tasks = _csv_tasks(file, known, shard_rows, run, plan, counted.get(file.key))
         plan.tasks += tasks
         plan.tasks_per_file[file.key] = len(tasks)
         if not tasks:
@@ -73,13 +82,18 @@ def _parquet_tasks(
     return tasks
 
 
-def _csv_tasks(file: InputFile, known: dict[int, DoneMarker], shard_rows: int, run: int, plan: Plan) -> list[Task]:
+def _csv_tasks(
+    file: InputFile, known: dict[int, DoneMarker], shard_rows: int, run: int, plan: Plan, counted: int | None
+) -> list[Task]:
     done = {k for k, m in known.items() if _believed(m, k, shard_rows, file)}
     ends = [k for k in done if known[k].last]
     plan.stale += [m.shard_id for k, m in known.items() if ends and k > min(ends)]
-    if ends and set(range(min(ends) + 1)) <= done:  # every shard up to the file's last is done
-        plan.skipped += min(ends) + 1
-        return []
+    if ends and set(range(min(ends) + 1)) <= done:  # every shard up to the file's last is done ...
+        whole = sum(known[k].pairs for k in range(min(ends) + 1))
+        if counted == whole:  # ... and they add up to what a run that read it all counted
+            plan.skipped += min(ends) + 1
+            return []
+        done.discard(min(ends))  # else the file is read through again, its last shard redone
     plan.skipped += len(done)
     return [Task(file, run, done=frozenset(done))]
 
