@@ -59,6 +59,7 @@ class RunSummary:
     output: str = ""
     incremental: bool = False
     inputs: list[str] = field(default_factory=list)  # the input arguments as given
+    compute: dict[str, str] = field(default_factory=dict)  # CPU, its features, precision, backend (hardware.py)
     files: dict[str, FileCounts] = field(default_factory=dict)  # by file key
     errors: list[str] = field(default_factory=list)
     started: str = field(default_factory=now)
@@ -106,6 +107,7 @@ class RunSummary:
             "output": self.output,
             "incremental": self.incremental,
             "inputs": self.inputs,
+            "compute": self.compute,
             "pairs_read": self.pairs_read,
             "rows_written": self.rows_written,
             "shards_written": self.shards_written,

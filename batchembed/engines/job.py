@@ -44,6 +44,7 @@ from batchembed.io.storage import Location, locate
 from batchembed.io.writer import write_part
 from batchembed.memory import release_free_memory
 from batchembed.pipeline import ShardResult
+from batchembed.hardware import compute_record
 from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class _Job:
         self.config, self.models, self.layout, self.held, self.incremental = config, models, layout, held, incremental
         self.output: Location = layout.data
         self.summary = RunSummary(output=str(self.output), incremental=incremental, inputs=list(config.inputs))
+        self.summary.compute = compute_record(config.embed.precision)
         self.manifest = Manifest(fingerprint(config, models))
         self.markers: dict[str, DoneMarker] = {}
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
@@ -328,7 +330,7 @@ class _Job:
     def _run(self, consume: Callable[[pa.Schema], None]) -> RunSummary:
         # how the result was made, in every output file: the settings' fingerprint and the
         # inputs (no timestamps: reruns are identical)
-        metadata = {**self.manifest.fingerprint, "inputs": [str(f.path) for f in self.files]}
+        metadata = {**self.manifest.fingerprint, "compute": self.summary.compute, "inputs": [str(f.path) for f in self.files]}
         schema = output_schema([m.name for m in self.models], metadata)
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
