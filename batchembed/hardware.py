@@ -112,20 +112,19 @@ class CpuFeatures:
         return {"cpu": self.model, "cpu_features": " ".join(f for f in RECORDED_FLAGS if f in self.flags)}
 
 
-def _cpuinfo() -> tuple[str, set[str]] | None:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    model, flags = "", set()
+def parse_cpuinfo(text: str) -> CpuFeatures | None:
+    """The first CPU of a /proc/cpuinfo (x86 `flags`, aarch64 `Features`); None without flags."""
+    model, flags = "", ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
-        if key in ("model name", "Model name", "Hardware") and not model:
+        if key in ("model name", "Model name") and not model:
             model = value.strip()
-        elif key in ("flags", "Features") and not flags:  # x86, aarch64
-            flags = set(value.split())
-    return (model, flags) if flags else None
+        elif key in ("flags", "Features") and not flags:
+            flags = value
+    if not flags:
+        return None
+    return CpuFeatures(model or platform.machine(), frozenset(flags.split()) & frozenset(RECORDED_FLAGS))
 
 
 def _torch_flags() -> set[str]:
@@ -144,9 +143,11 @@ def _torch_flags() -> set[str]:
 
 @functools.cache
 def cpu_features() -> CpuFeatures:
-    found = _cpuinfo()
-    model, flags = found if found else (platform.processor() or platform.machine(), _torch_flags())
-    return CpuFeatures(model or "unknown", frozenset(flags) & frozenset(RECORDED_FLAGS))
+    try:
+        found = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        found = None
+    return found or CpuFeatures(platform.processor() or platform.machine(), frozenset(_torch_flags()))
 
 
 def compute_record(precision: str, backend: str = "torch") -> dict[str, str]:

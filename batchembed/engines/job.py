@@ -32,6 +32,7 @@ from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
 from batchembed.engines.tasks import ShardTask, TaskResult, csv_task, parquet_task
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
+from batchembed.hardware import compute_record
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, Manifest, Unreadable, differences, fingerprint, inspect
@@ -44,7 +45,6 @@ from batchembed.io.storage import Location, locate
 from batchembed.io.writer import write_part
 from batchembed.memory import release_free_memory
 from batchembed.pipeline import ShardResult
-from batchembed.hardware import compute_record
 from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
@@ -330,7 +330,11 @@ class _Job:
     def _run(self, consume: Callable[[pa.Schema], None]) -> RunSummary:
         # how the result was made, in every output file: the settings' fingerprint and the
         # inputs (no timestamps: reruns are identical)
-        metadata = {**self.manifest.fingerprint, "compute": self.summary.compute, "inputs": [str(f.path) for f in self.files]}
+        metadata = {
+            **self.manifest.fingerprint,
+            "compute": self.summary.compute,
+            "inputs": [str(f.path) for f in self.files],
+        }
         schema = output_schema([m.name for m in self.models], metadata)
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
