@@ -107,7 +107,6 @@ class RunSummary:
             "output": self.output,
             "incremental": self.incremental,
             "inputs": self.inputs,
-            "compute": self.compute,
             "pairs_read": self.pairs_read,
             "rows_written": self.rows_written,
             "shards_written": self.shards_written,
@@ -122,6 +121,7 @@ class RunSummary:
             "subword_tokens": self.subword_tokens,
             "seconds": round(self.seconds, 3),
             "tokens_per_second": round(self.tokens_per_second, 1),
+            "compute": self.compute,
         }
 
     def write(self, layout: OutputLayout) -> None:
