@@ -84,7 +84,7 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         help="fp32 (default); bf16 (bf16 weights on a CPU with AVX-512 bf16 or AMX, autocast on a GPU: faster, "
-        "cosine distances within ~5e-3 of fp32); fp16 (autocast, for GPUs).",
+        "cosine distances within ~6e-3 of fp32); fp16 (autocast, for GPUs).",
     ),
 ]
 TokenizeWorkersOpt = Annotated[

@@ -66,10 +66,10 @@ def precision_phase(bench: Bench) -> list[str]:
     lines: list[str] = []
     for busy in args.precision_busy:
         flair = Samples("(1) flair") if busy == 0 else None
-        bare = {p: Samples(f"(2) bare forward {p}") for p in BARE_PRECISIONS}
+        bare = {p: Samples(f"(2) bare forward {p}") for p in ([] if args.no_bare else BARE_PRECISIONS)}
         ours = {p: Samples(f"(3) batchembed --precision {p}") for p in names}
         contenders: list[tuple[Samples, Any]] = [(flair, bench.flair)] if flair else []
-        contenders += [(bare[p], lambda s, p=p: bench.bare(s, CPU_BUDGET, p)) for p in BARE_PRECISIONS]
+        contenders += [(bare[p], lambda s, p=p: bench.bare(s, CPU_BUDGET, p)) for p in bare]
         contenders += [
             (ours[p], lambda s, p=p: bench.batchembed(s, f"precision-{p}", ["--precision", p])) for p in names
         ]
@@ -82,7 +82,8 @@ def precision_phase(bench: Bench) -> list[str]:
             for loop in loops:
                 loop.kill()
                 loop.wait()
-        base32, ours32 = median(bare["fp32"].job_s), median(ours["fp32"].job_s)
+        base32 = median(bare["fp32"].job_s) if bare else float("nan")
+        ours32 = median(ours["fp32"].job_s)
         lines += [
             f"#### Beside {busy} busy-loop process(es) (load average at start {started_load}, at end {load()})",
             "",

@@ -584,6 +584,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--wic", type=Path, default=None, help="WiC directory (train/, dev/): accuracy per precision")
     parser.add_argument("--skip-main", action="store_true", help="only the precision and budget tables")
+    parser.add_argument("--no-bare", action="store_true", help="the precision table without the bare forwards (2)")
     parser.add_argument("--precision-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--budget-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--skip-precision", action="store_true")
