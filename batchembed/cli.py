@@ -161,8 +161,22 @@ def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = 
         typer.echo(f"Error: {message}", err=True)
     if not quiet:
         typer.echo(summary.line(), err=True)
+        _precision_hint(options)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+def _precision_hint(options: dict[str, Any]) -> None:
+    """One line when this machine runs a faster precision than the one used (hardware.py); not for
+    Ray, whose workers may run on other CPUs."""
+    if options.get("engine") != "local" or options.get("transformer") is None:
+        return
+    from batchembed.hardware import precision_hint
+    from batchembed.models import choose_device
+
+    hint = precision_hint(options.get("precision", "fp32"), choose_device(options.get("device")).type)
+    if hint:
+        typer.echo(hint, err=True)
 
 
 INTERRUPTED = "Interrupted: finished shards are kept; run the same command again to finish."

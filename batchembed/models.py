@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from batchembed.config import EmbedOptions, GloveSpec, TransformerSpec
 from batchembed.embedders.base import Embedder
+from batchembed.embedders.precision import check_precision
 from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,14 +33,6 @@ def choose_device(requested: str | None) -> torch.device:
         count = torch.cuda.device_count()
         raise UsageError(f"--device {requested}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     return device
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """bf16 autocast needs a GPU that has bf16 (Ampere or later); CPU autocast takes both."""
-    import torch
-
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UsageError(f"--precision bf16: the GPU {device} has no bfloat16 support; use fp16 or fp32")
 
 
 def load_embedders(

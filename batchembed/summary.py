@@ -64,6 +64,7 @@ class RunSummary:
     output: str = ""
     incremental: bool = False
     inputs: list[str] = field(default_factory=list)  # the input arguments as given
+    compute: dict[str, str] = field(default_factory=dict)  # CPU, its features, precision, backend (hardware.py)
     files: dict[str, FileCounts] = field(default_factory=dict)  # by file key
     errors: list[str] = field(default_factory=list)
     started: str = field(default_factory=now)
@@ -125,6 +126,7 @@ class RunSummary:
             "subword_tokens": self.subword_tokens,
             "seconds": round(self.seconds, 3),
             "tokens_per_second": round(self.tokens_per_second, 1),
+            "compute": self.compute,
         }
 
     def write(self, layout: OutputLayout) -> None:

@@ -85,8 +85,11 @@ def batchembed_cmd(inputs: Path, output: Path, options: list[str], threads: int 
     args = ["run", str(inputs), "-o", str(output), "--overwrite", "-q", *options]
     if threads is not None:
         args += ["--threads", str(threads)]
-    exe = shutil.which("batchembed") or str(Path(sys.executable).with_name("batchembed"))
-    return [exe, *args]
+    return [batchembed_exe(), *args]
+
+
+def batchembed_exe() -> str:
+    return shutil.which("batchembed") or str(Path(sys.executable).with_name("batchembed"))
 
 
 def progress(message: str) -> None:
@@ -132,7 +135,7 @@ def machine() -> dict[str, str]:
     import transformers
 
     flags = set(_cpuinfo("flags").split())
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8")
     info = {
         "batchembed": _batchembed_version(),
         "cpu": f"{_cpuinfo('model name') or platform.processor()} (family {_cpuinfo('cpu family')}, "

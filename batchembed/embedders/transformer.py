@@ -12,7 +12,6 @@ Both paths are tested against flair's `embed()`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ from batchembed.embedders.base import (
     encode_strings,
 )
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
+from batchembed.embedders.precision import apply_weights, autocast, compute_for
 from batchembed.embedders.subwords import WordEncoder
 from batchembed.errors import ModelError, UsageError
 
@@ -208,6 +208,9 @@ class TransformerEmbedder:
         self.window = int(self.tokenizer.model_max_length)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.precision = options.precision
+        # the embedder owns the flair object: bf16 on a CPU casts its weights in place (precision.py)
+        self.compute = compute_for(options.precision, device)
+        apply_weights(self.model, self.compute)
         self.token_budget = options.token_budget or self._automatic_budget()
         self.stats = EmbedStats()
         self._preparer: TransformerPreparer | None = None
@@ -227,6 +230,7 @@ class TransformerEmbedder:
             "layer_mean": str(self.spec.layer_mean),
             "subtoken_pooling": self.spec.subtoken_pooling,
             "precision": self.precision,
+            **self.compute.describe(),
         }
 
     def _automatic_budget(self) -> int:
@@ -255,14 +259,6 @@ class TransformerEmbedder:
 
     # -- model ---------------------------------------------------------------------------
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
     def _hidden_states(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: np.ndarray, positions: np.ndarray
     ) -> torch.Tensor:
@@ -270,7 +266,7 @@ class TransformerEmbedder:
         exact at (rows[k], positions[k]), the only places read (elsewhere too without partial)."""
         import torch
 
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.compute, self.device):
             if self.partial:
                 layers = hidden_states_at(self.model, input_ids, attention_mask, self.top_layer, rows, positions)
             else:
@@ -407,21 +403,12 @@ class TransformerEmbedder:
         padded[mask] = input_ids[source]
         return padded, mask.astype(np.int64)
 
-    def embed_with_flair(self, sentences: Sequence[Tokenized]) -> list[torch.Tensor]:
-        """flair's own batched forward (prepare_tensors + _forward_tensors): [tokens, dim] per sentence.
-
-        Used for sentences longer than the model window (flair's strided windows)
-        and as the reference the fast path is tested against.
-        """
-
-        return self._flair_vectors([list(s.tokens) for s in sentences])
-
     def _flair_vectors(self, words: Sequence[list[str]]) -> list[torch.Tensor]:
         import torch
         from flair.data import Sentence
 
         flair_sentences = [Sentence(w) for w in words]
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.compute, self.device):
             tensors = self.flair.prepare_tensors(flair_sentences, device=self.device)
             embedded = self.flair._forward_tensors(tensors)["token_embeddings"].float()
         return [embedded[i, : len(w)] for i, w in enumerate(words)]

@@ -31,6 +31,7 @@ import pyarrow as pa
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
+from batchembed.hardware import compute_record
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, fingerprint, inspect
@@ -176,6 +177,7 @@ class _Job:
         self.config, self.models, self.layout, self.held, self.incremental = config, models, layout, held, incremental
         self.output: Location = layout.data
         self.summary = RunSummary(output=str(self.output), incremental=incremental, inputs=list(config.inputs))
+        self.summary.compute = compute_record(config.embed.precision)
         self.manifest = Manifest(fingerprint(config, models))
         self.markers: dict[str, DoneMarker] = {}
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
@@ -413,7 +415,11 @@ class _Job:
     def _run(self, consume: Callable[[pa.Schema], None]) -> RunSummary:
         # how the result was made, in every output file: the settings' fingerprint and the
         # inputs (no timestamps: reruns are identical)
-        metadata = {**self.manifest.fingerprint, "inputs": [str(f.path) for f in self.files]}
+        metadata = {
+            **self.manifest.fingerprint,
+            "compute": self.summary.compute,
+            "inputs": [str(f.path) for f in self.files],
+        }
         schema = output_schema([m.name for m in self.models], metadata)
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
