@@ -19,6 +19,7 @@ from batchembed.errors import (
     OutputError,
     TooManyBadRows,
     UsageError,
+    WorkersLost,
 )
 from batchembed.summary import RunSummary
 
@@ -37,6 +38,7 @@ __all__ = [
     "RunSummary",
     "TooManyBadRows",
     "UsageError",
+    "WorkersLost",
     "__version__",
     "compare",
     "evaluate",

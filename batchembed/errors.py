@@ -145,4 +145,7 @@ class TooManyBadRows(BatchembedError):
 
 
 class WorkersLost(BatchembedError):
+    """The run stopped: the worker processes that prepare or write kept dying (exit code 8);
+    finished shards are kept, and a re-run goes on from there."""
+
     exit_code = ExitCode.WORKERS_LOST

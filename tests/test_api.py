@@ -51,6 +51,7 @@ def test_public_names_are_documented() -> None:
         "ModelError",
         "OutputError",
         "TooManyBadRows",
+        "WorkersLost",
         "RunSummary",
         "Evaluation",
     }
@@ -62,7 +63,14 @@ def test_public_names_are_documented() -> None:
         if not name.startswith("_"):
             assert inspect.getdoc(value), f"Embedder.{name} has no docstring"
     codes = {cls.__name__: int(cls.exit_code) for cls in batchembed.BatchembedError.__subclasses__()}
-    assert codes == {"UsageError": 2, "InputError": 3, "ModelError": 4, "OutputError": 5, "TooManyBadRows": 7}
+    assert codes == {
+        "UsageError": 2,
+        "InputError": 3,
+        "ModelError": 4,
+        "OutputError": 5,
+        "TooManyBadRows": 7,
+        "WorkersLost": 8,
+    }
 
 
 def test_run_returns_the_summary_and_prints_nothing(
