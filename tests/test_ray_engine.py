@@ -118,7 +118,7 @@ def test_ray_cuda_without_gpus_is_a_usage_error(tmp_path, ray_cluster) -> None:
     config = RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cuda"))
     with pytest.raises(UsageError, match="has no GPU"):
         Placement(config, None, None)
-    with pytest.raises(UsageError, match="--ray-prepare-cpus 2: the Ray cluster has only 2 CPUs"):
+    with pytest.raises(UsageError, match="ray_prepare_cpus 2: the Ray cluster has only 2 CPUs"):
         Placement(RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device="cpu")), None, 2)
 
 
