@@ -185,9 +185,25 @@ class _WorkerState:
 _worker_state: _WorkerState | None = None
 
 
+PREPARE_NAME = "batchembed-pre"  # the process's name in ps/top (15 characters at most)
+
+
+def name_process(name: str) -> None:
+    """Name this process for ps, top and kill scripts (Linux; elsewhere a no-op)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def _start_worker(state: _WorkerState) -> None:
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's own process stops the workers
+    name_process(PREPARE_NAME)
     state.tokenize_many = remembering(get_tokenizer(state.tokenizer))
     _worker_state = state
 

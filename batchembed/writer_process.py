@@ -119,8 +119,17 @@ class _Checked(Future[ShardResult]):
 _writers: ShardWriters | None = None
 
 
+WRITER_NAME = "batchembed-wri"  # the process's name in ps/top (15 characters at most)
+
+
 def _start(layout: OutputLayout, schema: pa.Schema) -> None:
     global _writers
+    import signal
+
+    from batchembed.workers import name_process
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's own process stops the writer
+    name_process(WRITER_NAME)
     _writers = ShardWriters(layout, schema)
 
 

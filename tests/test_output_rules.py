@@ -357,5 +357,5 @@ def test_without_incremental_a_rename_is_refused(tmp_path: Path) -> None:
     b = write_pairs(tmp_path / "in" / "b.csv", 9)
     engine([tmp_path / "in"], out)
     b.rename(tmp_path / "in" / "c.csv")
-    with pytest.raises(OutputError, match="--incremental"):
+    with pytest.raises(OutputError, match="incremental"):
         engine([tmp_path / "in"], out)

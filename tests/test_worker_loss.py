@@ -17,6 +17,9 @@ import pytest
 from conftest import state_dir
 from test_resume import output_rows, write_pairs
 
+from batchembed.workers import PREPARE_NAME
+from batchembed.writer_process import WRITER_NAME
+
 
 def command(src: Path, out: Path, glove: Path, bert: Path, workers: int) -> list[str]:
     args = [sys.executable, "-m", "batchembed", "run", str(src), "-o", str(out), "-q", "--shard-rows", "40"]
@@ -24,8 +27,9 @@ def command(src: Path, out: Path, glove: Path, bert: Path, workers: int) -> list
     return args + ["--threads", "1"]
 
 
-def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
-    """The spawned worker processes of a run (not the resource tracker)."""
+def workers_of(proc: subprocess.Popen, name: str = PREPARE_NAME) -> list[psutil.Process]:
+    """The run's spawned processes of one kind, by the name they give themselves: the prepare
+    workers, or the writer process (not the resource tracker)."""
     try:
         children = psutil.Process(proc.pid).children()
     except psutil.NoSuchProcess:
@@ -33,7 +37,7 @@ def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
     found = []
     for child in children:
         try:
-            if "spawn_main" in " ".join(child.cmdline()):
+            if child.name() == name:
                 found.append(child)
         except psutil.Error:
             continue
@@ -120,6 +124,29 @@ def test_workers_that_keep_dying_stop_the_run_with_one_line(
     assert len(errors) == 1 and "died" in errors[0] and "finished parts are kept" in errors[0], stderr
     kept = markers(out)
     assert kept >= 2
+    resumed = subprocess.run(command(src, out, tiny_glove_file, tiny_bert_dir, 1), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert output_rows(out) == expected
+
+
+@pytest.mark.slow
+def test_a_killed_writer_process_stops_the_run_with_one_line(
+    tmp_path: Path, reference, tiny_glove_file: Path, tiny_bert_dir: Path
+) -> None:
+    """The writer process holds the open parts: its loss stops the run (exit 8, one line), the
+    marked parts are kept, and the next run ends with the rows of an uninterrupted one."""
+    src, expected = reference
+    out = tmp_path / "out"
+    proc = subprocess.Popen(command(src, out, tiny_glove_file, tiny_bert_dir, 1), stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: markers(out) >= 3 and len(workers_of(proc, WRITER_NAME)) == 1, proc)
+    workers_of(proc, WRITER_NAME)[0].kill()
+    code = proc.wait(timeout=600)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert code == 8, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "writes the parts died" in errors[0], stderr
+    assert markers(out) >= 3
     resumed = subprocess.run(command(src, out, tiny_glove_file, tiny_bert_dir, 1), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert output_rows(out) == expected
