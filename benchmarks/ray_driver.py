@@ -17,6 +17,11 @@ The engine runs with its default placement on the 2 CPUs (`--ray-workers 1`: one
 on one CPU, one prepare actor on the other); `--model-actors` sets the model actors instead.
 Sizes are interleaved, medians. Target: no more driver CPU per 100k pairs than the figure
 recorded in BENCHMARKS.md for the engine before its stage pipeline (1.79 CPU-s at 100k pairs).
+
+`--baseline DIR` measures an earlier batchembed too (a source tree, e.g. from
+`git archive COMMIT | tar -x -C DIR`), with that tree's own benchmarks/ray_driver.py child and
+`workers` as that tree meant it, interleaved with this one, run for run, on the same inputs:
+on a shared machine the two figures are only comparable side by side.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from common import machine, machine_markdown, median, progress  # noqa: E402
 from corpus import generate  # noqa: E402
 
 FILE_PAIRS = 25_000
+TREE = Path(__file__).resolve().parent.parent
 
 
 def corpus(directory: Path, pairs: int) -> Path:
@@ -69,12 +75,15 @@ def child(inputs: str, output: str, workers: int) -> None:
     print(json.dumps({"driver_cpu": cpu, "wall": wall, "pairs": summary.pairs_read, "code": summary.exit_code}))
 
 
-def measure(inputs: Path, workers: int, scratch: Path) -> dict[str, float]:
+def measure(inputs: Path, workers: int, scratch: Path, tree: Path = TREE) -> dict[str, float]:
+    """One child run of the batchembed in `tree` (its own benchmarks/ray_driver.py)."""
     output = scratch / "out"
     shutil.rmtree(output, ignore_errors=True)
     shutil.rmtree(scratch / "out.batchembed", ignore_errors=True)
-    command = [sys.executable, __file__, "--child", str(inputs), str(output), str(workers)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    script = tree / "benchmarks" / "ray_driver.py"
+    command = [sys.executable, str(script), "--child", str(inputs), str(output), str(workers)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"measurement failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -87,6 +96,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[25_000, 100_000])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model-actors", type=int, default=1, help="--ray-workers: model actors (default 1)")
+    parser.add_argument("--baseline", type=Path, help="an earlier batchembed source tree, measured interleaved")
+    parser.add_argument("--baseline-workers", type=int, default=1, help="the baseline's workers (default 1)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -97,13 +108,21 @@ def main() -> None:
         inputs = {size: corpus(work, size) for size in args.sizes}
         driver: dict[int, list[float]] = {size: [] for size in args.sizes}
         walls: dict[int, list[float]] = {size: [] for size in args.sizes}
+        base: dict[int, list[float]] = {size: [] for size in args.sizes}
+        base_walls: dict[int, list[float]] = {size: [] for size in args.sizes}
         for repeat in range(args.repeats):
-            for size in args.sizes:  # interleaved: size after size
+            for size in args.sizes:  # interleaved: size after size, the baseline after each
                 progress(f"repeat {repeat + 1}: {size} pairs, {args.model_actors} model actor(s)")
                 result = measure(inputs[size], args.model_actors, work)
                 assert result["pairs"] == size, result
                 driver[size].append(result["driver_cpu"])
                 walls[size].append(result["wall"])
+                if args.baseline:
+                    progress(f"repeat {repeat + 1}: {size} pairs, baseline {args.baseline}")
+                    result = measure(inputs[size], args.baseline_workers, work, args.baseline.resolve())
+                    assert result["pairs"] == size, result
+                    base[size].append(result["driver_cpu"])
+                    base_walls[size].append(result["wall"])
         print(f"Command: `python benchmarks/ray_driver.py {' '.join(sys.argv[1:])}`\n")
         print(machine_markdown(machine()))
         print(f"\nRay engine, GloVe only, shards of 5,000 rows, {args.model_actors} model actor(s), ", end="")
@@ -114,6 +133,15 @@ def main() -> None:
             cpu, runs, wall = median(driver[size]), ", ".join(f"{x:.2f}" for x in driver[size]), median(walls[size])
             tasks = -(-size // 5_000)
             print(f"| {size:,} | {tasks} | {cpu:.2f} ({runs}) | {cpu / size * 100_000:.2f} | {wall:.1f} |")
+        if args.baseline:
+            print(f"\nBaseline {args.baseline}, workers {args.baseline_workers}, interleaved with the above\n")
+            print("| input pairs | driver CPU s (runs) | per 100k pairs | wall s | this tree / baseline, CPU |")
+            print("|---:|---:|---:|---:|---:|")
+            for size in args.sizes:
+                cpu, runs = median(base[size]), ", ".join(f"{x:.2f}" for x in base[size])
+                ratio = median(driver[size]) / cpu
+                per = cpu / size * 100_000
+                print(f"| {size:,} | {cpu:.2f} ({runs}) | {per:.2f} | {median(base_walls[size]):.1f} | {ratio:.2f}x |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os._exit(0)
