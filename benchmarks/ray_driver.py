@@ -83,7 +83,8 @@ def measure(inputs: Path, workers: int, scratch: Path, tree: Path = TREE) -> dic
     script = tree / "benchmarks" / "ray_driver.py"
     command = [sys.executable, str(script), "--child", str(inputs), str(output), str(workers)]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    # cwd too: Ray puts the driver's working directory first on its workers' sys.path
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=tree)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"measurement failed ({done.returncode}):\n{done.stderr[-3000:]}")
