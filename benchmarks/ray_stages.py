@@ -148,6 +148,7 @@ def ray_child(inputs: str, output: str, model: str, shard_rows: int, result: Pat
 def measure_ray(script: str, path: Path, model: str, shard_rows: int, work: Path, name: str) -> dict[str, Any]:
     output = work / "out" / name
     shutil.rmtree(output, ignore_errors=True)
+    shutil.rmtree(output.with_name(f"{name}.batchembed"), ignore_errors=True)  # its markers: a fresh run
     result = work / f"{name}.json"
     result.unlink(missing_ok=True)
     cmd = [sys.executable, script, "--ray-child", str(path), str(output), model, str(shard_rows), str(result)]
