@@ -580,3 +580,27 @@ def _by_name(table):
 
     names = pc.replace_substring_regex(table.column("source_file"), r"^.*/", "")
     return table.set_column(table.schema.get_field_index("source_file"), "source_file", names)
+
+
+@pytest.mark.parametrize(
+    "device, gpus, cpus, models, prepare, expected",
+    [
+        ("cpu", 0, 1, None, None, (1, 1, 0.0)),  # one CPU: the model actor shares the prepare actor's
+        ("cpu", 0, 2, None, None, (1, 1, 1.0)),
+        ("cpu", 0, 8, 2, None, (2, 2, 3.0)),
+        ("cpu", 0, 8, 1, 6, (1, 6, 2.0)),
+        (None, 4, 4, None, None, (4, 4, 0)),  # as many CPUs as GPUs: the model actors reserve none
+        (None, 4, 16, None, None, (4, 12, 1)),
+        (None, 2, 16, 1, 8, (1, 8, 1)),
+    ],
+)
+def test_placement_leaves_the_prepare_actors_cpus(tmp_path, device, gpus, cpus, models, prepare, expected) -> None:
+    """(model actors, prepare actors, CPUs each model actor reserves): every default fits the cluster."""
+    from batchembed.engines.ray import Placement
+
+    placement = Placement.__new__(Placement)
+    placement.plan(
+        RunConfig(("x.csv",), tmp_path / "out", embed=EmbedOptions(device=device)), gpus, cpus, models, prepare
+    )
+    assert (placement.models, placement.prepare, placement.model_resources["num_cpus"]) == expected
+    assert placement.prepare + placement.models * placement.model_resources["num_cpus"] <= cpus

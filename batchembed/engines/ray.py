@@ -168,34 +168,42 @@ class Placement:
         import ray
 
         resources = ray.cluster_resources()
-        gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-        device = config.embed.device
+        self.plan(
+            config, int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1))), model_actors, prepare_cpus
+        )
+
+    def plan(self, config: RunConfig, gpus: int, cpus: int, model_actors: int | None, prepare_cpus: int | None) -> None:
+        device, options = config.embed.device, config.embed
         if (device or "").startswith("cuda") and not gpus:
             raise UsageError(f"--device {device}: the Ray cluster has no GPU")
-        options = config.embed
         if device != "cpu" and gpus > 0:  # one model actor per GPU; each picks the GPU Ray assigned it
             self.models = model_actors or gpus
             if self.models > gpus:
                 raise UsageError(f"--ray-workers {self.models}: the Ray cluster has only {gpus} GPUs")
-            self.model_resources: dict[str, float] = {"num_gpus": 1, "num_cpus": 1}
+            # a CPU each to launch kernels, where the cluster has one to spare for the prepare actors
+            model_cpus = 1 if cpus > self.models else 0
+            self.model_resources: dict[str, float] = {"num_gpus": 1, "num_cpus": model_cpus}
             self.embed = EmbedOptions(None, options.token_budget, options.precision)
             self.threads = 0
-            self.prepare = prepare_cpus or max(1, cpus - self.models)
-            if prepare_cpus is not None and self.prepare + self.models > cpus:
+            left = cpus - model_cpus * self.models
+            self.prepare = prepare_cpus or max(1, left)
+            if self.prepare > left:
                 raise UsageError(
-                    f"--ray-prepare-cpus {self.prepare}: with {self.models} model actors (1 CPU each) the Ray "
-                    f"cluster has only {cpus - self.models} CPUs left"
+                    f"--ray-prepare-cpus {self.prepare}: with {self.models} model actors the Ray cluster has "
+                    f"only {left} CPUs left"
                 )
-        else:  # CPU nodes: the model actors take the CPUs the prepare actors leave
-            self.models = model_actors or 1
-            self.prepare = prepare_cpus or max(1, cpus // (self.models + 1))
-            if self.prepare >= cpus:
-                raise UsageError(f"--ray-prepare-cpus {self.prepare}: the Ray cluster has only {cpus} CPUs")
-            # the model actors share what the prepare actors leave (fractions reserve, threads run)
-            per_model = (cpus - self.prepare) / self.models
-            self.model_resources = {"num_cpus": per_model}
-            self.embed = EmbedOptions("cpu", options.token_budget, options.precision)
-            self.threads = max(1, int(per_model))
+            return
+        # CPU nodes: the model actors take the CPUs the prepare actors leave
+        self.models = model_actors or 1
+        self.prepare = prepare_cpus or max(1, cpus // (self.models + 1))
+        if self.prepare > cpus or (prepare_cpus is not None and self.prepare == cpus):
+            raise UsageError(f"--ray-prepare-cpus {self.prepare}: the Ray cluster has only {cpus} CPUs")
+        # the model actors share what the prepare actors leave (fractions reserve, threads run); on a
+        # one-CPU cluster they reserve nothing and share the prepare actor's CPU
+        per_model = (cpus - self.prepare) / self.models
+        self.model_resources = {"num_cpus": per_model}
+        self.embed = EmbedOptions("cpu", options.token_budget, options.precision)
+        self.threads = max(1, int(per_model))
 
     def __str__(self) -> str:
         return f"{self.models} model actors ({self.model_resources}), {self.prepare} prepare actors (1 CPU each)"
