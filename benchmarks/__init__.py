@@ -1,1 +1,1 @@
-"""Benchmarks for batchembed (issue 4); see BENCHMARKS.md."""
+"""Benchmarks for batchembed; see BENCHMARKS.md."""

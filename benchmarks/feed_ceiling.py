@@ -1,4 +1,4 @@
-"""How fast can batchembed feed a model? The whole pipeline with a near-zero-cost model (issue 11).
+"""How fast can batchembed feed a model? The whole pipeline with a near-zero-cost model.
 
     python benchmarks/feed_ceiling.py --pairs 20000 --repeats 3 --workers 1,2
 
@@ -22,7 +22,7 @@ forward runs in the thread that calls it): the CPU seconds of the process that d
 threads, the prepare workers excluded) per million subword tokens, less the model forward's,
 split by stage, and a cProfile summary of the model thread.
 
-Targets (issue 11): pipeline / bare >= 0.85; pipeline 2 workers vs 1 >= 1.8x (on a machine
+Targets: pipeline / bare >= 0.85; pipeline 2 workers vs 1 >= 1.8x (on a machine
 with at least 3 free cores: the model's process needs one too); driver CPU-s per million
 subword tokens outside the forward <= 0.5.
 """

@@ -1,4 +1,4 @@
-"""Peak RSS of `batchembed run` on a small and a 10x larger generated corpus (issue 4: < 15% apart).
+"""Peak RSS of `batchembed run` on a small and a 10x larger generated corpus (target: < 15% apart).
 
     python benchmarks/memory.py --pairs 20000,200000 --no-transformer   # GloVe only: reading, tokenizing, writing
     python benchmarks/memory.py --pairs 2000,20000 --transformer        # both models (slow on CPU)

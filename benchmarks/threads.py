@@ -1,4 +1,4 @@
-"""Default threads and workers on a CPU: batchembed's choice against one thread and against torch's default (issue 11).
+"""Default threads and workers on a CPU: batchembed's choice against one thread and against torch's default.
 
     python benchmarks/threads.py --pairs 3000 --repeats 3 --busy 0,1
 
@@ -12,7 +12,7 @@ own process, interleaved (A B C A B C ...) and repeated, medians of the job's ow
                  torch's threads alone: one);
   torch default  `--threads <usable cores> --tokenize-workers 0`: every core to torch whatever
                  else runs, the CPU stage in a thread of the model's process (the layout before
-                 issue 11).
+                 the hardware chose it).
 
 Each scenario of --busy runs that many busy-loop processes beside the contenders (a machine
 shared with other work); 0 is a quiet machine. Every contender embeds the same subword tokens (checked).

@@ -1,4 +1,4 @@
-"""Throughput of `batchembed run` against plain flair and the bare model forward (issue 4).
+"""Throughput of `batchembed run` against plain flair and the bare model forward.
 
     python benchmarks/throughput.py --pairs 1500 --repeats 3
 
