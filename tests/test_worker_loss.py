@@ -37,7 +37,7 @@ def workers_of(proc: subprocess.Popen, name: str = PREPARE_NAME) -> list[psutil.
     found = []
     for child in children:
         try:
-            if child.name() == name:
+            if child.name() == name and child.status() != psutil.STATUS_ZOMBIE:  # a killed one may linger
                 found.append(child)
         except psutil.Error:
             continue
@@ -80,8 +80,9 @@ def test_a_killed_worker_costs_time_not_the_run(
     killed: set[int] = set()
     for k in range(kills):
         wanted = 3 + 5 * k
-        wait_for(lambda: markers(out) >= wanted and len(workers_of(proc)) == workers, proc)  # noqa: B023
-        victims = [w for w in workers_of(proc) if w.pid not in killed]
+        alive = lambda: [w for w in workers_of(proc) if w.pid not in killed]  # noqa: E731, B023
+        wait_for(lambda: markers(out) >= wanted and len(alive()) == workers, proc)  # noqa: B023
+        victims = alive()
         assert victims
         victims[0].kill()  # SIGKILL
         killed.add(victims[0].pid)
