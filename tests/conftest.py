@@ -250,27 +250,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3-compatible HTTP server on loopback for the whole session; credentials are dummies."""
+def start_moto_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A moto_server on a free loopback port, running and answering: (its process, its endpoint)."""
     server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
     if server is None:
         pytest.skip("moto_server not installed (pip install 'moto[server]')")
     port = _free_port()
     proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [server, "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, f"http://127.0.0.1:{port}"
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 pytest.fail("moto_server did not start")
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible HTTP server on loopback for the whole session; credentials are dummies."""
+    proc, endpoint = start_moto_server()
     saved = {k: os.environ.get(k) for k in ENV}
     os.environ.update(
         {

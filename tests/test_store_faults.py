@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-from conftest import _free_port
+from conftest import start_moto_server
 from test_object_storage import engine, rows, s3, upload, write_pairs
 
 from batchembed.config import EmbedOptions
@@ -248,23 +247,8 @@ def test_the_summary_says_what_happened_when_it_can_be_written(tmp_path: Path, b
 @pytest.fixture(scope="module")
 def checking_store() -> Iterator[str]:
     """A second moto_server that checks credentials (every key is unknown to it)."""
-    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
-    if server is None:
-        pytest.skip("moto_server not installed")
-    port = _free_port()
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
-    proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    proc, endpoint = start_moto_server({**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    yield endpoint
     proc.terminate()
     proc.wait(10)
 
