@@ -95,7 +95,6 @@ def test_with_workers_the_models_process_writes_no_part(tmp_path, fake_embedders
     def forbidden(*args, **kwargs):
         raise AssertionError("the model's process wrote a part")
 
-    monkeypatch.setattr("batchembed.engines.job.write_part", forbidden)
     monkeypatch.setattr("batchembed.stages.write.PartWriter.__init__", forbidden)
     assert _run(tmp_path, fake_embedders, "workers", tokenize_workers=2, threads=1).equals(expected)
     with pytest.raises(AssertionError, match="wrote a part"):  # the patch bites where the job writes

@@ -50,7 +50,6 @@ from batchembed.io.reader import InputFile, InputShard, discover_all
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.storage import Location, locate
-from batchembed.io.writer import write_part
 from batchembed.memory import release_free_memory
 from batchembed.stages import task as task_stage
 from batchembed.stages.assemble import ShardResult
@@ -514,10 +513,11 @@ class _Job:
             yield FileRead(self.files_by_key[key])
 
     def commit(self, shard: ShardSpan, result: ShardResult, on_shard: ShardCallback | None) -> None:
-        """Part first, marker second: a part without a marker is redone, never trusted. The engine
-        may have written the part already (result.written)."""
-        self.held.check()  # never write after another run took the output over
-        part = result.written or write_part(self.layout, shard.shard_id, result.table)
+        """Part first, marker second: the engine put the part in place (result.written); a part
+        without a marker is redone, never trusted."""
+        self.held.check()  # never vouch for a part after another run took the output over
+        part = result.written
+        assert part is not None, "the engine writes the part before the job marks it"
         marker = write_marker(self.layout, shard, part, result.rows, result.status_counts, self.manifest.runs)
         self._count_marker(marker)
         self.summary.subword_tokens += result.subword_tokens

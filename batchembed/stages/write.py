@@ -1,10 +1,9 @@
 """Step 6, write: a shard's assembled pieces -> its Parquet part, all or nothing.
 
-Two ways to the same rows. `write_shard` takes every piece of a shard at once (the local
-engine's worker processes: the model's process hands over arrays and gets back the part's
-size and SHA-256). `PartWriter` takes the pieces one at a time as they are embedded and
-streams them into the part (a task on a Ray worker): what it holds is one row group, not
-the shard. Either way the part appears under its name only when complete (a temporary file
+`PartWriter` takes a shard's pieces one at a time as they are embedded and streams them
+into the part: what it holds is one row group, not the shard. `ShardWriters` keeps one per
+shard being written (in a Ray prepare actor, in the local engine's process or its writer
+process). Either way the part appears under its name only when complete (a temporary file
 renamed locally, one upload on object storage), and its done marker is written after it.
 """
 
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import replace
 
 import pyarrow as pa
@@ -21,7 +19,7 @@ import pyarrow.parquet as pq
 from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.storage import TEMP_MARK, fsync_dir
-from batchembed.io.writer import WrittenPart, write_part
+from batchembed.io.writer import WrittenPart
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
@@ -29,17 +27,6 @@ from batchembed.stages.prepare import PreparedShard
 EMPTY = pa.table({})
 ROW_GROUP_ROWS = 65_536  # rows buffered before a row group is written: bounded, and big enough to compress well
 HASH_BLOCK = 1 << 20
-
-
-def write_shard(
-    layout: OutputLayout, shard_id: str, pieces: Sequence[tuple[PreparedShard, EmbeddedShard]], schema: pa.Schema
-) -> ShardResult:
-    """Assemble and write one shard; the result carries the written part instead of the table."""
-    result = combine([assemble(prepared, embedded, schema) for prepared, embedded in pieces])
-    part = write_part(layout, shard_id, result.table)
-    return ShardResult(
-        EMPTY, result.pairs, result.status_counts, result.subword_tokens, written=part, written_rows=result.rows
-    )
 
 
 class PartWriter:
