@@ -48,7 +48,11 @@ class DoneMarker:
 
     @property
     def bad_rows(self) -> int:
-        return sum(n for s, n in self.status_counts.items() if status.is_bad_row(s))
+        return status.bad_rows(self.status_counts)
+
+    def vouches_for(self, data: bytes) -> bool:
+        """True if `data`, a part's bytes, has the size and SHA-256 this marker recorded."""
+        return len(data) == self.part_bytes and hashlib.sha256(data).hexdigest() == self.part_sha256
 
     def matches(self, shard: InputShard) -> bool:
         """True if `shard`, as read now, is the shard this marker records as done."""
@@ -211,7 +215,7 @@ def part_verified(layout: OutputLayout, marker: DoneMarker) -> bool:
         data = layout.part(marker.shard_id).read_bytes()
     except OSError:
         return False
-    return len(data) == marker.part_bytes and hashlib.sha256(data).hexdigest() == marker.part_sha256
+    return marker.vouches_for(data)
 
 
 def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMarker]:
