@@ -94,6 +94,8 @@ OPTIONS: dict[str, Option] = {
     "ray_prepare_cpus": Option(
         "Ray prepare actors, one CPU each: read, tokenize, write (default: the CPUs the model actors leave)."
     ),
+    # -- distances (the API only: data in memory)
+    "pairs": Option("A DataFrame, pyarrow Table, list of pairs, or an iterator of record batches."),
     # -- compare
     "sentence1": Option("The first sentence."),
     "sentence2": Option("The second sentence."),

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from batchembed.config import Columns, EmbedOptions, GloveSpec, TransformerSpec
-from batchembed.distances import METRICS
 from batchembed.embedders.base import Embedder
 from batchembed.errors import InputError, OutputError, UsageError
 from batchembed.evaluation.data import LabelledSplit, read_binary, read_scores
@@ -26,6 +25,7 @@ from batchembed.evaluation.embed import ItemDistances, embed_files, embed_splits
 from batchembed.evaluation.scoring import accuracy, classify, majority_label, spearman, tune_threshold
 from batchembed.io.reader import InputFile
 from batchembed.messages import text_table
+from batchembed.metrics import METRICS
 from batchembed.tokenize import TOKENIZERS, TokenizerName
 
 FALLBACK_RULE = "the dev split's majority class, F on a tie"

@@ -37,13 +37,13 @@ import pyarrow as pa
 
 import batchembed
 from batchembed.config import RunConfig
-from batchembed.distances import METRICS
 from batchembed.embedders.base import Described
 from batchembed.errors import InputError, OutputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import reason, show
 from batchembed.io.storage import Location
+from batchembed.metrics import METRICS
 
 MANIFEST_FORMAT = 1
 HASH_BLOCK = 1 << 20

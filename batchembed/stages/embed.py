@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchembed import status
-from batchembed.distances import DISTANCES, degenerate
 from batchembed.embedders.base import Embedder
+from batchembed.metrics import DISTANCES, degenerate
 from batchembed.stages.prepare import PreparedShard
 
 
