@@ -170,17 +170,20 @@ class Embedder:
         *,
         dev_gold: str | os.PathLike[str] | None = None,
         test_gold: str | os.PathLike[str] | None = None,
-        similarity: str | Sequence[str] | None = None,
+        similarity: str | Sequence[str] | Any | None = None,
         score_column: str = "score",
         tokenizer: str = "flair",
     ) -> Evaluation:
         """`batchembed.evaluate` with these models: the same labelled-data options and defaults;
         returns an Evaluation; raises UsageError (nothing to evaluate), InputError (labelled files)."""
+        from batchembed import in_memory
         from batchembed.evaluation.runner import load_tasks
 
         options = {k: v for k, v in locals().items() if k != "self"}
-        config = eval_config(options, self.glove, self.transformer, self.options)
-        return self._evaluate(load_tasks(config), config)
+        with in_memory.similarity_files(similarity, score_column) as options["similarity"]:
+            config = eval_config(options, self.glove, self.transformer, self.options)
+            evaluation = self._evaluate(load_tasks(config), config)
+        return in_memory.in_memory_similarity(evaluation, similarity)
 
     def _evaluate(self, tasks: Tasks, config: EvalConfig) -> Evaluation:
         from batchembed.evaluation.runner import evaluate
@@ -373,7 +376,7 @@ def evaluate(
     *,
     dev_gold: str | os.PathLike[str] | None = None,
     test_gold: str | os.PathLike[str] | None = None,
-    similarity: str | Sequence[str] | None = None,
+    similarity: str | Sequence[str] | Any | None = None,
     score_column: str = "score",
     tokenizer: str = "flair",
     glove: str | None = DEFAULT_GLOVE,
@@ -389,20 +392,24 @@ def evaluate(
 ) -> Evaluation:
     """Score the distances against labelled data, as `batchembed evaluate`: word-in-context
     accuracy (`dev` tunes a distance threshold, `test` is scored with it; WiC NAME.data.txt with
-    its NAME.gold.txt, or SuperGLUE .jsonl) and/or Spearman's rho on graded `similarity` files.
+    its NAME.gold.txt, or SuperGLUE .jsonl) and/or Spearman's rho on graded `similarity` files,
+    or on graded pairs in memory (a DataFrame or table with run's columns and `score_column`).
 
     Returns an Evaluation: `.binary` and `.graded` results per model and metric, `.table()` the
     text the command prints, `.to_dict()` / `.write_json(path)` its JSON. The labelled files are
     read and checked before a model loads. Raises UsageError, InputError, ModelError.
     """
+    from batchembed import in_memory
     from batchembed.evaluation.runner import load_tasks
 
     options = locals()
     glove_spec, transformer_spec = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(device, token_budget, precision)  # type: ignore[arg-type]  # validated
-    config = eval_config(options, glove_spec, transformer_spec, embed)
-    tasks = load_tasks(config)
-    return Embedder(**arguments_of(Embedder, options))._evaluate(tasks, config)
+    with in_memory.similarity_files(similarity, score_column) as options["similarity"]:
+        config = eval_config(options, glove_spec, transformer_spec, embed)
+        tasks = load_tasks(config)
+        evaluation = Embedder(**arguments_of(Embedder, options))._evaluate(tasks, config)
+    return in_memory.in_memory_similarity(evaluation, similarity)
 
 
 def read_output(output: str | os.PathLike[str]) -> pa.Table:

@@ -8,19 +8,20 @@ before any model loads or any row is embedded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 
 from batchembed.arguments import run_config
-from batchembed.config import DEFAULT_SHARD_ROWS, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
-from batchembed.errors import BatchembedError, InputError
+from batchembed.config import DEFAULT_SHARD_ROWS, Columns, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
+from batchembed.errors import BatchembedError, InputError, UsageError
 from batchembed.io.inputs import InputFile
 from batchembed.io.memory_source import (
     MEMORY_SOURCE,
@@ -37,7 +38,10 @@ from batchembed.io.sources import needed_columns
 from batchembed.io.storage import locate
 from batchembed.summary import RunSummary
 
-Result = pa.Table | Iterator[pa.RecordBatch]
+if TYPE_CHECKING:
+    from batchembed.evaluation.runner import Evaluation
+
+Result: TypeAlias = pa.Table | Iterator[pa.RecordBatch]
 # run's options that distances fixes: one temporary output, written once
 FIXED = {"shard_rows": DEFAULT_SHARD_ROWS, "overwrite": False, "incremental": False}
 
@@ -115,3 +119,45 @@ class _Results(Iterator[pa.RecordBatch]):
         if close is not None:
             close()
         self._cleanup()
+
+
+def _file_names(value: Any) -> bool:
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return True
+    return isinstance(value, Sequence) and all(isinstance(v, (str, os.PathLike)) for v in value)
+
+
+@contextlib.contextmanager
+def similarity_files(similarity: Any, score_column: str) -> Iterator[Any]:
+    """`evaluate`'s similarity: file names as they are; data in memory (a DataFrame, a table, a list
+    of dicts) spooled to a temporary Parquet file for the time of the evaluation, its columns
+    checked first, and messages naming `similarity` instead of that file."""
+    if _file_names(similarity):
+        yield similarity
+        return
+    columns = Columns(keep=(score_column,))  # the score column goes into the file too
+    data = arrow_data(similarity, columns)
+    if data is None:
+        raise UsageError("similarity is an iterator that gave no batch; give the graded pairs")
+    needed_columns(Columns(), data.schema.names, "similarity")
+    if score_column not in data.schema.names:
+        listed = ", ".join(data.schema.names)
+        raise InputError(
+            f"similarity: missing score column {score_column!r} (columns: {listed}); name it with --score-column"
+        )
+    directory = tempfile.mkdtemp(prefix="batchembed-")
+    try:
+        path, _ = spool(data, columns, directory)
+        try:
+            yield path
+        except BatchembedError as error:
+            raise type(error)(error.message.replace(path, "similarity")) from error
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def in_memory_similarity(evaluation: Evaluation, similarity: Any) -> Evaluation:
+    """The evaluation's description of its similarity data: "<memory>" for data in memory."""
+    if not _file_names(similarity) and evaluation.similarity is not None:
+        evaluation.similarity["files"] = [MEMORY_SOURCE]
+    return evaluation

@@ -209,3 +209,24 @@ def test_missing_columns_are_named_before_any_model_loads() -> None:
     )
     with pytest.raises(batchembed.InputError, match="^pairs: missing column 'label' named by keep_columns"):
         batchembed.distances(frame().drop_columns(["label"]), keep_columns=["label"], glove="/nowhere/glove.txt")
+
+
+# -- evaluate on graded pairs in memory -------------------------------------------------------
+
+GRADED = {
+    "word1": ["car", "bank", "light"],
+    "word2": ["automobile", "shore", "light"],
+    "sentence1": ["the car would not start", "we walked along the bank", "the light was bright"],
+    "sentence2": ["an automobile stood there", "the boat drifted to the shore", "she saw light"],
+    "score": [9.0, 4.0, 7.0],
+}
+
+
+def test_evaluate_takes_graded_pairs_in_a_dataframe(embedder: batchembed.Embedder, tmp_path: Path) -> None:
+    pq.write_table(pa.table(GRADED), tmp_path / "graded.parquet")
+    from_file = embedder.evaluate(similarity=str(tmp_path / "graded.parquet"))
+    from_frame = embedder.evaluate(similarity=pd.DataFrame(GRADED))
+    assert from_frame.graded == from_file.graded
+    assert from_frame.similarity is not None and from_frame.similarity["files"] == ["<memory>"]
+    with pytest.raises(batchembed.InputError, match=r"^similarity: missing score column 'rating'"):
+        batchembed.evaluate(similarity=pl.DataFrame(GRADED), score_column="rating", glove="/nowhere/glove.txt")

@@ -108,8 +108,8 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
         columns[f"token_index_{side}"] = pa.array(getattr(prepared, f"token_{side}"), mask=null, type=pa.int32())
         columns[f"char_start_{side}"] = pa.array(getattr(prepared, f"char_start_{side}"), mask=null, type=pa.int32())
         columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
-    for name, values in prepared.kept.items():  # a pair's kept values on each of its rows
-        columns[name] = kept_array(values, schema.field(name).type).take(pa.array(prepared.pair_row))
+    for name, kept in prepared.kept.items():  # a pair's kept values on each of its rows
+        columns[name] = kept_array(kept, schema.field(name).type).take(pa.array(prepared.pair_row))
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
     return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
