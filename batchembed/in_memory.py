@@ -77,7 +77,7 @@ def execute(job: MemoryJob, run: Callable[[RunConfig], RunSummary], model_names:
         return iter(())
     directory = tempfile.mkdtemp(prefix="batchembed-")
     try:
-        path, _ = spool(job.data, job.config.columns, directory)
+        path, _ = spool(job.data, job.config.columns, directory, job.config.shard_rows)
         config = replace(job.config, inputs=(path,), output=os.path.join(directory, "out"))
         try:
             summary = run(config)
@@ -147,7 +147,7 @@ def similarity_files(similarity: Any, score_column: str) -> Iterator[Any]:
         )
     directory = tempfile.mkdtemp(prefix="batchembed-")
     try:
-        path, _ = spool(data, columns, directory)
+        path, _ = spool(data, columns, directory, DEFAULT_SHARD_ROWS)
         try:
             yield path
         except BatchembedError as error:

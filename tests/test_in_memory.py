@@ -230,3 +230,17 @@ def test_evaluate_takes_graded_pairs_in_a_dataframe(embedder: batchembed.Embedde
     assert from_frame.similarity is not None and from_frame.similarity["files"] == ["<memory>"]
     with pytest.raises(batchembed.InputError, match=r"^similarity: missing score column 'rating'"):
         batchembed.evaluate(similarity=pl.DataFrame(GRADED), score_column="rating", glove="/nowhere/glove.txt")
+
+
+def test_the_spooled_file_has_one_row_group_per_shard(tmp_path: Path) -> None:
+    """Each task of the job then decodes its own row group only."""
+    from batchembed.config import Columns
+    from batchembed.io.memory_source import arrow_data, spool
+
+    stream = iter(pa.table({"sentence1": ["a"] * 21, "sentence2": ["b"] * 21}).to_batches(max_chunksize=3))
+    data = arrow_data(stream, Columns())
+    assert data is not None
+    path, rows = spool(data, Columns(), str(tmp_path), group_rows=5)
+    metadata = pq.ParquetFile(path).metadata
+    assert rows == 21
+    assert [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)] == [5, 5, 5, 5, 1]

@@ -32,7 +32,6 @@ from batchembed.io.storage import locate
 SPOOL_NAME = "pairs.parquet"  # the spooled file: its rows' default pair_id would be "pairs.parquet:<row>"
 MEMORY_SOURCE = "<memory>"  # the source_file of every row of data in memory
 WHERE = "pairs"  # how messages name the data (the `pairs` argument)
-ROW_GROUP_ROWS = 65_536  # spooled rows per Parquet row group: the job reads one group at a time
 
 
 @dataclass
@@ -153,10 +152,10 @@ def _storable(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
-def spool(data: ArrowData, columns: Columns, directory: str) -> tuple[str, int]:
+def spool(data: ArrowData, columns: Columns, directory: str, group_rows: int) -> tuple[str, int]:
     """Write the columns the job reads (sentences, targets, id, kept) to `directory`/SPOOL_NAME,
-    batch by batch; returns its path and row count. Missing columns are the reader's errors,
-    naming `pairs` instead of a file."""
+    batch by batch, in row groups of `group_rows` (the job's shard: each task then decodes exactly
+    its own group); returns its path and row count. Memory holds at most one group and a batch."""
     import pyarrow.parquet as pq
 
     _, needed = needed_columns(columns, data.schema.names, WHERE)
@@ -165,17 +164,15 @@ def spool(data: ArrowData, columns: Columns, directory: str) -> tuple[str, int]:
     path = os.path.join(directory, SPOOL_NAME)
     rows = 0
     with pq.ParquetWriter(path, schema) as writer:
-        pending: list[pa.RecordBatch] = []
-        held = 0
+        pending = schema.empty_table()
         for batch in data.batches:
-            pending.append(batch.select(names).cast(schema))
-            held += batch.num_rows
-            if held >= ROW_GROUP_ROWS:
-                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
-                rows, pending, held = rows + held, [], 0
-        if pending or not rows:
-            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
-            rows += held
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch.select(names).cast(schema)])])
+            while pending.num_rows >= group_rows:
+                writer.write_table(pending.slice(0, group_rows), row_group_size=group_rows)
+                rows, pending = rows + group_rows, pending.slice(group_rows)
+        if pending.num_rows or not rows:
+            writer.write_table(pending, row_group_size=group_rows)
+            rows += pending.num_rows
     return path, rows
 
 
