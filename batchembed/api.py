@@ -132,8 +132,8 @@ class Embedder:
     def _run(self, config: RunConfig, progress: Progress) -> RunSummary:
         from batchembed.engines.local import run as run_local
 
-        with progress_callback(progress) as on_shard:
-            return run_local(config, self._models, on_shard)
+        with progress_callback(progress) as on_progress:
+            return run_local(config, self._models, on_progress)
 
     def evaluate(
         self,
@@ -232,8 +232,8 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
         from batchembed.engines.ray import run as run_ray
 
         def ray_job() -> RunSummary:
-            with progress_callback(progress) as on_shard:
-                return run_ray(config, on_shard, ray_address, ray_workers, ray_prepare_cpus)
+            with progress_callback(progress) as on_progress:
+                return run_ray(config, on_progress, ray_address, ray_workers, ray_prepare_cpus)
 
         return ray_job
     embedder = Embedder(**arguments_of(Embedder, options))

@@ -14,7 +14,7 @@ from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, Trans
 from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
-    from batchembed.engines.job import ShardCallback
+    from batchembed.engines.job import ProgressCallback
     from batchembed.evaluation.runner import EvalConfig
 
 Progress = bool | Callable[[int], None]
@@ -129,17 +129,16 @@ def eval_config(
 
 
 @contextlib.contextmanager
-def progress_callback(progress: Progress) -> Iterator[ShardCallback | None]:
-    """The job's per-shard callback for the caller's choice of progress."""
+def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
+    """The job's per-piece callback (pairs written) for the caller's choice of progress."""
     if progress is True:
         from tqdm import tqdm
 
         with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield lambda result: bar.update(result.pairs)
+            yield bar.update
     elif progress is False or progress is None:
         yield None
     elif callable(progress):
-        report_pairs = progress
-        yield lambda result: report_pairs(result.pairs)
+        yield progress
     else:
         raise UsageError(f"progress must be True, False or a callable taking a number of pairs, got {progress!r}")

@@ -3,17 +3,17 @@
 Under the output's lock (io/lock.py) a run first reconciles the directory with
 what it finds: temporary files and unmarked parts of a killed run are deleted,
 the manifest (io/manifest.py) must match the configuration, and each input is
-compared with its record (same, appended, changed, new, gone). Then shards are
-read in order; a shard whose done marker (io/markers.py) matches it is skipped,
-every other one is processed, written, and marked. So kill -9 at any moment
-costs at most the shards in flight, and a re-run ends with exactly the rows of
-an uninterrupted run.
+compared with its record (same, appended, changed, new, gone). Then the driver
+plans tasks from metadata (stages/plan.py) and hands them to the engine (a
+TaskRunner), whose workers run each with stages/task.run_task: read, prepare,
+embed, assemble, write each part, then its done marker (io/markers.py). The
+driver only counts what the tasks report, in whatever order they finish. So
+kill -9 at any moment costs at most the shards in flight, and a re-run ends with
+exactly the rows of an uninterrupted run.
 
-How the shards get embedded is the engine's part (a ShardRunner): local.py in
-this process, ray.py on a Ray cluster. Everything here runs in one process,
-the driver. Input and output may be local paths or object storage URIs
-(io/storage.py); the output directory holds only the parts, the bookkeeping
-lives beside it (io/layout.py).
+Everything here runs in one process, the driver, and reads no input row. Input
+and output may be local paths or object storage URIs (io/storage.py); the output
+directory holds only the parts, the bookkeeping lives beside it (io/layout.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
@@ -43,55 +42,37 @@ from batchembed.io.markers import (
     forget,
     load_markers,
     marked_shards,
-    write_marker,
 )
 from batchembed.io.outputs import check_output, create_output, unreachable
-from batchembed.io.reader import InputFile, InputShard, discover_all
+from batchembed.io.reader import InputFile, discover_all
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
-from batchembed.io.storage import Location, locate
-from batchembed.memory import release_free_memory
-from batchembed.stages import task as task_stage
-from batchembed.stages.assemble import ShardResult
+from batchembed.io.storage import Location
 from batchembed.stages.plan import Plan, plan_tasks
-from batchembed.stages.task import ShardSpan, Task, TaskContext, TaskResult, task_pieces
+from batchembed.stages.task import PIECE_PAIRS, PieceWritten, Task, TaskContext, TaskEvent, TaskResult
 from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
 
-ShardCallback = Callable[[ShardResult], None]
+ProgressCallback = Callable[[int], None]  # the pairs of each piece written
 CONFLICTS_SHOWN = 3
-EMPTY = pa.table({})
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """Marks the end of one input file in the stream of pending pieces."""
-
-    file: InputFile
 
 
 class TaskRunner(Protocol):
-    """An engine whose workers run whole tasks (stages/task.py), writing their own parts and
-    markers, and hand back each task's result as it finishes, in any order."""
+    """An engine: it runs the planned tasks with stages/task.run_task, placing their steps on its
+    workers, and hands back each task's events (pieces written, markers, the task's result) as
+    they come, in any order."""
 
-    def __call__(self, tasks: list[Task], context: TaskContext) -> Generator[TaskResult, None, None]: ...
-
-    def verify(self, markers: list[DoneMarker]) -> list[str]:
-        """The shard ids whose part fails its marker's size and SHA-256, checked by the workers."""
-        ...
-
-
-class PieceRunner(Protocol):
-    """An engine that places a task's stages on this machine: it embeds the pieces it is handed
-    and yields each shard's written result once its last piece is done, in input order, passing
-    each FileRead through once every shard before it is yielded."""
+    one_pass_files: bool  # plan a Parquet file none of whose shards is done as one task (one pass)
 
     def __call__(
-        self, items: Iterator[InputShard | FileRead], schema: pa.Schema, check: Callable[[], None]
-    ) -> Generator[tuple[ShardSpan, ShardResult] | FileRead, None, None]:
-        """`check()` raises once this run may no longer write (its lease was taken over): an
-        engine that writes parts itself calls it before each one."""
+        self, tasks: list[Task], context: TaskContext, check_owner: Callable[[], None]
+    ) -> Generator[TaskEvent, None, None]:
+        """`check_owner()` raises once this run may no longer write (its lease was taken over)."""
+        ...
+
+    def verify(self, context: TaskContext, markers: list[DoneMarker]) -> list[str]:
+        """The shard ids whose part fails its marker's size and SHA-256."""
         ...
 
 
@@ -99,51 +80,33 @@ def _file_key_of(shard_id: str) -> str:
     return shard_id.rsplit("-", 1)[0]
 
 
-def open_output(spec: str) -> OutputLayout:
-    """The output directory and its bookkeeping directory, checked (io/outputs.py), then created
-    if need be: a refused output is left as it was."""
-    layout = check_output(spec)
-    create_output(layout)
-    return layout
-
-
 def run_job(
     config: RunConfig,
     models: Sequence[Described],
-    runner: PieceRunner,
-    on_shard: ShardCallback | None = None,
+    runner: TaskRunner,
+    on_progress: ProgressCallback | None = None,
 ) -> RunSummary:
     """Process all inputs into `config.output` with `runner`, resuming what an earlier run left.
 
     Files that cannot be read are reported in the summary (exit code 3) while the
     others are processed; raises TooManyBadRows past --max-bad-rows, OutputError
     when the output belongs to another configuration or run, KeyboardInterrupt
-    as is (finished shards are kept either way).
+    as is (finished shards are kept either way). `on_progress` gets the pairs of
+    each piece written.
     """
     with _opened(config, models) as job:
-        return job.execute(runner, on_shard)
-
-
-def run_task_job(
-    config: RunConfig,
-    models: Sequence[Described],
-    runner: TaskRunner,
-    on_shard: ShardCallback | None = None,
-) -> RunSummary:
-    """As run_job, but the driver reads no input row: workers run tasks planned from metadata."""
-    with _opened(config, models, verify_parts=False) as job:
-        return job.execute_tasks(runner, on_shard)
+        return job.execute(runner, on_progress)
 
 
 @contextlib.contextmanager
-def _opened(config: RunConfig, models: Sequence[Described], verify_parts: bool = True) -> Iterator[_Job]:
+def _opened(config: RunConfig, models: Sequence[Described]) -> Iterator[_Job]:
     layout = check_output(config.output)  # before the inputs: their absence is no reason to write here
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
     create_output(layout)
     with hold(layout) as held:
-        job = _Job(config, models, layout, held, config.incremental, verify_parts)
+        job = _Job(config, models, layout, held, config.incremental)
         for error in errors:
             job.fail(None, error)
         with _store_errors(layout):
@@ -170,9 +133,7 @@ class _Job:
         layout: OutputLayout,
         held: Held,
         incremental: bool,
-        verify_parts: bool = True,
     ) -> None:
-        self.verify_parts = verify_parts  # False: the engine's workers check the parts (execute_tasks)
         self.config, self.models, self.layout, self.held, self.incremental = config, models, layout, held, incremental
         self.output: Location = layout.data
         self.summary = RunSummary(output=str(self.output), incremental=incremental, inputs=list(config.inputs))
@@ -181,7 +142,7 @@ class _Job:
         self.markers: dict[str, DoneMarker] = {}
         self.files: list[InputFile] = []  # inputs to read, with the extent recorded for this run
         self.new_bad_rows = 0
-        self.tasks_left: dict[str, int] = {}  # by file key: tasks not yet returned (run_task_job)
+        self.tasks_left: dict[str, int] = {}  # by file key: tasks not yet finished
         self.files_by_key: dict[str, InputFile] = {}
 
     # -- before the first shard ------------------------------------------------------------
@@ -226,7 +187,7 @@ class _Job:
         else:
             self.manifest = manifest
         started_before = manifest is not None
-        self.markers = load_markers(layout, verify=self.verify_parts)
+        self.markers = load_markers(layout, verify=False)  # the engine checks the parts (execute)
         with_rows = Counter(m.file_key for m in self.markers.values())
         changes = self._inspect(discovered)
         gone = [key for key in self.manifest.inputs if key not in {f.key for f in discovered} and with_rows[key]]
@@ -375,39 +336,23 @@ class _Job:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def execute(self, runner: PieceRunner, on_shard: ShardCallback | None) -> RunSummary:
-        """Tasks planned here, their pieces read here (ahead, in a thread), embedded and written
-        by `runner`, marked here in input order."""
+    def execute(self, runner: TaskRunner, on_progress: ProgressCallback | None) -> RunSummary:
+        """Tasks planned here from metadata; the engine's workers read, embed, write and mark;
+        their events come back in whatever order they finish, and are counted here."""
 
         def consume(schema: pa.Schema) -> None:
-            pieces = self.pending_pieces(self.plan())
-            with contextlib.closing(runner(pieces, schema, self.held.check)) as processed:
-                for item in processed:
-                    if isinstance(item, FileRead):  # every shard of that file is committed now
-                        self._file_finished(item.file.key)
-                        continue
-                    self.commit(*item, on_shard)
-
-        return self._run(consume)
-
-    def execute_tasks(self, runner: TaskRunner, on_shard: ShardCallback | None) -> RunSummary:
-        """Tasks planned here from metadata; workers read, embed, write and mark; only their
-        markers come back, in whatever order they finish."""
-
-        def consume(schema: pa.Schema) -> None:
-            if not self.verify_parts and self.markers:  # the workers read the parts, not the driver
-                damaged = runner.verify(list(self.markers.values()))
+            context = TaskContext(self.config.columns, self.config.shard_rows, self.layout, schema, PIECE_PAIRS)
+            if self.markers:  # a part changed since its marker was written is redone
+                damaged = runner.verify(context, list(self.markers.values()))
                 if damaged:
                     log.warning(
                         "%s: %d parts changed since they were marked done; redoing them", self.output, len(damaged)
                     )
                     self._unmark(damaged)
-            context = TaskContext(
-                self.config.columns, self.config.shard_rows, self.layout, schema, task_stage.PIECE_PAIRS
-            )
-            with contextlib.closing(runner(self.plan().tasks, context)) as results:
-                for result in results:
-                    self.commit_task(result, on_shard)
+            plan = self.plan(runner.one_pass_files)
+            with contextlib.closing(runner(plan.tasks, context, self.held.check)) as events:
+                for event in events:
+                    self.commit(event, on_progress)
 
         return self._run(consume)
 
@@ -448,10 +393,10 @@ class _Job:
             if marker.run > self.manifest.finished_run:
                 self.new_bad_rows -= marker.bad_rows
 
-    def plan(self) -> Plan:
+    def plan(self, one_pass_files: bool) -> Plan:
         """Every pending task, from metadata alone (file listings, Parquet footers, markers)."""
         counted = {key: record.pairs for key, record in self.manifest.inputs.items()}
-        plan = plan_tasks(self.files, self.markers, self.config.shard_rows, self.manifest.runs, counted)
+        plan = plan_tasks(self.files, self.markers, self.config.shard_rows, self.manifest.runs, counted, one_pass_files)
         stale = [shard_id for shard_id in plan.stale if shard_id in self.markers]
         if stale:
             log.warning("%s: removing %d parts of shards the inputs do not have", self.output, len(stale))
@@ -466,65 +411,30 @@ class _Job:
         self.files_by_key = by_key
         return plan
 
-    def _file_finished(self, key: str) -> None:
-        file = self.files_by_key[key]
-        if self._counts(file).error is None:
-            self._counts(file).state = "done"
-
-    def commit_task(self, result: TaskResult, on_shard: ShardCallback | None) -> None:
-        """Count what a worker wrote (it wrote each part before its marker)."""
+    def commit(self, event: TaskEvent, on_progress: ProgressCallback | None) -> None:
+        """Count what a task reports: its pieces, each marker it wrote (after its part), its end."""
         self.held.check()
+        if isinstance(event, PieceWritten):
+            if on_progress is not None:
+                on_progress(event.pairs)
+        elif isinstance(event, DoneMarker):
+            self._count_marker(event)
+            self._check_bad_rows(event)
+        else:
+            self._finish_task(event)
+
+    def _finish_task(self, result: TaskResult) -> None:
         if result.stopped:  # its worker could not confirm this run still owns the output
             raise OutputError(
                 f"{self.output}: a worker lost contact with this run and stopped writing; run again to finish"
             )
         file = self.files_by_key[result.file_key]
         self.summary.subword_tokens += result.subword_tokens
-        for marker in result.markers:
-            self._count_marker(marker)
-            if on_shard is not None:
-                on_shard(ShardResult(EMPTY, marker.pairs, Counter(marker.status_counts)))
         if result.error is not None:
             self.fail(file, InputError(result.error))
         self.tasks_left[file.key] -= 1
-        if not self.tasks_left[file.key]:
-            self._file_finished(file.key)
-        self._check_bad_rows(None)
-
-    def pending_pieces(self, plan: Plan) -> Iterator[InputShard | FileRead]:
-        """Every pending task's pieces, file by file, each file closed by a FileRead; a file that
-        cannot be read is reported once and the rest of it skipped. The engine may run this in
-        another thread (local.py reads ahead): it records errors, and leaves completion to the consumer."""
-        pieces = task_stage.PIECE_PAIRS
-        context = TaskContext(self.config.columns, self.config.shard_rows, self.layout, pa.schema([]), pieces)
-        tasks_by_file: dict[str, list[Task]] = {}
-        for task in plan.tasks:
-            tasks_by_file.setdefault(task.file_key, []).append(task)
-        for key, tasks in tasks_by_file.items():
-            first = tasks[0]
-            if first.shard is not None and len(tasks) == -(-first.rows // self.config.shard_rows):
-                tasks = [Task(first.file, first.run)]  # every shard of it: one pass through the file
-            for task in tasks:
-                try:
-                    yield from task_pieces(task, context)
-                except InputError as error:
-                    self.fail(task.file, error)
-                    break  # one line per file: its other tasks would fail the same way
-            yield FileRead(self.files_by_key[key])
-
-    def commit(self, shard: ShardSpan, result: ShardResult, on_shard: ShardCallback | None) -> None:
-        """Part first, marker second: the engine put the part in place (result.written); a part
-        without a marker is redone, never trusted."""
-        self.held.check()  # never vouch for a part after another run took the output over
-        part = result.written
-        assert part is not None, "the engine writes the part before the job marks it"
-        marker = write_marker(self.layout, shard, part, result.rows, result.status_counts, self.manifest.runs)
-        self._count_marker(marker)
-        self.summary.subword_tokens += result.subword_tokens
-        if on_shard is not None:
-            on_shard(result)
-        release_free_memory()  # memory stays flat however many shards follow
-        self._check_bad_rows(shard)
+        if not self.tasks_left[file.key] and self._counts(file).error is None:
+            self._counts(file).state = "done"
 
     def _count_marker(self, marker: DoneMarker) -> None:
         replaced = self.markers.get(marker.shard_id)
@@ -536,10 +446,13 @@ class _Job:
         self.summary.pairs_this_run += marker.pairs
         self.summary.rows_this_run += marker.rows
 
-    def _check_bad_rows(self, shard: ShardSpan | None) -> None:
+    def _check_bad_rows(self, marker: DoneMarker | None) -> None:
+        """One rule on every engine: checked as each shard's marker is counted."""
         limit = self.config.max_bad_rows
         if limit is not None and self.new_bad_rows > limit:
-            where = f" (last in {show(shard.file.path)})" if shard is not None else " (in shards already written)"
+            where = " (in shards already written)"
+            if marker is not None:
+                where = f" (last in {show(self.files_by_key[marker.file_key].path)})"
             raise TooManyBadRows(
                 f"{self.new_bad_rows} bad rows exceed --max-bad-rows {limit}{where}; see the status column of "
                 f"{self.output}; finished shards are kept: a re-run with a higher limit goes on from there"
@@ -619,11 +532,3 @@ def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:
         return _load_manifest(layout)
     except OutputError:  # --overwrite of an output whose manifest is damaged: only marked parts go
         return None
-
-
-def read_output(output: str) -> pa.Table:
-    """All result parts of an output directory as one table (for tests and small results)."""
-    import pyarrow.parquet as pq
-
-    location = locate(output)
-    return pq.read_table(location.path, filesystem=location.fs)

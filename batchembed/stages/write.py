@@ -22,6 +22,7 @@ from batchembed.io.storage import TEMP_MARK, fsync_dir
 from batchembed.io.writer import WrittenPart
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
 
 EMPTY = pa.table({})
@@ -105,11 +106,11 @@ class ShardWriters:
         part.append(assembled.table)
         counts.append(replace(assembled, table=EMPTY))
 
-    def finish(self, shard_id: str) -> ShardResult:
+    def finish(self, shard_id: str) -> Ready[ShardResult]:
         part, pieces = self.open.pop(shard_id)
         written = part.finish()
         total = combine(pieces)
-        return replace(total, table=EMPTY, written=written, written_rows=part.rows)
+        return Ready(replace(total, table=EMPTY, written=written, written_rows=part.rows))
 
     def discard(self, shard_id: str) -> None:
         if shard_id in self.open:
