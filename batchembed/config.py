@@ -110,7 +110,7 @@ class EmbedOptions:
     device: str | None = None  # None: CUDA when present, else CPU
     token_budget: int | None = None  # padded subword tokens per batch; None: automatic
     precision: Precision = "fp32"
-    tokenize_workers: int | None = None  # processes that prepare shards; None: automatic (hardware.py)
+    tokenize_workers: int | None = None  # processes that prepare pieces; None: automatic (hardware.py)
     threads: int | None = None  # torch threads of the model; None: automatic (hardware.py)
 
     def __post_init__(self) -> None:

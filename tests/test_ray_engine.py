@@ -45,7 +45,7 @@ def test_ray_run_equals_local_run_and_resumes(tmp_path, ray_cluster, tiny_bert_d
     }
     ray_config = RunConfig((str(tmp_path / "pairs.csv"),), tmp_path / "ray", shard_rows=5, **models)
     seen: list[int] = []
-    summary = run_ray(ray_config, lambda result: seen.append(result.pairs), workers=2)
+    summary = run_ray(ray_config, seen.append, workers=2)
     assert summary.exit_code == 6  # the empty sentence is a bad row
     assert sum(seen) == 24 and summary.shards_written == 5
     assert summary.subword_tokens > 0

@@ -38,7 +38,7 @@ from batchembed.engines.job import ProgressCallback, run_job
 from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
 from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
-from batchembed.io.markers import DoneMarker, part_verified
+from batchembed.io.markers import TRACE_VARIABLE, DoneMarker, part_verified
 from batchembed.messages import one_line
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.pending import Ready
@@ -52,7 +52,14 @@ log = logging.getLogger(__name__)
 # where the storage is, so the workers reach the store the driver planned on; credentials are not
 # forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
 # the errors' wording (errors.py) travels too, so a worker names options as the caller does
-STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", NAMING_VARIABLE)
+STORAGE_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    NAMING_VARIABLE,
+    TRACE_VARIABLE,
+)
 VERIFY_BATCH = 64  # parts one verification task reads
 PIECES_AHEAD = 2  # pieces a prepare actor hands to the model actors before waiting for the oldest
 
