@@ -6,8 +6,6 @@ for repeated calls. Errors are `BatchembedError` and its subclasses, each with t
 line's `exit_code`. Importing batchembed is light: torch, flair and the models load on first use.
 """
 
-__version__ = "0.1.0"
-
 import logging
 
 from batchembed.api import Embedder, compare, evaluate, read_output, report, run
@@ -21,7 +19,8 @@ from batchembed.errors import (
     UsageError,
     WorkersLost,
 )
-from batchembed.summary import RunSummary
+from batchembed.results.summary import RunSummary
+from batchembed.version import __version__
 
 # a library logs and lets its caller configure logging: without this, Python's last-resort handler
 # would print batchembed's warnings to stderr in every program that has not configured logging

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from batchembed.embedders.base import Embedder as Model
     from batchembed.evaluation.runner import EvalConfig, Evaluation, Tasks
-    from batchembed.summary import RunSummary
+    from batchembed.results.summary import RunSummary
 
 ENGINES = ("local", "ray")
 
@@ -62,7 +62,7 @@ class Embedder:
         token_budget: int | None = None,
         precision: str = "fp32",
     ) -> None:
-        from batchembed.models import load_embedders
+        from batchembed.embedders.load import load_embedders
 
         self.glove, self.transformer = model_specs(
             glove, glove_name, transformer, transformer_name, layers, layer_mean, subtoken_pooling
@@ -307,8 +307,8 @@ def evaluate(
 
 
 def read_output(output: str | os.PathLike[str]) -> pa.Table:
-    """A finished output (local path or URI) as one table, in input order; see batchembed.output."""
-    from batchembed.output import read_output as read
+    """A finished output (local path or URI) as one table, in input order; see batchembed.results.read."""
+    from batchembed.results.read import read_output as read
 
     return read(output)
 
@@ -317,6 +317,6 @@ def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     """Write an HTML page of plots (and the plots as PNG files) of a result into `out` (default:
     `<output>.batchembed/report/`, or beside this directory for an output on object storage);
     returns the page's path. Raises InputError (not a result), OutputError (cannot write)."""
-    from batchembed.reporting import write_report
+    from batchembed.results.report import write_report
 
     return write_report(str(output), None if out is None else Path(out))

@@ -171,8 +171,8 @@ def _precision_hint(options: dict[str, Any]) -> None:
     Ray, whose workers may run on other CPUs."""
     if options.get("engine") != "local" or options.get("transformer") is None:
         return
+    from batchembed.embedders.load import choose_device
     from batchembed.hardware import precision_hint
-    from batchembed.models import choose_device
 
     hint = precision_hint(options.get("precision", "fp32"), choose_device(options.get("device")).type)
     if hint:

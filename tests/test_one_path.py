@@ -53,8 +53,8 @@ def _models(tiny_bert_dir: Path, tiny_glove_file: Path) -> dict:
 def test_the_local_engine_marks_every_shard_in_run_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, tiny_bert_dir, tiny_glove_file
 ) -> None:
+    from batchembed.embedders.load import load_embedders
     from batchembed.engines.local import run
-    from batchembed.models import load_embedders
 
     trace = tmp_path / "trace"
     trace.mkdir()

@@ -27,7 +27,7 @@ from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run
 from batchembed.errors import ExitCode, OutputError, TooManyBadRows
 from batchembed.io import reader
-from batchembed.summary import RunSummary
+from batchembed.results.summary import RunSummary
 
 WORDS = [
     "the",

@@ -48,9 +48,9 @@ from batchembed.io.reader import InputFile, discover_all
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import show
 from batchembed.io.storage import Location
+from batchembed.results.summary import FileCounts, RunSummary
 from batchembed.stages.plan import Plan, plan_tasks
 from batchembed.stages.task import PIECE_PAIRS, PieceWritten, Task, TaskContext, TaskEvent, TaskResult
-from batchembed.summary import FileCounts, RunSummary
 
 log = logging.getLogger(__name__)
 

@@ -40,12 +40,12 @@ from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, Usag
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import TRACE_VARIABLE, DoneMarker, part_verified
 from batchembed.messages import one_line
+from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
 from batchembed.stages.task import PieceWritten, Task, TaskContext, TaskEvent, TaskResult, run_task
 from batchembed.stages.write import ShardWriters
-from batchembed.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ModelActor:
     ) -> None:
         import torch
 
-        from batchembed.models import load_embedders
+        from batchembed.embedders.load import load_embedders
 
         if threads > 0:
             torch.set_num_threads(threads)

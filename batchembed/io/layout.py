@@ -58,7 +58,7 @@ class OutputLayout:
         return self.state.join("tmp")
 
     def part(self, shard_id: str) -> Location:
-        # shard ids come from sanitized file keys (reader.safe_name); refuse anything else outright
+        # shard ids come from sanitized file keys (io/inputs.py safe_name); refuse anything else outright
         if not shard_id or "/" in shard_id or "\\" in shard_id or shard_id.startswith("."):
             raise ValueError(f"unsafe shard id {shard_id!r}")
         return self.data.join(f"{PART_PREFIX}{shard_id}{PART_SUFFIX}")

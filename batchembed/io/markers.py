@@ -26,11 +26,20 @@ from typing import Protocol
 from batchembed import status
 from batchembed.io.inputs import InputFile, InputShard
 from batchembed.io.layout import OutputLayout
-from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)
 
 READERS = 32  # concurrent marker reads on object storage
+
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    """What was written: a part's size and SHA-256, which go into its shard's done marker, so a
+    later run can prove the part is the one it marked (the writing itself: stages/write.py)."""
+
+    bytes: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class DoneMarker:
 
 
 class MarkedShard(Protocol):
-    """What a marker records of a shard: an InputShard read whole, or a shard's span of pieces."""
+    """What a marker records of a shard: a shard's span of pieces (stages/task.py ShardSpan)."""
 
     @property
     def shard_id(self) -> str: ...

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from batchembed.distances import METRICS
+from batchembed.embedders.distances import METRICS
 
 METADATA_KEY = b"batchembed"
 

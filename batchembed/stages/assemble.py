@@ -1,4 +1,4 @@
-"""Stage 3, CPU: a PreparedShard and its EmbeddedShard -> the output table, vectorized.
+"""Assemble, CPU: a PreparedShard and its EmbeddedShard -> the output table, vectorized.
 
 The status column is decided here, in one place (`row_statuses`): a row's planning
 status, or, for a compared row, every model whose distances are null and why
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchembed import status
-from batchembed.io.writer import WrittenPart
+from batchembed.io.markers import WrittenPart
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 
@@ -27,7 +27,7 @@ class ShardResult:
     pairs: int
     status_counts: Counter[str] = field(default_factory=Counter)
     subword_tokens: int = 0  # model positions the transformer ran for this shard
-    written: WrittenPart | None = None  # the part, already written (stages/write.py); else the job writes `table`
+    written: WrittenPart | None = None  # the part, once written (stages/write.py)
     written_rows: int = 0
 
     @property

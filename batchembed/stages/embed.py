@@ -1,4 +1,4 @@
-"""Stage 2, the device: a PreparedShard's arrays -> each model's vectors -> distance arrays.
+"""Embed, the device: a PreparedShard's arrays -> each model's vectors -> distance arrays.
 
 Nothing here tokenizes, looks up strings or builds Python objects per token: the models
 take the prepared arrays, the word vectors are gathered with index tensors and the
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchembed import status
-from batchembed.distances import DISTANCES, degenerate
 from batchembed.embedders.base import Embedder
+from batchembed.embedders.distances import DISTANCES, degenerate
 from batchembed.stages.prepare import PreparedShard
 
 

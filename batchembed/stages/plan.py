@@ -1,4 +1,4 @@
-"""Step 0, plan: the driver cuts tasks from metadata alone, never reading a row.
+"""Plan: the driver cuts tasks from metadata alone, never reading a row.
 
 A Parquet file gives one task per pending shard (rows counted from its footer; a task reads
 only the row groups its shard lies in), or, where the engine asks for it and none of its shards
@@ -45,7 +45,7 @@ def plan_tasks(
 ) -> Plan:
     """`counted`: each input's pairs as a run that read it to the end counted them (the manifest),
     against which a CSV file's markers must add up before it is taken as done without reading.
-    `one_pass_files`: a Parquet file none of whose shards is done is one task (engines/local.py,
+    `one_pass_files`: a Parquet file none of whose shards is done is one task (engines/local/,
     where one reader per file is cheapest; Ray spreads the shards over its prepare actors)."""
     plan = Plan()
     counted = counted or {}

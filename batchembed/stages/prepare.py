@@ -1,4 +1,4 @@
-"""Stage 1, CPU only (no torch, no model weights): a shard -> PreparedShard, batch-ready arrays.
+"""Prepare, CPU only (no torch, no model weights): a shard -> PreparedShard, batch-ready arrays.
 
 Tokenizes each distinct sentence once, decides every output row (the target rules of
 targets.py, a status row for each pair with nothing to compare), deduplicates the

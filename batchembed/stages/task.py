@@ -7,7 +7,7 @@ be found without parsing from the start, or a Parquet file none of whose shards 
 less the shards already done. It travels pickled, its input as a Location object (filesystem
 + exact path), so a worker opens exactly the file the driver listed.
 
-Where each step runs is the caller's `Placement`: engines/local.py prepares in worker
+Where each step runs is the caller's `Placement`: engines/local/ prepares in worker
 processes, embeds on the model's thread and writes in a writer process; engines/ray.py
 prepares and writes in a Ray prepare actor and embeds on a model actor. Each step hands back
 a `Pending` result, so the next pieces move while one is worked on. Memory is bounded by the
@@ -33,9 +33,9 @@ from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_pieces
-from batchembed.memory import release_free_memory
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.memory import release_free_memory
 from batchembed.stages.pending import Pending
 from batchembed.stages.prepare import PreparedShard
 

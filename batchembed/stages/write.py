@@ -1,4 +1,4 @@
-"""Step 6, write: a shard's assembled pieces -> its Parquet part, all or nothing.
+"""Write: a shard's assembled pieces -> its Parquet part, all or nothing.
 
 `PartWriter` takes a shard's pieces one at a time as they are embedded and streams them
 into the part: what it holds is one row group, not the shard. `ShardWriters` keeps one per
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
+from batchembed.io.markers import WrittenPart
 from batchembed.io.storage import TEMP_MARK, fsync_dir
-from batchembed.io.writer import WrittenPart
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.pending import Ready

@@ -117,7 +117,7 @@ def _start(layout: OutputLayout, schema: pa.Schema) -> None:
     global _writers
     import signal
 
-    from batchembed.workers import name_process
+    from batchembed.engines.local.prepare_pool import name_process
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's own process stops the writer
     name_process(WRITER_NAME)

@@ -27,20 +27,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Embedder, Preparer
+from batchembed.embedders.load import choose_device
 from batchembed.engines.job import ProgressCallback, run_job
+from batchembed.engines.local.prepare_pool import StagePool
+from batchembed.engines.local.writer_process import WriterProcess
 from batchembed.hardware import choose_layout
 from batchembed.io.markers import DoneMarker, part_verified
 from batchembed.io.reader import InputShard
-from batchembed.models import choose_device
+from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.pending import Pending, Ready
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.stages.task import PieceWritten, Task, TaskContext, TaskEvent, TaskResult, Writer, run_task
 from batchembed.stages.write import ShardWriters
-from batchembed.summary import RunSummary
 from batchembed.tokenize import get_tokenizer, remembering
-from batchembed.workers import StagePool
-from batchembed.writer_process import WriterProcess
 
 TASK_THREADS = 2
 EMBED_AHEAD = 2  # pieces a task hands to the model before waiting for the oldest

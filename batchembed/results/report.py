@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from batchembed.distances import METRICS
+from batchembed.embedders.distances import METRICS
 from batchembed.errors import InputError, OutputError
 
 if TYPE_CHECKING:
