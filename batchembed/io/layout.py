@@ -66,12 +66,6 @@ class OutputLayout:
     def marker(self, shard_id: str) -> Location:
         return self.done.join(f"{shard_id}.json")
 
-    def create(self) -> None:
-        # object storage has no directories: only local ones need creating (and tmp/ is local-only)
-        if self.data.is_local:
-            for directory in (self.data, self.state, self.done, self.tmp):
-                directory.make_dirs()
-
     def temporary_dir(self) -> Location | None:
         """Where local files are written before their rename (None on object storage: one upload)."""
         return self.tmp if self.data.is_local else None
