@@ -1,14 +1,15 @@
 """batchembed: per-word GloVe and BERT distances between sentence pairs, in batch.
 
 The Python API is the command line's: `run` (the resumable job), `compare`, `evaluate`,
-`read_output` and `report`, with the same options and defaults; `Embedder` holds loaded models
+`read_output` and `report`, with the same options and defaults, and `distances`, the job on data
+in memory (DataFrames, Arrow tables, lists of pairs); `Embedder` holds loaded models
 for repeated calls. Errors are `BatchembedError` and its subclasses, each with the command
 line's `exit_code`. Importing batchembed is light: torch, flair and the models load on first use.
 """
 
 import logging
 
-from batchembed.api import Embedder, compare, evaluate, read_output, report, run
+from batchembed.api import Embedder, compare, distances, evaluate, read_output, report, run
 from batchembed.errors import (
     BatchembedError,
     ExitCode,
@@ -40,6 +41,7 @@ __all__ = [
     "WorkersLost",
     "__version__",
     "compare",
+    "distances",
     "evaluate",
     "read_output",
     "report",

@@ -9,7 +9,7 @@ progress goes to a callback or a tqdm bar, as the caller chooses, and results ar
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,12 +91,39 @@ class Embedder:
         from batchembed.comparison import compare_sentences
         from batchembed.tokenize import TOKENIZERS
 
+        check_sentences(sentence1, sentence2)
         if tokenizer not in TOKENIZERS:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if word is not None and not word.strip():
             raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
         table = compare_sentences(sentence1, sentence2, self._models, word, tokenizer)  # type: ignore[arg-type]
         return table.to_pylist()
+
+    def distances(
+        self,
+        pairs: Any,
+        *,
+        sentence1_column: str = "sentence1",
+        sentence2_column: str = "sentence2",
+        id_column: str = "id",
+        span_columns: str | Sequence[str] = SPAN_COLUMNS,
+        index_columns: str | Sequence[str] = INDEX_COLUMNS,
+        word_columns: str | Sequence[str] = WORD_COLUMNS,
+        word_column: str = "word",
+        keep_columns: str | Sequence[str] = (),
+        tokenizer: str = "flair",
+        tokenize_workers: int | None = None,
+        threads: int | None = None,
+        max_bad_rows: int | None = None,
+        progress: Progress = False,
+    ) -> pa.Table | Iterator[pa.RecordBatch]:
+        """`batchembed.distances` with these models: the same options and defaults (see there)."""
+        from batchembed import data_in_memory as in_memory
+
+        options = {k: v for k, v in locals().items() if k not in ("self", "pairs", "progress")}
+        embed = self._embed_options(tokenize_workers, threads)
+        job = in_memory.plan(pairs, options, self.glove, self.transformer, embed)
+        return in_memory.execute(job, lambda config: self._run(config, progress), self.names)
 
     def run(
         self,
@@ -110,6 +137,7 @@ class Embedder:
         index_columns: str | Sequence[str] = INDEX_COLUMNS,
         word_columns: str | Sequence[str] = WORD_COLUMNS,
         word_column: str = "word",
+        keep_columns: str | Sequence[str] = (),
         tokenizer: str = "flair",
         tokenize_workers: int | None = None,
         threads: int | None = None,
@@ -142,17 +170,20 @@ class Embedder:
         *,
         dev_gold: str | os.PathLike[str] | None = None,
         test_gold: str | os.PathLike[str] | None = None,
-        similarity: str | Sequence[str] | None = None,
+        similarity: str | Sequence[str] | Any | None = None,
         score_column: str = "score",
         tokenizer: str = "flair",
     ) -> Evaluation:
         """`batchembed.evaluate` with these models: the same labelled-data options and defaults;
         returns an Evaluation; raises UsageError (nothing to evaluate), InputError (labelled files)."""
+        from batchembed import data_in_memory as in_memory
         from batchembed.evaluation.runner import load_tasks
 
         options = {k: v for k, v in locals().items() if k != "self"}
-        config = eval_config(options, self.glove, self.transformer, self.options)
-        return self._evaluate(load_tasks(config), config)
+        with in_memory.similarity_files(similarity, score_column) as options["similarity"]:
+            config = eval_config(options, self.glove, self.transformer, self.options)
+            evaluation = self._evaluate(load_tasks(config), config)
+        return in_memory.in_memory_similarity(evaluation, similarity)
 
     def _evaluate(self, tasks: Tasks, config: EvalConfig) -> Evaluation:
         from batchembed.evaluation.runner import evaluate
@@ -171,6 +202,7 @@ def run(
     index_columns: str | Sequence[str] = INDEX_COLUMNS,
     word_columns: str | Sequence[str] = WORD_COLUMNS,
     word_column: str = "word",
+    keep_columns: str | Sequence[str] = (),
     tokenizer: str = "flair",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
@@ -199,7 +231,9 @@ def run(
 
     `inputs`: CSV/TSV/Parquet files, directories or globs (one, or a list); `output`: a directory
     of Parquet parts, a local path or a URI (s3://...). A re-run resumes what an earlier run left.
-    Column options take a sequence of names or the command line's comma-separated text.
+    Column options take a sequence of names or the command line's comma-separated text;
+    `keep_columns` names input columns (labels, the sentences) copied into every output row of
+    their pair, typed as in the input. For data in memory (a DataFrame, ...), call `distances`.
     `engine="ray"` runs on a Ray cluster (`ray_address`; `ray_workers` model actors, where the models
     load; `ray_prepare_cpus` one-CPU prepare actors that read, tokenize and write).
     `progress`: False (nothing), True (a tqdm bar on stderr), or a callable given the number of
@@ -240,6 +274,73 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
     return lambda: embedder._run(config, progress)
 
 
+def distances(
+    pairs: Any,
+    *,
+    sentence1_column: str = "sentence1",
+    sentence2_column: str = "sentence2",
+    id_column: str = "id",
+    span_columns: str | Sequence[str] = SPAN_COLUMNS,
+    index_columns: str | Sequence[str] = INDEX_COLUMNS,
+    word_columns: str | Sequence[str] = WORD_COLUMNS,
+    word_column: str = "word",
+    keep_columns: str | Sequence[str] = (),
+    tokenizer: str = "flair",
+    glove: str | None = DEFAULT_GLOVE,
+    glove_name: str = "glove",
+    transformer: str | None = DEFAULT_TRANSFORMER,
+    transformer_name: str = "bert",
+    layers: str = "-1",
+    layer_mean: bool = True,
+    subtoken_pooling: str = "first",
+    device: str | None = None,
+    token_budget: int | None = None,
+    precision: str = "fp32",
+    tokenize_workers: int | None = None,
+    threads: int | None = None,
+    max_bad_rows: int | None = None,
+    progress: Progress = False,
+) -> pa.Table | Iterator[pa.RecordBatch]:
+    """The job of `run` on data in memory: the same options, target modes and statuses, with the
+    output's rows returned instead of written, in input order.
+
+    `pairs`: a pandas or Polars DataFrame, a pyarrow Table, RecordBatch, RecordBatchReader or
+    Dataset, anything with the Arrow PyCapsule stream interface (a DuckDB relation), a list of
+    dicts or of (sentence1, sentence2) tuples. Returns a pyarrow Table (`.to_pandas()`,
+    `polars.from_arrow(...)`); `source_file` is "<memory>", `source_row` the 1-based row, and a
+    pair without an id gets its row number as `pair_id`. `keep_columns` copies input columns
+    (labels, the sentences) into every output row of their pair, typed as in the input.
+
+    Given an iterator of record batches (a generator, `iter(reader)`), for data larger than memory:
+    returns an iterator of record batches, with memory bounded by a piece, not the data (the
+    batches are spooled to a temporary Parquet file under TMPDIR, read back part by part).
+
+    Raises UsageError (a bad option, a path instead of data), InputError (a missing column),
+    ModelError, TooManyBadRows past `max_bad_rows`; nothing loads before the data is checked.
+    """
+    from batchembed import data_in_memory as in_memory
+
+    options = locals()
+    job_options = {k: v for k, v in options.items() if k not in ("pairs", "progress") and k not in SPEC_OPTIONS}
+    glove_spec, transformer_spec = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    job = in_memory.plan(pairs, job_options, glove_spec, transformer_spec, embed)  # before any model loads
+    embedder = Embedder(**arguments_of(Embedder, options))
+    return in_memory.execute(job, lambda config: embedder._run(config, progress), embedder.names)
+
+
+def check_sentences(sentence1: object, sentence2: object) -> None:
+    """`compare` takes two sentences; columns of them are `distances`' (a UsageError says so)."""
+    from batchembed.arguments import type_name
+
+    for name, value in (("sentence1", sentence1), ("sentence2", sentence2)):
+        if not isinstance(value, str):
+            raise UsageError(
+                f"compare takes two sentences (text), but {name} is a {type_name(value)}; for many pairs "
+                "call batchembed.distances(pairs) (or Embedder.distances), e.g. with list(zip(series1, series2))"
+            )
+
+
 def compare(
     sentence1: str,
     sentence2: str,
@@ -264,6 +365,7 @@ def compare(
     Raises UsageError (a bad option), ModelError (a model that cannot be loaded).
     """
     options = locals()
+    check_sentences(sentence1, sentence2)  # before the models load
     embedder = Embedder(**arguments_of(Embedder, options))
     return embedder.compare(sentence1, sentence2, word=word, tokenizer=tokenizer)
 
@@ -274,7 +376,7 @@ def evaluate(
     *,
     dev_gold: str | os.PathLike[str] | None = None,
     test_gold: str | os.PathLike[str] | None = None,
-    similarity: str | Sequence[str] | None = None,
+    similarity: str | Sequence[str] | Any | None = None,
     score_column: str = "score",
     tokenizer: str = "flair",
     glove: str | None = DEFAULT_GLOVE,
@@ -290,20 +392,24 @@ def evaluate(
 ) -> Evaluation:
     """Score the distances against labelled data, as `batchembed evaluate`: word-in-context
     accuracy (`dev` tunes a distance threshold, `test` is scored with it; WiC NAME.data.txt with
-    its NAME.gold.txt, or SuperGLUE .jsonl) and/or Spearman's rho on graded `similarity` files.
+    its NAME.gold.txt, or SuperGLUE .jsonl) and/or Spearman's rho on graded `similarity` files,
+    or on graded pairs in memory (a DataFrame or table with run's columns and `score_column`).
 
     Returns an Evaluation: `.binary` and `.graded` results per model and metric, `.table()` the
     text the command prints, `.to_dict()` / `.write_json(path)` its JSON. The labelled files are
     read and checked before a model loads. Raises UsageError, InputError, ModelError.
     """
+    from batchembed import data_in_memory as in_memory
     from batchembed.evaluation.runner import load_tasks
 
     options = locals()
     glove_spec, transformer_spec = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(device, token_budget, precision)  # type: ignore[arg-type]  # validated
-    config = eval_config(options, glove_spec, transformer_spec, embed)
-    tasks = load_tasks(config)
-    return Embedder(**arguments_of(Embedder, options))._evaluate(tasks, config)
+    with in_memory.similarity_files(similarity, score_column) as options["similarity"]:
+        config = eval_config(options, glove_spec, transformer_spec, embed)
+        tasks = load_tasks(config)
+        evaluation = Embedder(**arguments_of(Embedder, options))._evaluate(tasks, config)
+    return in_memory.in_memory_similarity(evaluation, similarity)
 
 
 def read_output(output: str | os.PathLike[str]) -> pa.Table:

@@ -60,15 +60,41 @@ def column_names(value: str | Sequence[str], count: int, option: str) -> tuple[s
     return parts
 
 
+def keep_column_names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """--keep-columns from a sequence or comma-separated text; empty text keeps none."""
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",")) if value.strip() else ()
+    if not all(isinstance(name, str) for name in value):
+        raise UsageError(f"keep_columns must be column names (text), got {value!r}")
+    return tuple(value)
+
+
+def type_name(value: object) -> str:
+    """How a value's type reads in a message: 'pandas DataFrame', 'pyarrow Table', 'list'."""
+    kind = type(value)
+    package = kind.__module__.split(".")[0]
+    return kind.__name__ if package == "builtins" else f"{package} {kind.__name__}"
+
+
+def file_inputs(inputs: Any) -> list[str | os.PathLike[str]]:
+    """`run`'s inputs, which name files; data in memory is `distances`' (a UsageError says so)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return [inputs]
+    if isinstance(inputs, Sequence) and all(isinstance(i, (str, os.PathLike)) for i in inputs):
+        return list(inputs)
+    raise UsageError(
+        f"run reads files, but inputs is a {type_name(inputs)}; give paths, directories or globs, "
+        "or call batchembed.distances(data, ...) (or Embedder.distances) for data in memory"
+    )
+
+
 def run_config(
     options: dict[str, Any],
     glove: GloveSpec | None,
     transformer: TransformerSpec | None,
     embed: EmbedOptions,
 ) -> RunConfig:
-    inputs, output = options["inputs"], options["output"]
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
+    inputs, output = file_inputs(options["inputs"]), options["output"]
     if not str(output).strip():
         raise UsageError("--output is empty; name the output directory (use . for this directory)")
     start1, end1, start2, end2 = column_names(options["span_columns"], 4, "--span-columns")
@@ -87,6 +113,7 @@ def run_config(
         word1,
         word2,
         options["word_column"],
+        keep_column_names(options["keep_columns"]),
     )
     return RunConfig(
         inputs=tuple(os.fspath(i) for i in inputs),

@@ -40,6 +40,8 @@ class Columns:
     word1: str = "word1"
     word2: str = "word2"
     word: str = "word"
+    # input columns copied into every output row of their pair (labels, the sentences themselves)
+    keep: tuple[str, ...] = ()
 
     def target_columns(self, mode: TargetMode) -> tuple[str, ...]:
         return {
@@ -155,3 +157,19 @@ class RunConfig:
             raise UsageError("--overwrite starts the output over, --incremental adds to it: give only one")
         if self.glove and self.transformer and self.glove.name == self.transformer.name:
             raise UsageError(f"the two models need different names, both are {self.glove.name!r}")
+        names = [spec.name for spec in (self.glove, self.transformer) if spec is not None]
+        check_keep_columns(self.columns.keep, names)
+
+
+def check_keep_columns(keep: tuple[str, ...], model_names: list[str]) -> None:
+    """Kept input columns become output columns: each at most once, none named like the output's own."""
+    from batchembed.io.schema import output_schema
+
+    taken = set(output_schema(model_names).names)
+    for k, name in enumerate(keep):
+        if not name:
+            raise UsageError("--keep-columns has an empty column name; give comma-separated input column names")
+        if name in keep[:k]:
+            raise UsageError(f"--keep-columns names {name!r} twice; give each column once")
+        if name in taken:
+            raise UsageError(f"--keep-columns {name!r} is also an output column; rename that input column to keep it")

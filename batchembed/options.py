@@ -45,6 +45,9 @@ OPTIONS: dict[str, Option] = {
     "index_columns": Option("Token-index columns index1,index2."),
     "word_columns": Option("Target-word columns word1,word2."),
     "word_column": Option("Column of one target word found in both sentences."),
+    "keep_columns": Option(
+        "Input columns copied into every output row of their pair, e.g. label,sentence1 (comma-separated)."
+    ),
     "tokenizer": Option(
         "flair (flair's default tokenizer) or whitespace (pre-tokenized text); evaluate: for the "
         "--similarity files (WiC and SuperGLUE files imply their own)."
@@ -91,6 +94,8 @@ OPTIONS: dict[str, Option] = {
     "ray_prepare_cpus": Option(
         "Ray prepare actors, one CPU each: read, tokenize, write (default: the CPUs the model actors leave)."
     ),
+    # -- distances (the API only: data in memory)
+    "pairs": Option("A DataFrame, pyarrow Table, list of pairs, or an iterator of record batches."),
     # -- compare
     "sentence1": Option("The first sentence."),
     "sentence2": Option("The second sentence."),

@@ -333,7 +333,7 @@ def test_shared_parameters_agree_across_the_api() -> None:
     from batchembed.options import OPTIONS
 
     functions = [api.run, api.compare, api.evaluate, api.report, api.Embedder, api.Embedder.run]
-    functions += [api.Embedder.compare, api.Embedder.evaluate]
+    functions += [api.Embedder.compare, api.Embedder.evaluate, api.distances, api.Embedder.distances]
     defaults: dict[str, Any] = {}
     for function in functions:
         for param in inspect.signature(function).parameters.values():
@@ -347,7 +347,11 @@ def test_shared_parameters_agree_across_the_api() -> None:
         | set(inspect.signature(api.Embedder.run).parameters) - {"self"}
         | {"engine", "ray_address", "ray_workers", "ray_prepare_cpus"}
     )
-    unused = set(OPTIONS) - set(defaults) - {"inputs", "output", "sentence1", "sentence2"}
+    assert set(inspect.signature(api.distances).parameters) == (
+        set(inspect.signature(api.Embedder).parameters)
+        | set(inspect.signature(api.Embedder.distances).parameters) - {"self"}
+    )
+    unused = set(OPTIONS) - set(defaults) - {"inputs", "output", "sentence1", "sentence2", "pairs"}
     assert not unused, f"options.OPTIONS entries no API function takes: {unused}"
 
 

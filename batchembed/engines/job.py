@@ -37,7 +37,7 @@ from batchembed.io.markers import (
     DoneMarker,
 )
 from batchembed.io.outputs import check_output, create_output, unreachable
-from batchembed.io.reader import InputFile, discover_all
+from batchembed.io.reader import InputFile, discover_all, kept_fields
 from batchembed.io.schema import output_schema
 from batchembed.io.storage import Location
 from batchembed.results.summary import RunSummary
@@ -162,7 +162,8 @@ class _Job(OutputReconciler):
             "compute": self.summary.compute,
             "inputs": [str(f.path) for f in self.files],
         }
-        schema = output_schema([m.name for m in self.models], metadata)
+        kept = kept_fields(self.files, self.config.columns.keep)  # --keep-columns, typed as in the inputs
+        schema = output_schema([m.name for m in self.models], metadata, kept)
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)

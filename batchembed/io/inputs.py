@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchembed.io.storage import Location, locate
@@ -62,6 +62,7 @@ class InputShard:
     targets: list[tuple[Any, ...]]
     last: bool = True  # no row of the file (as read) follows this shard (or piece)
     ends_shard: bool = True  # a piece (read_pieces): the last of its shard
+    kept: dict[str, list[Any]] = field(default_factory=dict)  # --keep-columns: column -> one value per pair
 
     @property
     def shard_id(self) -> str:

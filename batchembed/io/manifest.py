@@ -56,8 +56,10 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
         "models": [e.describe() for e in embedders],
         "metrics": list(METRICS),
         "tokenizer": config.tokenizer,
-        "columns": vars(config.columns),
+        "columns": {name: value for name, value in vars(config.columns).items() if name != "keep"},
         "shard_rows": config.shard_rows,
+        # only when given: outputs written before --keep-columns existed keep their fingerprint
+        **({"keep_columns": list(config.columns.keep)} if config.columns.keep else {}),
     }
 
 

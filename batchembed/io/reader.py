@@ -18,7 +18,7 @@ from pyarrow.fs import FileType
 from batchembed.config import Columns
 from batchembed.errors import InputError
 from batchembed.io.inputs import InputFile, InputShard, identity
-from batchembed.io.sources import Chunk, csv_chunks, parquet_chunks, parquet_rows, reason, show
+from batchembed.io.sources import Chunk, csv_chunks, kept_field, kept_key, parquet_chunks, parquet_rows, reason, show
 from batchembed.io.storage import Location, locate
 from batchembed.io.storage import glob as glob_files
 from batchembed.targets import TargetMode
@@ -211,6 +211,7 @@ class _ShardBuilder:
             targets=list(zip(*[taken[n] for n in self.targets])) if self.targets else [()] * count,
             last=False,
             ends_shard=ends_shard,
+            kept={name: taken[kept_key(name)] for name in self.columns.keep},
         )
         self.next_row += count
         return shard
@@ -315,3 +316,17 @@ def read_parquet_shard(
     piece = cutter.take(len(builder))
     piece.ends_shard, piece.last = True, stop >= rows
     yield piece
+
+
+def kept_fields(files: list[InputFile], keep: tuple[str, ...]) -> list[pa.Field]:
+    """The output fields of the kept columns (--keep-columns), typed as in the inputs: one type when
+    the files agree, their common promotion (int32 and int64: int64) when pyarrow has one, else text."""
+    fields = []
+    for name in keep:
+        found = [f for f in (kept_field(file, name) for file in files) if f is not None]
+        try:
+            unified = pa.unify_schemas([pa.schema([f]) for f in found], promote_options="permissive")
+            fields.append(pa.field(name, unified.field(name).type if found else pa.string()))
+        except (pa.ArrowException, ValueError):
+            fields.append(pa.field(name, pa.string()))
+    return fields

@@ -31,11 +31,16 @@ def distance_columns(model_names: Sequence[str]) -> list[str]:
     return [f"{name}_{metric}" for name in model_names for metric in METRICS]
 
 
-def output_schema(model_names: Sequence[str], metadata: dict[str, Any] | None = None) -> pa.Schema:
+def output_schema(
+    model_names: Sequence[str], metadata: dict[str, Any] | None = None, kept: Sequence[pa.Field] = ()
+) -> pa.Schema:
+    """The output's columns; `kept`, the input columns carried into every row of their pair
+    (--keep-columns), come last, so the contract's columns keep their places."""
     fields = [
         *BASE_FIELDS,
         *(pa.field(column, pa.float32()) for column in distance_columns(model_names)),
         pa.field("status", pa.string(), nullable=False),
+        *kept,
     ]
     encoded = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
     return pa.schema(fields, metadata=encoded)

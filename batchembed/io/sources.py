@@ -40,7 +40,8 @@ from batchembed.targets import TargetMode
 
 log = logging.getLogger(__name__)
 
-Chunk = dict[str, list[Any]]  # column name -> values, all lists the same length
+Chunk = dict[str, list[Any]]  # column name (or kept_key(name)) -> values, all lists the same length
+KEPT = "\x00kept:"  # no real column name starts with NUL: kept values never collide with a needed column's
 CHUNK_ROWS = 8192
 # One CSV record (all its fields and lines) may hold this many characters: Python's field
 # default (128 KiB) would turn a long but legitimate document into a bad row; the cap still
@@ -130,11 +131,55 @@ def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[
     needed = [columns.sentence1, columns.sentence2, *columns.target_columns(mode)]
     if columns.id in present:
         needed.append(columns.id)
-    for name in needed:
+    missing = [name for name in columns.keep if name not in present]
+    if missing:
+        s = "s" if len(missing) > 1 else ""
+        raise InputError(
+            f"{where}: missing column{s} {_quoted(missing)} named by --keep-columns (columns: "
+            f"{', '.join(map(show, available)) or 'none'}); check the name{s}, or leave {'them' if s else 'it'} out"
+        )
+    for name in [*needed, *columns.keep]:
         if available.count(name) > 1:
             count = available.count(name)
             raise InputError(f"{where}: column {name!r} appears {count} times in the header; rename one of them")
     return mode, needed
+
+
+def kept_key(name: str) -> str:
+    """The chunk key of a kept column's values (--keep-columns): kept apart from the needed columns'
+    values, which the reader turns into ids and checked sentences."""
+    return KEPT + name
+
+
+def kept_field(file: InputFile, name: str) -> pa.Field | None:
+    """A kept column's output field: text for CSV; the Parquet column's own type (dictionaries
+    decoded); None when the file or the column cannot be read (the reader reports it)."""
+    if file.format != "parquet":
+        return pa.field(name, pa.string())
+    try:
+        with _open_parquet(file) as parquet:
+            kind = parquet.schema_arrow.field(name).type
+    except (InputError, KeyError):
+        return None
+    return pa.field(name, kind.value_type if pa.types.is_dictionary(kind) else kind)
+
+
+def _kept_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """A kept column's Python values; text that is not valid UTF-8 keeps its readable part (the
+    output's text columns must be UTF-8), where a sentence would get a status."""
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        array = array.dictionary_decode()
+        kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        array = array.cast(pa.large_binary() if pa.types.is_large_string(kind) else pa.binary())
+        return [None if v is None else v.decode("utf-8", "replace") for v in array.to_pylist()]
+    return array.to_pylist()
+
+
+def _kept_cell(value: Any) -> Any:
+    """A CSV cell as a kept value: undecodable bytes keep their readable part."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 # -- CSV -----------------------------------------------------------------------------------
@@ -332,8 +377,10 @@ def _csv_records(
     text: io.TextIOWrapper, delimiter: str, header: list[str], needed: list[str], columns: Columns, where: str
 ) -> Iterator[Chunk]:
     positions = {name: header.index(name) for name in needed}
+    kept = {kept_key(name): header.index(name) for name in columns.keep}
+    keys = [*needed, *kept]
     sentences = {columns.sentence1, columns.sentence2}
-    chunk: Chunk = {name: [] for name in needed}
+    chunk: Chunk = {key: [] for key in keys}
     lines = _Lines(text)
     reader = csv.reader(lines, delimiter=delimiter, strict=False)
     row, malformed = 0, 0
@@ -372,14 +419,16 @@ def _csv_records(
                         f"line {first}" if first == last else f"lines {first}-{last}",
                         found,
                     )
-                for name in needed:
-                    chunk[name].append(MALFORMED if name in sentences else None)
+                for key in keys:
+                    chunk[key].append(MALFORMED if key in sentences else None)
             else:
                 for name, position in positions.items():
                     chunk[name].append(_cell(record[position]))
+                for key, position in kept.items():
+                    chunk[key].append(_kept_cell(_cell(record[position])))
             if row % CHUNK_ROWS == 0:
                 yield chunk
-                chunk = {name: [] for name in needed}
+                chunk = {key: [] for key in keys}
     if malformed > MALFORMED_LOGGED:
         log.warning("%s: %d malformed rows in all (first %d logged)", where, malformed, MALFORMED_LOGGED)
     if chunk[needed[0]]:
@@ -468,6 +517,7 @@ def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None)
             raise InputError(f"{where}: column {name!r} has type {kind}, expected text or integers")
 
     sentences = {columns.sentence1, columns.sentence2}
+    read = list(dict.fromkeys([*needed, *columns.keep]))
 
     def chunks() -> Iterator[Chunk]:
         unreadable: list[tuple[int, int]] = []  # first and last data row of each group lost
@@ -482,12 +532,14 @@ def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None)
                     first += size
                     continue
                 try:
-                    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=needed):
+                    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=read):
                         at = first - 1 + done  # 0-based row of the batch's first row
                         lo, hi = max(start, at), min(stop, at + batch.num_rows)
                         if lo < hi:
                             part = batch.slice(lo - at, hi - lo)
-                            yield {name: _values(part.column(name), name == columns.id) for name in needed}
+                            chunk = {name: _values(part.column(name), name == columns.id) for name in needed}
+                            chunk.update({kept_key(name): _kept_values(part.column(name)) for name in columns.keep})
+                            yield chunk
                         done += batch.num_rows
                 except (pa.ArrowException, OSError, ValueError) as exc:
                     if _storage_failed(exc):  # not the data: stop the file, a re-run reads it again
@@ -510,7 +562,8 @@ def parquet_chunks(file: InputFile, columns: Columns, rows: range | None = None)
                             )
                     for begin in range(lo, hi, CHUNK_ROWS):
                         count = min(CHUNK_ROWS, hi - begin)
-                        yield {name: [UNREADABLE if name in sentences else None] * count for name in needed}
+                        keys = [*needed, *map(kept_key, columns.keep)]
+                        yield {key: [UNREADABLE if key in sentences else None] * count for key in keys}
                     done = size
                 first += done
             if len(unreadable) > MALFORMED_LOGGED:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +65,17 @@ def _bitmap(valid: np.ndarray | None) -> pa.Buffer | None:
     return None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
+def kept_array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """A kept column's values as the output's type: the input's own, or text where the inputs'
+    types differ (io/reader.py kept_fields)."""
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise
+        return pa.array([None if v is None else str(v) for v in values], type=kind)
+
+
 def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema) -> ShardResult:
     compared = prepared.compared
     idx = np.flatnonzero(compared)
@@ -96,6 +108,8 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
         columns[f"token_index_{side}"] = pa.array(getattr(prepared, f"token_{side}"), mask=null, type=pa.int32())
         columns[f"char_start_{side}"] = pa.array(getattr(prepared, f"char_start_{side}"), mask=null, type=pa.int32())
         columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
+    for name, kept in prepared.kept.items():  # a pair's kept values on each of its rows
+        columns[name] = kept_array(kept, schema.field(name).type).take(pa.array(prepared.pair_row))
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
     return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)

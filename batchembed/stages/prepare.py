@@ -57,6 +57,7 @@ class PreparedShard:
     # the models' arrays for the requests, by model name
     model_inputs: dict[str, ModelInput] = field(default_factory=dict)
     requests: int = 0
+    kept: dict[str, list[Any]] = field(default_factory=dict)  # --keep-columns: one value per pair
 
     @property
     def compared(self) -> np.ndarray:
@@ -198,4 +199,5 @@ def prepare(shard: InputShard, tokenize_many: TokenizeMany, preparers: Sequence[
         request_2=inverse[n:],
         model_inputs=model_inputs,
         requests=len(unique),
+        kept=shard.kept,
     )
