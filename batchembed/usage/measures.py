@@ -161,6 +161,7 @@ class _Word:
         self.memory_budget = memory_budget
         self._own: dict[tuple[str, str | None], float | None] = {}
         self._unit: dict[str | None, tuple[np.ndarray, float]] = {}
+        self._distinct: dict[str | None, pairwise.Distinct] = {}
 
     def side(self, grouping: str | None) -> np.ndarray:
         return self.vectors[self.members[grouping]]
@@ -170,6 +171,11 @@ class _Word:
 
     def mean(self, grouping: str | None) -> np.ndarray:
         return self.side(grouping).astype(np.float64).mean(axis=0)
+
+    def distinct(self, grouping: str | None) -> pairwise.Distinct:
+        if grouping not in self._distinct:
+            self._distinct[grouping] = pairwise.distinct(self.side(grouping))
+        return self._distinct[grouping]
 
     def unit(self, grouping: str | None) -> tuple[np.ndarray, float]:
         if grouping not in self._unit:
@@ -185,7 +191,7 @@ class _Word:
             elif metric == "cosine":
                 self._own[key] = pairwise.cosine_apd_within(count, self.unit(grouping)[1])
             else:
-                self._own[key] = pairwise.euclidean_apd_within(self.side(grouping), self.device, self.memory_budget)
+                self._own[key] = pairwise.euclidean_apd_within(self.distinct(grouping), self.device, self.memory_budget)
         return self._own[key]
 
     def cross_apd(self, metric: str, first: str | None, second: str | None) -> float:
@@ -193,7 +199,9 @@ class _Word:
             return pairwise.cosine_apd_across(
                 self.count(first), self.unit(first), self.count(second), self.unit(second)
             )
-        return pairwise.euclidean_apd_across(self.side(first), self.side(second), self.device, self.memory_budget)
+        return pairwise.euclidean_apd_across(
+            self.distinct(first), self.distinct(second), self.device, self.memory_budget
+        )
 
     def prt(self, metric: str, first: str | None, second: str | None) -> float:
         return _mean_distance(metric, self.mean(first), self.mean(second))

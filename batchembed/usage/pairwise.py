@@ -22,13 +22,15 @@ about 1e-8 relative against a float64 pairwise reference:
   where the formula would give sqrt(rounding) (about 1e-8 of the norm), and a model that gives every
   use of a word the same vector (GloVe) costs one row instead of N² products.
 
-Blocks are square, bounded by `memory_budget` bytes (three float64 matrices of block x block), and
+Blocks are square, bounded by `memory_budget` bytes (one float64 block x block product, budgeted
+twice for the allocator's headroom), and
 run on the given torch device, so the products use a GPU when the embeddings do.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,8 +38,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_MEMORY_BUDGET = 96 * 2**20  # bytes for one block's matrices: 2048 x 2048 float64, three times
-_MATRICES_PER_BLOCK = 3  # the broadcast norms, the product, and the distances (sqrt in place)
+DEFAULT_MEMORY_BUDGET = 64 * 2**20  # bytes for one block's matrices: 2048 x 2048 float64, twice
+_MATRICES_PER_BLOCK = 2  # the product (clipped and square-rooted in place), and a temporary of the matvec
 
 
 def block_size(memory_budget: int) -> int:
@@ -78,73 +80,99 @@ def cosine_apd_across(
     return (stats_1[1] / count_1 + stats_2[1] / count_2 + float(gap @ gap)) / 2
 
 
-def _as_tensor(rows: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
-    import torch
+@dataclass(frozen=True)
+class Distinct:
+    """A side's distinct rows (float32, first-occurrence order) and how many uses each stands for."""
 
-    return torch.from_numpy(np.asarray(rows, dtype=np.float64)).to(device or "cpu")
+    rows: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.weights.sum())
+
+    def weighted_sum(self) -> np.ndarray:
+        return (self.rows.astype(np.float64) * self.weights[:, None]).sum(axis=0)
 
 
-def _block_distances(a: torch.Tensor, a_norms: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    squared = torch.addmm(a_norms[:, None] + b_norms[None, :], a, b.T, alpha=-2.0)
-    return squared.clamp_(min=0.0).sqrt_()
+def distinct(vectors: np.ndarray | Distinct) -> Distinct:
+    """`vectors` with identical rows merged (computed once per side, reused by every measure)."""
+    return vectors if isinstance(vectors, Distinct) else Distinct(*unique_rows(vectors))
 
 
-def _weighted(
-    rows: np.ndarray, weights: np.ndarray, centre: np.ndarray, device: torch.device | str | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The rows centred on `centre`, their squared norms, and their weights, as tensors on the device."""
-    centred = _as_tensor(rows, device) - _as_tensor(centre, device)
-    return centred, (centred * centred).sum(dim=1), _as_tensor(weights, device)
+class _Centred:
+    """A side's rows centred on a point, as float64 tensors on the device, and the augmented blocks
+    whose single product is the squared distance: [-2u, |u|², 1] · [v, 1, |v|²] = |u|² + |v|² - 2u·v
+    (one matrix pass fewer than adding the norms to the product afterwards)."""
+
+    def __init__(self, side: Distinct, centre: np.ndarray, device: torch.device | str | None) -> None:
+        import torch
+
+        target = torch.device(device or "cpu")
+        rows = torch.from_numpy(side.rows).to(target, torch.float64)
+        self.rows = rows - torch.from_numpy(centre).to(target)
+        self.norms = (self.rows * self.rows).sum(dim=1, keepdim=True)
+        self.weights = torch.from_numpy(side.weights.astype(np.float64)).to(target)
+        self.size = len(side.rows)
+
+    def left(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        norms = self.norms[start:stop]
+        return torch.cat([self.rows[start:stop] * -2.0, norms, torch.ones_like(norms)], dim=1)
+
+    def right(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        norms = self.norms[start:stop]
+        return torch.cat([self.rows[start:stop], torch.ones_like(norms), norms], dim=1)
+
+
+def _block_sum(
+    first: _Centred, rows: tuple[int, int], second: _Centred, cols: tuple[int, int], diagonal: bool = False
+) -> float:
+    """Σ w_i w_j |u_i - v_j| over one block (the diagonal zeroed when it pairs rows with themselves)."""
+    block = first.left(*rows) @ second.right(*cols).T
+    block.clamp_(min=0.0).sqrt_()
+    if diagonal:
+        block.fill_diagonal_(0.0)
+    return float(first.weights[rows[0] : rows[1]] @ block @ second.weights[cols[0] : cols[1]])
+
+
+def _spans(size: int, step: int) -> list[tuple[int, int]]:
+    return [(start, min(start + step, size)) for start in range(0, size, step)]
 
 
 def euclidean_apd_within(
-    vectors: np.ndarray, device: torch.device | str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET
+    vectors: np.ndarray | Distinct,
+    device: torch.device | str | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> float:
-    """Mean euclidean distance over the N(N-1)/2 distinct pairs of the rows (N >= 2)."""
-    count = len(vectors)
-    rows, weights = unique_rows(vectors)
-    if len(rows) == 1:
+    """Mean euclidean distance over the N(N-1)/2 distinct pairs of the uses (N >= 2)."""
+    side = distinct(vectors)
+    count = side.count
+    if len(side.rows) == 1:
         return 0.0
-    centre = (rows.astype(np.float64) * weights[:, None]).sum(axis=0) / count
-    x, norms, w = _weighted(rows, weights, centre, device)
-    step = block_size(memory_budget)
+    x = _Centred(side, side.weighted_sum() / count, device)
+    spans = _spans(x.size, block_size(memory_budget))
     total = 0.0
-    for start in range(0, len(rows), step):
-        stop = min(start + step, len(rows))
-        # the diagonal block counts each unordered pair twice and each row with itself (set to 0)
-        block = _block_distances(x[start:stop], norms[start:stop], x[start:stop], norms[start:stop])
-        block.fill_diagonal_(0.0)
-        total += float(w[start:stop] @ block @ w[start:stop]) / 2
-        if stop < len(rows):
-            for other in range(stop, len(rows), step):
-                end = min(other + step, len(rows))
-                block = _block_distances(x[start:stop], norms[start:stop], x[other:end], norms[other:end])
-                total += float(w[start:stop] @ block @ w[other:end])
+    for n, rows in enumerate(spans):
+        # a diagonal block holds each unordered pair twice; the blocks right of it once
+        total += _block_sum(x, rows, x, rows, diagonal=True) / 2
+        total += sum(_block_sum(x, rows, x, cols) for cols in spans[n + 1 :])
     return total / (count * (count - 1) / 2)
 
 
 def euclidean_apd_across(
-    vectors_1: np.ndarray,
-    vectors_2: np.ndarray,
+    vectors_1: np.ndarray | Distinct,
+    vectors_2: np.ndarray | Distinct,
     device: torch.device | str | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> float:
-    """Mean euclidean distance over all len(vectors_1) x len(vectors_2) pairs (both non-empty)."""
-    rows_1, weights_1 = unique_rows(vectors_1)
-    rows_2, weights_2 = unique_rows(vectors_2)
-    sums = (rows_1.astype(np.float64) * weights_1[:, None]).sum(axis=0)
-    sums += (rows_2.astype(np.float64) * weights_2[:, None]).sum(axis=0)
-    centre = sums / (len(vectors_1) + len(vectors_2))
-    x, x_norms, x_w = _weighted(rows_1, weights_1, centre, device)
-    y, y_norms, y_w = _weighted(rows_2, weights_2, centre, device)
+    """Mean euclidean distance over all N1 x N2 pairs of two sides' uses (both non-empty)."""
+    first, second = distinct(vectors_1), distinct(vectors_2)
+    centre = (first.weighted_sum() + second.weighted_sum()) / (first.count + second.count)
+    x, y = _Centred(first, centre, device), _Centred(second, centre, device)
     step = block_size(memory_budget)
-    total = 0.0
-    for start in range(0, len(rows_1), step):
-        stop = min(start + step, len(rows_1))
-        for other in range(0, len(rows_2), step):
-            end = min(other + step, len(rows_2))
-            block = _block_distances(x[start:stop], x_norms[start:stop], y[other:end], y_norms[other:end])
-            total += float(x_w[start:stop] @ block @ y_w[other:end])
-    return total / (len(vectors_1) * len(vectors_2))
+    total = sum(_block_sum(x, rows, y, cols) for rows in _spans(x.size, step) for cols in _spans(y.size, step))
+    return total / (first.count * second.count)
