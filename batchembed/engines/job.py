@@ -38,7 +38,7 @@ from batchembed.io.markers import (
 )
 from batchembed.io.outputs import check_output, create_output, unreachable
 from batchembed.io.reader import InputFile, discover_all, kept_fields
-from batchembed.io.schema import output_schema
+from batchembed.io.schema import output_schema, vector_schema
 from batchembed.io.storage import Location
 from batchembed.results.summary import RunSummary
 from batchembed.stages.plan import Plan, plan_tasks
@@ -163,7 +163,11 @@ class _Job(OutputReconciler):
             "inputs": [str(f.path) for f in self.files],
         }
         kept = kept_fields(self.files, self.config.columns.keep)  # --keep-columns, typed as in the inputs
-        schema = output_schema([m.name for m in self.models], metadata, kept)
+        if self.config.use_vectors:
+            dims = [(m.name, int(m.describe()["dim"])) for m in self.models]
+            schema = vector_schema(dims, metadata, kept)
+        else:
+            schema = output_schema([m.name for m in self.models], metadata, kept)
         self.summary.write(self.layout)  # outcome "running": an old summary must not look current
         try:
             self._check_bad_rows(None)

@@ -60,6 +60,7 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
         "shard_rows": config.shard_rows,
         # only when given: outputs written before --keep-columns existed keep their fingerprint
         **({"keep_columns": list(config.columns.keep)} if config.columns.keep else {}),
+        **({"use_vectors": True} if config.use_vectors else {}),
     }
 
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from batchembed import status
 from batchembed.io.markers import WrittenPart
+from batchembed.io.schema import USE_ALIASES, is_vector_schema
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 
@@ -110,8 +111,37 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
         columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
     for name, kept in prepared.kept.items():  # a pair's kept values on each of its rows
         columns[name] = kept_array(kept, schema.field(name).type).take(pa.array(prepared.pair_row))
+    if is_vector_schema(schema):
+        return _uses(prepared, embedded, schema, columns)
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
+    return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
+
+
+def _uses(
+    prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema, columns: dict[str, pa.Array]
+) -> ShardResult:
+    """The uses job's rows: each use's target compared with itself (a word target found several
+    times in its sentence gives one use per occurrence, not every pair of them), or its status
+    row; each model's vector, null where the status names that model's problem."""
+    compared = prepared.compared
+    idx = np.flatnonzero(compared)
+    keep = ~compared | (prepared.token_1 == prepared.token_2)
+    for name, kind in zip(schema.names, schema.types):
+        if pa.types.is_fixed_size_list(kind):
+            dim = kind.list_size
+            full = np.zeros((len(compared), dim), dtype=np.float32)
+            null = np.ones(len(compared), dtype=bool)
+            vectors = embedded.vectors.get(name)
+            if vectors is not None and len(idx):
+                full[idx] = vectors
+                null[idx] = embedded.problems[name] != ""
+            values = pa.array(full.reshape(-1), type=pa.float32())
+            columns[name] = pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(null))
+    for use, pair in USE_ALIASES.items():
+        columns[use] = columns[pair]
+    table = pa.table({name: columns[name] for name in schema.names}, schema=schema).filter(pa.array(keep))
+    status_counts = Counter(table.column("status").to_pylist())
     return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
 
 

@@ -58,6 +58,7 @@ class PreparedShard:
     model_inputs: dict[str, ModelInput] = field(default_factory=dict)
     requests: int = 0
     kept: dict[str, list[Any]] = field(default_factory=dict)  # --keep-columns: one value per pair
+    keep_vectors: bool = False  # embed hands back the vectors too (stages/task.py sets it for the uses job)
 
     @property
     def compared(self) -> np.ndarray:

@@ -33,6 +33,7 @@ from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_pieces
+from batchembed.io.schema import is_vector_schema
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.memory import release_free_memory
@@ -214,6 +215,7 @@ class _TaskRun:
     def _to_model(self) -> None:
         piece, preparing = self.preparing.popleft()
         prepared = preparing.result()
+        prepared.keep_vectors = is_vector_schema(self.context.schema)  # the uses job writes vectors
         self.embedding.append((piece, prepared, self.placement.embed(prepared)))
 
     def _to_writer(self) -> None:
