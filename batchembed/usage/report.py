@@ -4,7 +4,7 @@ The page answers the uses job's question, which words vary or change most: words
 `<model>_<metric>_apd` column: across the two groupings, or within the one side of a corpus without
 groupings), and, when the pairs output is given, each top word's distribution of pairwise distances.
 It takes tables in memory (the caller reads the output's parts), and draws in the style of
-`batchembed report` for `run` outputs (`batchembed.reporting`: the same page style, figure sizes and
+`batchembed report` for `run` outputs (`batchembed.results.report`: the same page style, figure sizes and
 PNG rendering, matplotlib's object API with no GUI backend).
 """
 
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchembed.errors import OutputError
-from batchembed.reporting import PAGE, STYLE, _empty, _figure, _png
+from batchembed.results.report import PAGE, STYLE, _empty, _figure, _png
 from batchembed.usage.measures import METRICS
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from batchembed.distances import DISTANCES
+from batchembed.embedders.distances import DISTANCES
 
 if TYPE_CHECKING:
     import torch
@@ -125,7 +125,7 @@ def pair_distances(
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """float32 distances of the pairs (vectors[i], other[j]) (other defaults to vectors), computed
-    in chunks on the torch device with the run's distance functions (`batchembed.distances`), so a
+    in chunks on the torch device with the run's distance functions (embedders/distances.py), so a
     pair in the pairs output has the distance `batchembed run` gives the same two vectors."""
     import torch
 
