@@ -9,7 +9,7 @@ line's `exit_code`. Importing batchembed is light: torch, flair and the models l
 
 import logging
 
-from batchembed.api import Embedder, compare, distances, evaluate, read_output, report, run
+from batchembed.api import Embedder, compare, distances, evaluate, read_output, report, run, uses
 from batchembed.errors import (
     BatchembedError,
     ExitCode,
@@ -46,6 +46,7 @@ __all__ = [
     "read_output",
     "report",
     "run",
+    "uses",
 ]
 
 

@@ -25,6 +25,7 @@ from batchembed.arguments import (
     model_specs,
     progress_callback,
     run_config,
+    uses_plan,
 )
 from batchembed.config import DEFAULT_GLOVE, DEFAULT_SHARD_ROWS, DEFAULT_TRANSFORMER, EmbedOptions, RunConfig
 from batchembed.errors import UsageError
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from batchembed.embedders.base import Embedder as Model
     from batchembed.evaluation.runner import EvalConfig, Evaluation, Tasks
     from batchembed.results.summary import RunSummary
+    from batchembed.usage.job import UsesSummary
 
 ENGINES = ("local", "ray")
 
@@ -252,26 +254,103 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
     """Everything of `run` before the job: the options checked and, on the local engine, the models
     loaded; returns the job. The CLI installs its job-time signal handlers in between."""
     options = dict(options)
-    engine, ray_address, ray_workers = options.pop("engine"), options.pop("ray_address"), options.pop("ray_workers")
-    ray_prepare_cpus, progress = options.pop("ray_prepare_cpus"), options.pop("progress")
-    if engine not in ENGINES:
-        raise UsageError(f"--engine must be local or ray, got {engine!r}")
-    for name, value in (("--ray-workers", ray_workers), ("--ray-prepare-cpus", ray_prepare_cpus)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be positive, got {value}")
+    engine = _EngineChoice(options)
     glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
     config = run_config(options, glove, transformer, embed)  # every option checked before a model loads
-    if engine == "ray":
-        from batchembed.engines.ray import run as run_ray
+    return engine.job(config, options)
 
-        def ray_job() -> RunSummary:
-            with progress_callback(progress) as on_progress:
-                return run_ray(config, on_progress, ray_address, ray_workers, ray_prepare_cpus)
 
-        return ray_job
-    embedder = Embedder(**arguments_of(Embedder, options))
-    return lambda: embedder._run(config, progress)
+class _EngineChoice:
+    """`engine` and its Ray options, taken out of the options and checked; `job(config)` is the one
+    job on that engine (on the local engine, the models load then)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.engine, self.ray_address = options.pop("engine"), options.pop("ray_address")
+        self.ray_workers, self.ray_prepare_cpus = options.pop("ray_workers"), options.pop("ray_prepare_cpus")
+        self.progress = options.pop("progress")
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine must be local or ray, got {self.engine!r}")
+        for name, value in (("--ray-workers", self.ray_workers), ("--ray-prepare-cpus", self.ray_prepare_cpus)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be positive, got {value}")
+
+    def job(self, config: RunConfig, options: dict[str, Any]) -> Callable[[], RunSummary]:
+        progress = self.progress
+        if self.engine == "ray":
+            from batchembed.engines.ray import run as run_ray
+
+            def ray_job() -> RunSummary:
+                with progress_callback(progress) as on_progress:
+                    return run_ray(config, on_progress, self.ray_address, self.ray_workers, self.ray_prepare_cpus)
+
+            return ray_job
+        embedder = Embedder(**arguments_of(Embedder, options))
+        return lambda: embedder._run(config, progress)
+
+
+def uses(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    sentence_column: str = "sentence",
+    start_column: str = "start",
+    end_column: str = "end",
+    index_column: str = "index",
+    word_column: str = "word",
+    lemma_column: str = "lemma",
+    grouping_column: str = "grouping",
+    id_column: str = "id",
+    vectors: bool = False,
+    pair_distances: bool = False,
+    max_pairs_per_word: int | None = 10_000,
+    seed: int = 0,
+    tokenizer: str = "flair",
+    glove: str | None = DEFAULT_GLOVE,
+    glove_name: str = "glove",
+    transformer: str | None = DEFAULT_TRANSFORMER,
+    transformer_name: str = "bert",
+    layers: str = "-1",
+    layer_mean: bool = True,
+    subtoken_pooling: str = "first",
+    device: str | None = None,
+    token_budget: int | None = None,
+    precision: str = "fp32",
+    tokenize_workers: int | None = None,
+    threads: int | None = None,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    max_bad_rows: int | None = None,
+    overwrite: bool = False,
+    incremental: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
+    ray_prepare_cpus: int | None = None,
+    progress: Progress = False,
+) -> UsesSummary:
+    """Word usage analytics, the job of `batchembed uses`: one row per use in `inputs` (a sentence
+    and its target: `start_column`/`end_column` character offsets, an `index_column` token index,
+    or a `word_column` word; an optional word key `lemma_column`, grouping and id), each use's
+    target embedded once per model, then per word and pair of groupings the APD (across, and within
+    each side) and PRT, and for a word without groupings its APD and spread, in `output`/words/.
+    A DWUG/DURel corpus (a uses.csv, or a folder of data/<word>/uses.csv) is read as published.
+
+    `vectors` also writes the use vectors (`output`/vectors/); `pair_distances` each word's pairs
+    (at most `max_pairs_per_word`, drawn reproducibly from `seed`) in `run`'s long format
+    (`output`/pairs/). The other options are `run`'s. Returns a UsesSummary (also written as
+    `<output>.batchembed/uses.json`); `read_output(output)` returns the words table. Raises what
+    `run` raises.
+    """
+    return _prepare_uses(locals())()
+
+
+def _prepare_uses(options: dict[str, Any]) -> Callable[[], UsesSummary]:
+    options = dict(options)
+    engine = _EngineChoice(options)
+    glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    plan = uses_plan(options, glove, transformer, embed)  # the inputs' headers checked before a model loads
+    return plan.job(engine.job(plan.config, options), options["device"])
 
 
 def distances(

@@ -23,6 +23,7 @@ INDEX_COLUMNS = ("index1", "index2")
 WORD_COLUMNS = ("word1", "word2")
 
 SPEC_OPTIONS = ("glove", "glove_name", "transformer", "transformer_name", "layers", "layer_mean", "subtoken_pooling")
+USE_COLUMNS = ("sentence", "start", "end", "index", "word", "lemma", "grouping", "id")  # <name>_column, in order
 EMBED_OPTIONS = ("device", "token_budget", "precision", "tokenize_workers", "threads")
 
 
@@ -128,6 +129,52 @@ def run_config(
         overwrite=options["overwrite"],
         incremental=options["incremental"],
     )
+
+
+class UsesPlan:
+    """What `uses` runs: the embedding step's RunConfig, and how its vectors are measured."""
+
+    def __init__(
+        self, options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
+    ) -> None:
+        from batchembed.io.storage import locate
+        from batchembed.usage.job import UseColumns, UsesLayout, UsesOptions, plan_inputs
+
+        output = options["output"]
+        if not str(output).strip():
+            raise UsageError("--output is empty; name the output directory (use . for this directory)")
+        columns = UseColumns(*(options[f"{name}_column"] for name in USE_COLUMNS))
+        self.options = UsesOptions(
+            options["vectors"], options["pair_distances"], options["max_pairs_per_word"], options["seed"]
+        )
+        self.layout = UsesLayout(locate(os.fspath(output)), self.options.vectors)
+        inputs = [os.fspath(i) for i in file_inputs(options["inputs"])]
+        specs, pair_columns, self.lemma, self.grouping = plan_inputs(inputs, columns, self.layout)
+        self.config = RunConfig(
+            inputs=tuple(specs),
+            output=str(self.layout.vectors),
+            columns=pair_columns,
+            tokenizer=options["tokenizer"],
+            glove=glove,
+            transformer=transformer,
+            embed=embed,
+            shard_rows=options["shard_rows"],
+            max_bad_rows=options["max_bad_rows"],
+            overwrite=options["overwrite"],
+            incremental=options["incremental"],
+            use_vectors=True,
+        )
+
+    def job(self, embed: Callable[[], Any], device: str | None) -> Callable[[], Any]:
+        from batchembed.usage.job import run_uses
+
+        return lambda: run_uses(self.layout, embed, self.lemma, self.grouping, self.options, device)
+
+
+def uses_plan(
+    options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
+) -> UsesPlan:
+    return UsesPlan(options, glove, transformer, embed)
 
 
 def eval_config(

@@ -214,6 +214,31 @@ def _job_interrupts() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
+@command(api.uses, arguments=("inputs",))
+def uses(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+    """Word usage analytics: embed each use of INPUTS once, and write per word how far apart its
+    uses are (APD, PRT, spread), within and between groupings, to OUTPUT/words/.
+
+    Exit codes as for run; 6 when uses have a status (no target found, no vector, no word key).
+    """
+    _setup_logging(verbose, quiet)
+    try:
+        job = api._prepare_uses({**options, "progress": not quiet})
+        with _job_interrupts():
+            summary = job()
+    except BatchembedError as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        typer.echo(INTERRUPTED, err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    for message in summary.embedding.errors:
+        typer.echo(f"Error: {message}", err=True)
+    if not quiet:
+        typer.echo(summary.line(), err=True)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
 @command(api.compare, arguments=("sentence1", "sentence2"))
 def compare(options: dict[str, Any], verbose: VerboseOpt = False) -> None:
     """Print both models' distances for the words two sentences share."""
