@@ -7,11 +7,9 @@ for repeated calls. Errors are `BatchembedError` and its subclasses, each with t
 line's `exit_code`. Importing batchembed is light: torch, flair and the models load on first use.
 """
 
-__version__ = "0.1.0"
-
 import logging
 
-from batchembed.api import Embedder, compare, distances, evaluate, read_output, report, run
+from batchembed.api import Embedder, compare, distances, evaluate, read_output, report, run, uses
 from batchembed.errors import (
     BatchembedError,
     ExitCode,
@@ -22,7 +20,8 @@ from batchembed.errors import (
     UsageError,
     WorkersLost,
 )
-from batchembed.summary import RunSummary
+from batchembed.results.summary import RunSummary
+from batchembed.version import __version__
 
 # a library logs and lets its caller configure logging: without this, Python's last-resort handler
 # would print batchembed's warnings to stderr in every program that has not configured logging
@@ -47,6 +46,7 @@ __all__ = [
     "read_output",
     "report",
     "run",
+    "uses",
 ]
 
 

@@ -25,6 +25,7 @@ from batchembed.arguments import (
     model_specs,
     progress_callback,
     run_config,
+    uses_plan,
 )
 from batchembed.config import DEFAULT_GLOVE, DEFAULT_SHARD_ROWS, DEFAULT_TRANSFORMER, EmbedOptions, RunConfig
 from batchembed.errors import UsageError
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
     from batchembed.embedders.base import Embedder as Model
     from batchembed.evaluation.runner import EvalConfig, Evaluation, Tasks
-    from batchembed.summary import RunSummary
+    from batchembed.results.summary import RunSummary
+    from batchembed.usage.job import UsesSummary
 
 ENGINES = ("local", "ray")
 
@@ -62,7 +64,7 @@ class Embedder:
         token_budget: int | None = None,
         precision: str = "fp32",
     ) -> None:
-        from batchembed.models import load_embedders
+        from batchembed.embedders.load import load_embedders
 
         self.glove, self.transformer = model_specs(
             glove, glove_name, transformer, transformer_name, layers, layer_mean, subtoken_pooling
@@ -118,7 +120,7 @@ class Embedder:
         progress: Progress = False,
     ) -> pa.Table | Iterator[pa.RecordBatch]:
         """`batchembed.distances` with these models: the same options and defaults (see there)."""
-        from batchembed import in_memory
+        from batchembed import data_in_memory as in_memory
 
         options = {k: v for k, v in locals().items() if k not in ("self", "pairs", "progress")}
         embed = self._embed_options(tokenize_workers, threads)
@@ -160,8 +162,8 @@ class Embedder:
     def _run(self, config: RunConfig, progress: Progress) -> RunSummary:
         from batchembed.engines.local import run as run_local
 
-        with progress_callback(progress) as on_shard:
-            return run_local(config, self._models, on_shard)
+        with progress_callback(progress) as on_progress:
+            return run_local(config, self._models, on_progress)
 
     def evaluate(
         self,
@@ -176,7 +178,7 @@ class Embedder:
     ) -> Evaluation:
         """`batchembed.evaluate` with these models: the same labelled-data options and defaults;
         returns an Evaluation; raises UsageError (nothing to evaluate), InputError (labelled files)."""
-        from batchembed import in_memory
+        from batchembed import data_in_memory as in_memory
         from batchembed.evaluation.runner import load_tasks
 
         options = {k: v for k, v in locals().items() if k != "self"}
@@ -252,26 +254,103 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
     """Everything of `run` before the job: the options checked and, on the local engine, the models
     loaded; returns the job. The CLI installs its job-time signal handlers in between."""
     options = dict(options)
-    engine, ray_address, ray_workers = options.pop("engine"), options.pop("ray_address"), options.pop("ray_workers")
-    ray_prepare_cpus, progress = options.pop("ray_prepare_cpus"), options.pop("progress")
-    if engine not in ENGINES:
-        raise UsageError(f"--engine must be local or ray, got {engine!r}")
-    for name, value in (("--ray-workers", ray_workers), ("--ray-prepare-cpus", ray_prepare_cpus)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be positive, got {value}")
+    engine = _EngineChoice(options)
     glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
     config = run_config(options, glove, transformer, embed)  # every option checked before a model loads
-    if engine == "ray":
-        from batchembed.engines.ray import run as run_ray
+    return engine.job(config, options)
 
-        def ray_job() -> RunSummary:
-            with progress_callback(progress) as on_shard:
-                return run_ray(config, on_shard, ray_address, ray_workers, ray_prepare_cpus)
 
-        return ray_job
-    embedder = Embedder(**arguments_of(Embedder, options))
-    return lambda: embedder._run(config, progress)
+class _EngineChoice:
+    """`engine` and its Ray options, taken out of the options and checked; `job(config)` is the one
+    job on that engine (on the local engine, the models load then)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.engine, self.ray_address = options.pop("engine"), options.pop("ray_address")
+        self.ray_workers, self.ray_prepare_cpus = options.pop("ray_workers"), options.pop("ray_prepare_cpus")
+        self.progress = options.pop("progress")
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine must be local or ray, got {self.engine!r}")
+        for name, value in (("--ray-workers", self.ray_workers), ("--ray-prepare-cpus", self.ray_prepare_cpus)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be positive, got {value}")
+
+    def job(self, config: RunConfig, options: dict[str, Any]) -> Callable[[], RunSummary]:
+        progress = self.progress
+        if self.engine == "ray":
+            from batchembed.engines.ray import run as run_ray
+
+            def ray_job() -> RunSummary:
+                with progress_callback(progress) as on_progress:
+                    return run_ray(config, on_progress, self.ray_address, self.ray_workers, self.ray_prepare_cpus)
+
+            return ray_job
+        embedder = Embedder(**arguments_of(Embedder, options))
+        return lambda: embedder._run(config, progress)
+
+
+def uses(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    sentence_column: str = "sentence",
+    start_column: str = "start",
+    end_column: str = "end",
+    index_column: str = "index",
+    word_column: str = "word",
+    lemma_column: str = "lemma",
+    grouping_column: str = "grouping",
+    id_column: str = "id",
+    vectors: bool = False,
+    pair_distances: bool = False,
+    max_pairs_per_word: int | None = 10_000,
+    seed: int = 0,
+    tokenizer: str = "flair",
+    glove: str | None = DEFAULT_GLOVE,
+    glove_name: str = "glove",
+    transformer: str | None = DEFAULT_TRANSFORMER,
+    transformer_name: str = "bert",
+    layers: str = "-1",
+    layer_mean: bool = True,
+    subtoken_pooling: str = "first",
+    device: str | None = None,
+    token_budget: int | None = None,
+    precision: str = "fp32",
+    tokenize_workers: int | None = None,
+    threads: int | None = None,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    max_bad_rows: int | None = None,
+    overwrite: bool = False,
+    incremental: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
+    ray_prepare_cpus: int | None = None,
+    progress: Progress = False,
+) -> UsesSummary:
+    """Word usage analytics, the job of `batchembed uses`: one row per use in `inputs` (a sentence
+    and its target: `start_column`/`end_column` character offsets, an `index_column` token index,
+    or a `word_column` word; an optional word key `lemma_column`, grouping and id), each use's
+    target embedded once per model, then per word and pair of groupings the APD (across, and within
+    each side) and PRT, and for a word without groupings its APD and spread, in `output`/words/.
+    A DWUG/DURel corpus (a uses.csv, or a folder of data/<word>/uses.csv) is read as published.
+
+    `vectors` also writes the use vectors (`output`/vectors/); `pair_distances` each word's pairs
+    (at most `max_pairs_per_word`, drawn reproducibly from `seed`) in `run`'s long format
+    (`output`/pairs/). The other options are `run`'s. Returns a UsesSummary (also written as
+    `<output>.batchembed/uses.json`); `read_output(output)` returns the words table. Raises what
+    `run` raises.
+    """
+    return _prepare_uses(locals())()
+
+
+def _prepare_uses(options: dict[str, Any]) -> Callable[[], UsesSummary]:
+    options = dict(options)
+    engine = _EngineChoice(options)
+    glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    plan = uses_plan(options, glove, transformer, embed)  # the inputs' headers checked before a model loads
+    return plan.job(engine.job(plan.config, options), options["device"])
 
 
 def distances(
@@ -318,7 +397,7 @@ def distances(
     Raises UsageError (a bad option, a path instead of data), InputError (a missing column),
     ModelError, TooManyBadRows past `max_bad_rows`; nothing loads before the data is checked.
     """
-    from batchembed import in_memory
+    from batchembed import data_in_memory as in_memory
 
     options = locals()
     job_options = {k: v for k, v in options.items() if k not in ("pairs", "progress") and k not in SPEC_OPTIONS}
@@ -399,7 +478,7 @@ def evaluate(
     text the command prints, `.to_dict()` / `.write_json(path)` its JSON. The labelled files are
     read and checked before a model loads. Raises UsageError, InputError, ModelError.
     """
-    from batchembed import in_memory
+    from batchembed import data_in_memory as in_memory
     from batchembed.evaluation.runner import load_tasks
 
     options = locals()
@@ -413,8 +492,8 @@ def evaluate(
 
 
 def read_output(output: str | os.PathLike[str]) -> pa.Table:
-    """A finished output (local path or URI) as one table, in input order; see batchembed.output."""
-    from batchembed.output import read_output as read
+    """A finished output (local path or URI) as one table, in input order; see batchembed.results.read."""
+    from batchembed.results.read import read_output as read
 
     return read(output)
 
@@ -423,6 +502,6 @@ def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     """Write an HTML page of plots (and the plots as PNG files) of a result into `out` (default:
     `<output>.batchembed/report/`, or beside this directory for an output on object storage);
     returns the page's path. Raises InputError (not a result), OutputError (cannot write)."""
-    from batchembed.reporting import write_report
+    from batchembed.results.report import write_report
 
     return write_report(str(output), None if out is None else Path(out))

@@ -14,7 +14,7 @@ from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, Trans
 from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
-    from batchembed.engines.job import ShardCallback
+    from batchembed.engines.job import ProgressCallback
     from batchembed.evaluation.runner import EvalConfig
 
 Progress = bool | Callable[[int], None]
@@ -23,6 +23,7 @@ INDEX_COLUMNS = ("index1", "index2")
 WORD_COLUMNS = ("word1", "word2")
 
 SPEC_OPTIONS = ("glove", "glove_name", "transformer", "transformer_name", "layers", "layer_mean", "subtoken_pooling")
+USE_COLUMNS = ("sentence", "start", "end", "index", "word", "lemma", "grouping", "id")  # <name>_column, in order
 EMBED_OPTIONS = ("device", "token_budget", "precision", "tokenize_workers", "threads")
 
 
@@ -130,6 +131,52 @@ def run_config(
     )
 
 
+class UsesPlan:
+    """What `uses` runs: the embedding step's RunConfig, and how its vectors are measured."""
+
+    def __init__(
+        self, options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
+    ) -> None:
+        from batchembed.io.storage import locate
+        from batchembed.usage.job import UseColumns, UsesLayout, UsesOptions, plan_inputs
+
+        output = options["output"]
+        if not str(output).strip():
+            raise UsageError("--output is empty; name the output directory (use . for this directory)")
+        columns = UseColumns(*(options[f"{name}_column"] for name in USE_COLUMNS))
+        self.options = UsesOptions(
+            options["vectors"], options["pair_distances"], options["max_pairs_per_word"], options["seed"]
+        )
+        self.layout = UsesLayout(locate(os.fspath(output)), self.options.vectors)
+        inputs = [os.fspath(i) for i in file_inputs(options["inputs"])]
+        specs, pair_columns, self.lemma, self.grouping = plan_inputs(inputs, columns, self.layout)
+        self.config = RunConfig(
+            inputs=tuple(specs),
+            output=str(self.layout.vectors),
+            columns=pair_columns,
+            tokenizer=options["tokenizer"],
+            glove=glove,
+            transformer=transformer,
+            embed=embed,
+            shard_rows=options["shard_rows"],
+            max_bad_rows=options["max_bad_rows"],
+            overwrite=options["overwrite"],
+            incremental=options["incremental"],
+            use_vectors=True,
+        )
+
+    def job(self, embed: Callable[[], Any], device: str | None) -> Callable[[], Any]:
+        from batchembed.usage.job import run_uses
+
+        return lambda: run_uses(self.layout, embed, self.lemma, self.grouping, self.options, device)
+
+
+def uses_plan(
+    options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
+) -> UsesPlan:
+    return UsesPlan(options, glove, transformer, embed)
+
+
 def eval_config(
     options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
 ) -> EvalConfig:
@@ -156,17 +203,16 @@ def eval_config(
 
 
 @contextlib.contextmanager
-def progress_callback(progress: Progress) -> Iterator[ShardCallback | None]:
-    """The job's per-shard callback for the caller's choice of progress."""
+def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
+    """The job's per-piece callback (pairs written) for the caller's choice of progress."""
     if progress is True:
         from tqdm import tqdm
 
         with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield lambda result: bar.update(result.pairs)
+            yield bar.update
     elif progress is False or progress is None:
         yield None
     elif callable(progress):
-        report_pairs = progress
-        yield lambda result: report_pairs(result.pairs)
+        yield progress
     else:
         raise UsageError(f"progress must be True, False or a callable taking a number of pairs, got {progress!r}")

@@ -171,8 +171,8 @@ def _precision_hint(options: dict[str, Any]) -> None:
     Ray, whose workers may run on other CPUs."""
     if options.get("engine") != "local" or options.get("transformer") is None:
         return
+    from batchembed.embedders.load import choose_device
     from batchembed.hardware import precision_hint
-    from batchembed.models import choose_device
 
     hint = precision_hint(options.get("precision", "fp32"), choose_device(options.get("device")).type)
     if hint:
@@ -212,6 +212,31 @@ def _job_interrupts() -> Iterator[None]:
     finally:  # in-process callers (tests) get their own handlers back
         for sig, handler in previous:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@command(api.uses, arguments=("inputs",))
+def uses(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+    """Word usage analytics: embed each use of INPUTS once, and write per word how far apart its
+    uses are (APD, PRT, spread), within and between groupings, to OUTPUT/words/.
+
+    Exit codes as for run; 6 when uses have a status (no target found, no vector, no word key).
+    """
+    _setup_logging(verbose, quiet)
+    try:
+        job = api._prepare_uses({**options, "progress": not quiet})
+        with _job_interrupts():
+            summary = job()
+    except BatchembedError as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        typer.echo(INTERRUPTED, err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    for message in summary.embedding.errors:
+        typer.echo(f"Error: {message}", err=True)
+    if not quiet:
+        typer.echo(summary.line(), err=True)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @command(api.compare, arguments=("sentence1", "sentence2"))

@@ -12,7 +12,7 @@ from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema
 from batchembed.io.storage import locate
 from batchembed.messages import text_table
-from batchembed.pipeline import process_shard
+from batchembed.stages.in_memory import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
 

@@ -112,7 +112,7 @@ class EmbedOptions:
     device: str | None = None  # None: CUDA when present, else CPU
     token_budget: int | None = None  # padded subword tokens per batch; None: automatic
     precision: Precision = "fp32"
-    tokenize_workers: int | None = None  # processes that prepare shards; None: automatic (hardware.py)
+    tokenize_workers: int | None = None  # processes that prepare pieces; None: automatic (hardware.py)
     threads: int | None = None  # torch threads of the model; None: automatic (hardware.py)
 
     def __post_init__(self) -> None:
@@ -139,6 +139,9 @@ class RunConfig:
     max_bad_rows: int | None = None
     overwrite: bool = False  # start the output over
     incremental: bool = False  # add what is new or grew in the inputs to an existing output
+    # the uses job's embedding (usage/job.py): each row is one use (a sentence paired with itself,
+    # its target compared with itself), written with its vector per model instead of distances
+    use_vectors: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:

@@ -48,6 +48,17 @@ OPTIONS: dict[str, Option] = {
     "keep_columns": Option(
         "Input columns copied into every output row of their pair, e.g. label,sentence1 (comma-separated)."
     ),
+    # -- uses: one row per use of a word
+    "sentence_column": Option("Column of the sentence that holds the use."),
+    "start_column": Option("Column of the target's first character offset (with --end-column)."),
+    "end_column": Option("Column of the target's end offset, exclusive."),
+    "index_column": Option("Column of the target's token index (0-based), where there are no offsets."),
+    "lemma_column": Option("Column of the word key (default: the target's surface form, lowercased)."),
+    "grouping_column": Option("Column of the use's grouping: a period, corpus or source (optional)."),
+    "vectors": Option("Also write the use vectors to OUTPUT/vectors/ (one fixed-size list per model).", switch=True),
+    "pair_distances": Option("Also write each word's use pairs and their distances to OUTPUT/pairs/.", switch=True),
+    "max_pairs_per_word": Option("At most this many pairs per word and pair of groupings, sampled with --seed."),
+    "seed": Option("Seed of the pair sampling: the same seed, the same pairs on any machine."),
     "tokenizer": Option(
         "flair (flair's default tokenizer) or whitespace (pre-tokenized text); evaluate: for the "
         "--similarity files (WiC and SuperGLUE files imply their own)."

@@ -49,12 +49,8 @@ def fold(word: str) -> str:
     return word.casefold()
 
 
+# a word has a letter or digit: shared mode skips punctuation-only and symbol-only tokens
 _ALNUM = re.compile(r"[^\W_]")  # CPython's \w is isalnum() or '_': so this is exactly isalnum()
-
-
-def is_word(token: str) -> bool:
-    """False for punctuation-only and symbol-only tokens, which shared mode skips."""
-    return _ALNUM.search(token) is not None
 
 
 def span_to_token(sentence: Tokenized, start: Any, end: Any) -> int | str:

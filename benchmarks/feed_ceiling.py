@@ -148,8 +148,8 @@ def driver_main(workers: int, corpus_path: Path, model: str, output: Path, resul
     import batchembed.engines.job as job
     import batchembed.engines.local as local
     from batchembed.config import EmbedOptions, RunConfig, TransformerSpec
+    from batchembed.embedders.load import load_embedders
     from batchembed.embedders.transformer import TransformerEmbedder
-    from batchembed.models import load_embedders
 
     cpu: dict[str, float] = defaultdict(float)
     profile = cProfile.Profile()

@@ -108,11 +108,11 @@ def test_progress_true_is_a_tqdm_bar_on_stderr(
 def test_embedder_loads_the_models_once(
     tmp_path: Path, pairs: Path, models: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batchembed.models
+    import batchembed.embedders.load
 
     loads: list[int] = []
-    real = batchembed.models.load_embedders
-    monkeypatch.setattr(batchembed.models, "load_embedders", lambda *a: loads.append(1) or real(*a))
+    real = batchembed.embedders.load.load_embedders
+    monkeypatch.setattr(batchembed.embedders.load, "load_embedders", lambda *a: loads.append(1) or real(*a))
     embedder = batchembed.Embedder(**models)
     first = embedder.compare("The light was bright", "She saw the light")
     again = [embedder.compare("The light was bright", "She saw the light") for _ in range(3)]

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from test_malformed import csv_bytes, parquet_bytes, parquet_tables
 from typer.testing import CliRunner
 
-import batchembed.models
+import batchembed.embedders.load
 from batchembed import status
 from batchembed.cli import app
 from batchembed.config import Columns
@@ -52,7 +52,7 @@ def degenerate_glove_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cached_models(monkeypatch_module: pytest.MonkeyPatch) -> dict[Any, Any]:
     """load_embedders, remembered per model options (errors too), for the CLI's own call."""
     cache: dict[Any, Any] = {}
-    real = batchembed.models.load_embedders
+    real = batchembed.embedders.load.load_embedders
 
     def load(glove: Any, transformer: Any, options: Any) -> Any:
         key = (glove, transformer, options.precision)
@@ -65,7 +65,7 @@ def cached_models(monkeypatch_module: pytest.MonkeyPatch) -> dict[Any, Any]:
             raise cache[key]
         return cache[key]
 
-    monkeypatch_module.setattr(batchembed.models, "load_embedders", load)
+    monkeypatch_module.setattr(batchembed.embedders.load, "load_embedders", load)
     return cache
 
 

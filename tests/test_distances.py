@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial import distance
 
-from batchembed.metrics import cosine, euclidean
+from batchembed.embedders.distances import cosine, euclidean
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 

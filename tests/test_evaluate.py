@@ -197,8 +197,8 @@ def test_dev_and_test_go_through_the_models_once(
     assert [e.calls for e in fake_embedders] == [1, 1]  # one shard holds both splits
     # the very values `batchembed run --tokenizer whitespace` writes for the same pairs
     from batchembed.config import RunConfig
-    from batchembed.engines.local import read_output
     from batchembed.engines.local import run as run_local
+    from batchembed.results.read import read_output
 
     rows = WIC_DEV + WIC_TEST
     pacsv.write_csv(
@@ -277,8 +277,8 @@ def test_graded_file_end_to_end(tmp_path: Path, fake_embedders: list) -> None:
     assert (ctx.pairs, ctx.null) == (4, 1)
     # the same rho from the distances `batchembed run` writes for this file
     from batchembed.config import RunConfig
-    from batchembed.engines.local import read_output
     from batchembed.engines.local import run as run_local
+    from batchembed.results.read import read_output
 
     run_local(RunConfig(inputs=(str(tmp_path / "scws.csv"),), output=tmp_path / "out"), fake_embedders)
     written = read_output(str(tmp_path / "out")).column("ctx_cosine").to_numpy(zero_copy_only=False)

@@ -24,7 +24,7 @@ from batchembed import status
 from batchembed.config import RunConfig
 from batchembed.engines.local import run
 from batchembed.io.reader import InputFile, read_shards
-from batchembed.summary import RunSummary
+from batchembed.results.summary import RunSummary
 
 KNOWN = status.BAD_ROW_STATUSES | {status.OK, status.TARGET_NOT_FOUND, status.NO_SHARED_WORDS}
 

@@ -199,8 +199,8 @@ def test_device_and_precision_the_machine_lacks(
 ) -> None:
     """Checked before any model loads (an old GPU, or an ordinal past the last GPU, failed mid-run)."""
     from batchembed.config import EmbedOptions, TransformerSpec
+    from batchembed.embedders.load import load_embedders
     from batchembed.errors import UsageError
-    from batchembed.models import load_embedders
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

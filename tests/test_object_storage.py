@@ -159,7 +159,7 @@ def test_readers_read_the_output_directory_on_s3(tmp_path: Path, bucket: str, s3
 
 
 def test_report_reads_results_from_s3(tmp_path: Path, bucket: str) -> None:
-    from batchembed.reporting import write_report
+    from batchembed.results.report import write_report
 
     write_pairs(tmp_path, "a.csv", 9)
     upload(tmp_path / "a.csv", f"{bucket}/in/a.csv")

@@ -13,7 +13,7 @@ from flair.data import Sentence
 
 from batchembed.comparison import compare_sentences
 from batchembed.config import EmbedOptions, GloveSpec, TransformerSpec
-from batchembed.models import load_embedders
+from batchembed.embedders.load import load_embedders
 
 pytestmark = pytest.mark.packaged
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from batchembed import status
 from batchembed.io.reader import InputFile, InputShard
 from batchembed.io.schema import output_schema, read_metadata
 from batchembed.io.sources import MALFORMED
-from batchembed.pipeline import process_shard
+from batchembed.stages.in_memory import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import flair_tokenize, many, whitespace_tokenize
 

@@ -45,12 +45,12 @@ def test_ray_run_equals_local_run_and_resumes(tmp_path, ray_cluster, tiny_bert_d
     }
     ray_config = RunConfig((str(tmp_path / "pairs.csv"),), tmp_path / "ray", shard_rows=5, **models)
     seen: list[int] = []
-    summary = run_ray(ray_config, lambda result: seen.append(result.pairs), workers=2)
+    summary = run_ray(ray_config, seen.append, workers=2)
     assert summary.exit_code == 6  # the empty sentence is a bad row
     assert sum(seen) == 24 and summary.shards_written == 5
     assert summary.subword_tokens > 0
 
-    from batchembed.models import load_embedders
+    from batchembed.embedders.load import load_embedders
 
     local_config = RunConfig((str(tmp_path / "pairs.csv"),), tmp_path / "local", shard_rows=5, **models)
     run_local(local_config, load_embedders(local_config.glove, local_config.transformer, local_config.embed))
@@ -148,7 +148,7 @@ def _models(tiny_bert_dir, tiny_glove_file) -> dict:
 
 
 def _local(inputs, out, models, shard_rows: int = 4):
-    from batchembed.models import load_embedders
+    from batchembed.embedders.load import load_embedders
 
     config = RunConfig(tuple(inputs), out, shard_rows=shard_rows, **models)
     return run_local(config, load_embedders(config.glove, config.transformer, config.embed))

@@ -19,7 +19,7 @@ from batchembed.cli import app
 from batchembed.config import RunConfig
 from batchembed.engines.local import run as run_local
 from batchembed.errors import InputError
-from batchembed.reporting import PLOTS, per_word, read_result, status_counts, write_report
+from batchembed.results.report import PLOTS, per_word, read_result, status_counts, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,8 +17,8 @@ import pytest
 from conftest import state_dir
 from test_resume import output_rows, write_pairs
 
-from batchembed.workers import PREPARE_NAME
-from batchembed.writer_process import WRITER_NAME
+from batchembed.engines.local.prepare_pool import PREPARE_NAME
+from batchembed.engines.local.writer_process import WRITER_NAME
 
 
 def command(src: Path, out: Path, glove: Path, bert: Path, workers: int) -> list[str]:

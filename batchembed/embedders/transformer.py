@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from batchembed import status
-from batchembed.batching import length_sorted_batches
 from batchembed.config import DEFAULT_TRANSFORMER, EmbedOptions, TransformerSpec
 from batchembed.embedders.base import (
     EmbedStats,
@@ -31,6 +30,7 @@ from batchembed.embedders.base import (
     decode_strings,
     encode_strings,
 )
+from batchembed.embedders.batching import length_sorted_batches
 from batchembed.embedders.partial_forward import hidden_states_at, supports_partial
 from batchembed.embedders.precision import apply_weights, autocast, compute_for
 from batchembed.embedders.subwords import WordEncoder

@@ -1,2 +1,3 @@
-"""How shards are scheduled: `local` in this process (the default) or `ray` on a Ray cluster;
-the resumable job around them (job.py) is the same for both."""
+"""Where the tasks run: `local` on this machine (the default) or `ray` on a Ray cluster. Both
+hand the same planned tasks to stages/task.run_task; the driver around them (job.py) plans the
+tasks, counts what they report and finishes the run, the same for both."""

@@ -6,9 +6,10 @@ manifest, cuts tasks from metadata (stages/plan.py) and counts the markers the w
 The work runs in two kinds of actor:
 
     prepare actors   a Ray Data `map_batches` actor pool, `num_cpus=1` each: every task runs
-                     in one of them, end to end (stages/task.py): read, prepare (tokenize,
-                     encode, targets), then hand each batch-ready piece to a model actor,
-                     assemble what comes back, stream the part, write its marker
+                     in one of them with stages/task.run_task, the function the local engine
+                     runs too: read, prepare (tokenize, encode, targets), then hand each
+                     batch-ready piece to a model actor, assemble what comes back, stream
+                     the part, write its marker
     model actors     `num_gpus=1` each on GPU nodes (else CPU threads): only the model forward
                      and the distances (stages/embed.py), on arrays that arrive through the
                      object store; they never tokenize, assemble or write
@@ -33,25 +34,34 @@ from typing import Any
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.embedders.base import Embedder, Preparer
-from batchembed.engines.job import ShardCallback, run_task_job
+from batchembed.engines.job import ProgressCallback, run_job
 from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
 from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
-from batchembed.io.markers import DoneMarker, part_verified
-from batchembed.io.storage import locate
+from batchembed.io.markers import TRACE_VARIABLE, DoneMarker, part_verified
 from batchembed.messages import one_line
+from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
-from batchembed.stages.task import Task, TaskContext, TaskResult, run_task
-from batchembed.summary import RunSummary
+from batchembed.stages.task import PieceWritten, Task, TaskContext, TaskEvent, TaskResult, run_task
+from batchembed.stages.write import ShardWriters
 
 log = logging.getLogger(__name__)
 
 # where the storage is, so the workers reach the store the driver planned on; credentials are not
 # forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
 # the errors' wording (errors.py) travels too, so a worker names options as the caller does
-STORAGE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", NAMING_VARIABLE)
+STORAGE_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    NAMING_VARIABLE,
+    TRACE_VARIABLE,
+)
 VERIFY_BATCH = 64  # parts one verification task reads
+PIECES_AHEAD = 2  # pieces a prepare actor hands to the model actors before waiting for the oldest
 
 
 class ModelDescription:
@@ -74,7 +84,7 @@ class ModelActor:
     ) -> None:
         import torch
 
-        from batchembed.models import load_embedders
+        from batchembed.embedders.load import load_embedders
 
         if threads > 0:
             torch.set_num_threads(threads)
@@ -97,38 +107,74 @@ class ModelActor:
         return embed(prepared, self.embedders)
 
 
+class _ModelCall:
+    """A model actor's answer on its way (stages/pending.py)."""
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+    def done(self) -> bool:
+        import ray
+
+        ready, _ = ray.wait([self.ref], timeout=0)
+        return bool(ready)
+
+    def result(self) -> EmbeddedShard:
+        import ray
+
+        return ray.get(self.ref)
+
+
+class _RayPlacement:
+    """run_task's steps on Ray: prepare and write in this prepare actor, embed on a model actor,
+    PIECES_AHEAD pieces in flight (the object store holds a few pieces per prepare actor)."""
+
+    prepare_ahead = 0
+    embed_ahead = PIECES_AHEAD
+    writes_ahead = 0
+
+    def __init__(self, tokenize: Any, preparers: list[Preparer], models: list[Any], writer: ShardWriters) -> None:
+        import random
+
+        self.tokenize, self.preparers, self.models, self.writer = tokenize, preparers, models, writer
+        self.turn = random.randrange(len(models))  # prepare actors spread their pieces over the model actors
+
+    def prepare(self, piece: Any) -> Ready[PreparedShard]:
+        from batchembed.stages.prepare import prepare
+
+        return Ready(prepare(piece, self.tokenize, self.preparers))
+
+    def embed(self, prepared: PreparedShard) -> _ModelCall:
+        self.turn = (self.turn + 1) % len(self.models)
+        return _ModelCall(self.models[self.turn].embed.remote(prepared))
+
+
 class PrepareActor:
-    """A Ray Data actor: runs whole tasks, handing each piece's forward to the model actors."""
+    """A Ray Data actor: runs whole tasks with run_task, each piece's forward on the model actors."""
 
     def __init__(
         self, config: RunConfig, context: TaskContext, preparers: Any, models: list[Any], owner: OwnerCheck
     ) -> None:
-        import random
-
         import ray
 
         from batchembed.tokenize import get_tokenizer, remembering
 
-        self.preparers: list[Preparer] = ray.get(preparers) if isinstance(preparers, ray.ObjectRef) else preparers
-        self.tokenize = remembering(get_tokenizer(config.tokenizer))
-        self.context, self.models, self.owner = context, models, owner
-        self.turn = random.randrange(len(models))  # prepare actors spread their pieces over the model actors
-
-    def _embed(self, prepared: PreparedShard) -> Callable[[], EmbeddedShard]:
-        import ray
-
-        self.turn = (self.turn + 1) % len(self.models)
-        ref = self.models[self.turn].embed.remote(prepared)
-        return lambda: ray.get(ref)
+        preparers = ray.get(preparers) if isinstance(preparers, ray.ObjectRef) else preparers
+        self.context, self.owner = context, owner
+        self.writers = ShardWriters(context.layout, context.schema)
+        tokenize = remembering(get_tokenizer(config.tokenizer))
+        self.placement = _RayPlacement(tokenize, preparers, models, self.writers)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         results = []
         for task in batch["task"]:
             try:
-                result = run_task(task, self.context, self.tokenize, self.preparers, self._embed, self.owner.check)
+                result = run_task(task, self.context, self.placement, self.owner.check)
             except RunEnded as ended:  # the driver is gone or done: write nothing more
                 log.warning("%s", ended)
                 result = TaskResult(task.file_key, stopped=True)
+            finally:
+                self.writers.close()  # nothing half-written stays open for the next task
             results.append(result)
         return {"result": results}
 
@@ -215,12 +261,14 @@ class RayRunner:
     def __init__(self, config: RunConfig, placement: Placement, models: list[Any], preparers: Any) -> None:
         self.config, self.placement, self.models, self.preparers = config, placement, models, preparers
 
-    def verify(self, markers: list[DoneMarker]) -> list[str]:
+    one_pass_files = False  # one task per shard: the shards spread over the prepare actors
+
+    def verify(self, context: TaskContext, markers: list[DoneMarker]) -> list[str]:
         """Every marked part read and hashed by Ray tasks, so the driver reads none."""
         import ray
 
         chunks = [markers[i : i + VERIFY_BATCH] for i in range(0, len(markers), VERIFY_BATCH)]
-        layout = OutputLayout.of(locate(self.config.output))
+        layout = context.layout
         dataset = ray.data.from_items([{"markers": c} for c in chunks], override_num_blocks=len(chunks)).map_batches(
             functools.partial(_verify_batch, layout=layout),
             batch_size=1,
@@ -229,7 +277,10 @@ class RayRunner:
         )
         return [shard for row in dataset.iter_rows() for shard in row["damaged"]]
 
-    def __call__(self, tasks: list[Task], context: TaskContext) -> Generator[TaskResult, None, None]:
+    def __call__(
+        self, tasks: list[Task], context: TaskContext, check_owner: Callable[[], None]
+    ) -> Generator[TaskEvent, None, None]:
+        """The driver checks its own lease as it counts (check_owner); the workers ask the owner actor."""
         import ray
 
         if not tasks:
@@ -252,7 +303,11 @@ class RayRunner:
                 runtime_env={"env_vars": storage_settings()},
             )
             for row in results.iter_rows():
-                yield row["result"]
+                result: TaskResult = row["result"]
+                for marker in result.markers:  # reported as a task ends: actors cannot call back
+                    yield PieceWritten(marker.pairs)
+                    yield marker
+                yield result
         finally:  # no part or marker after this run has ended, however it ends
             owner.end()
 
@@ -269,7 +324,7 @@ def _model_actors(ray: Any, config: RunConfig, placement: Placement) -> list[Any
 
 def run(
     config: RunConfig,
-    on_shard: ShardCallback | None = None,
+    on_progress: ProgressCallback | None = None,
     address: str | None = None,
     workers: int | None = None,
     prepare_cpus: int | None = None,
@@ -291,7 +346,7 @@ def run(
             raise described
         preparers = ray.put(ray.get(models[0].preparers.remote()))
         descriptions = [ModelDescription(name, description) for name, description in described]
-        return run_task_job(config, descriptions, RayRunner(config, placement, models, preparers), on_shard)
+        return run_job(config, descriptions, RayRunner(config, placement, models, preparers), on_progress)
     finally:
         for actor in models:
             ray.kill(actor)

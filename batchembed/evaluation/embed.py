@@ -1,7 +1,7 @@
 """Labelled pairs -> the pipeline's own input shards -> one distance per labelled item.
 
-There is no second embedding path: items go through `batchembed.pipeline.process_shard`
-with the embedders `batchembed.models.load_embedders` gives `run`.
+There is no second embedding path: items go through `batchembed.stages.in_memory.process_shard`
+with the embedders `batchembed.embedders.load.load_embedders` gives `run`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _embed_group(
 ) -> ItemDistances:
     """Several splits of one mode and tokenizer as one item sequence, in pipeline shards."""
     from batchembed.io.schema import output_schema
-    from batchembed.pipeline import process_shard
+    from batchembed.stages.in_memory import process_shard
     from batchembed.tokenize import get_tokenizer, remembering
 
     names = [e.name for e in embedders]
@@ -125,7 +125,7 @@ def embed_files(
 
     from batchembed.io.reader import read_shards
     from batchembed.io.schema import output_schema
-    from batchembed.pipeline import process_shard
+    from batchembed.stages.in_memory import process_shard
     from batchembed.tokenize import get_tokenizer, remembering
 
     names = [e.name for e in embedders]

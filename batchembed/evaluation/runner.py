@@ -19,14 +19,15 @@ import numpy as np
 
 from batchembed.config import Columns, EmbedOptions, GloveSpec, TransformerSpec
 from batchembed.embedders.base import Embedder
+from batchembed.embedders.distances import METRICS
 from batchembed.errors import InputError, OutputError, UsageError
 from batchembed.evaluation.data import LabelledSplit, read_binary, read_scores
 from batchembed.evaluation.embed import ItemDistances, embed_files, embed_splits
 from batchembed.evaluation.scoring import accuracy, classify, majority_label, spearman, tune_threshold
 from batchembed.io.reader import InputFile
 from batchembed.messages import text_table
-from batchembed.metrics import METRICS
 from batchembed.tokenize import TOKENIZERS, TokenizerName
+from batchembed.version import __version__
 
 FALLBACK_RULE = "the dev split's majority class, F on a tie"
 
@@ -112,9 +113,8 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """The results as JSON-ready data (what `--json` writes)."""
-        import batchembed
 
-        data: dict[str, Any] = {"tool": "batchembed evaluate", "version": batchembed.__version__, "models": self.models}
+        data: dict[str, Any] = {"tool": "batchembed evaluate", "version": __version__, "models": self.models}
         if self.binary:
             data["binary"] = {
                 "protocol": "distance <= threshold means same sense (T); threshold tuned for accuracy on dev",
@@ -233,7 +233,7 @@ def evaluate(tasks: Tasks, embedders: Sequence[Embedder], config: EvalConfig) ->
 
 def run_evaluation(config: EvalConfig) -> Evaluation:
     """Read and check the labelled files, load the models once, evaluate."""
-    from batchembed.models import load_embedders
+    from batchembed.embedders.load import load_embedders
 
     tasks = load_tasks(config)
     embedders = load_embedders(config.glove, config.transformer, config.embed)

@@ -58,19 +58,13 @@ class OutputLayout:
         return self.state.join("tmp")
 
     def part(self, shard_id: str) -> Location:
-        # shard ids come from sanitized file keys (reader.safe_name); refuse anything else outright
+        # shard ids come from sanitized file keys (io/inputs.py safe_name); refuse anything else outright
         if not shard_id or "/" in shard_id or "\\" in shard_id or shard_id.startswith("."):
             raise ValueError(f"unsafe shard id {shard_id!r}")
         return self.data.join(f"{PART_PREFIX}{shard_id}{PART_SUFFIX}")
 
     def marker(self, shard_id: str) -> Location:
         return self.done.join(f"{shard_id}.json")
-
-    def create(self) -> None:
-        # object storage has no directories: only local ones need creating (and tmp/ is local-only)
-        if self.data.is_local:
-            for directory in (self.data, self.state, self.done, self.tmp):
-                directory.make_dirs()
 
     def temporary_dir(self) -> Location | None:
         """Where local files are written before their rename (None on object storage: one upload)."""

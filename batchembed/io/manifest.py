@@ -35,15 +35,15 @@ from typing import Any
 
 import pyarrow as pa
 
-import batchembed
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
+from batchembed.embedders.distances import METRICS
 from batchembed.errors import InputError, OutputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import reason, show
 from batchembed.io.storage import Location
-from batchembed.metrics import METRICS
+from batchembed.version import __version__
 
 MANIFEST_FORMAT = 1
 HASH_BLOCK = 1 << 20
@@ -52,7 +52,7 @@ HASH_BLOCK = 1 << 20
 def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, Any]:
     return {
         "tool": "batchembed",
-        "version": batchembed.__version__,
+        "version": __version__,
         "models": [e.describe() for e in embedders],
         "metrics": list(METRICS),
         "tokenizer": config.tokenizer,
@@ -60,6 +60,7 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
         "shard_rows": config.shard_rows,
         # only when given: outputs written before --keep-columns existed keep their fingerprint
         **({"keep_columns": list(config.columns.keep)} if config.columns.keep else {}),
+        **({"use_vectors": True} if config.use_vectors else {}),
     }
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +26,20 @@ from typing import Protocol
 from batchembed import status
 from batchembed.io.inputs import InputFile, InputShard
 from batchembed.io.layout import OutputLayout
-from batchembed.io.writer import WrittenPart
 
 log = logging.getLogger(__name__)
 
 READERS = 32  # concurrent marker reads on object storage
+
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    """What was written: a part's size and SHA-256, which go into its shard's done marker, so a
+    later run can prove the part is the one it marked (the writing itself: stages/write.py)."""
+
+    bytes: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ class DoneMarker:
 
 
 class MarkedShard(Protocol):
-    """What a marker records of a shard: an InputShard read whole, or a shard's span of pieces."""
+    """What a marker records of a shard: a shard's span of pieces (stages/task.py ShardSpan)."""
 
     @property
     def shard_id(self) -> str: ...
@@ -105,7 +116,25 @@ def write_marker(
     )
     text = json.dumps(asdict(marker), sort_keys=True) + "\n"
     layout.marker(shard.shard_id).write_text(text, layout.temporary_dir())
+    _trace(marker.shard_id)
     return marker
+
+
+TRACE_VARIABLE = "BATCHEMBED_TRACE_MARKERS"  # a directory: who wrote each marker, for the one-path test
+
+
+def _trace(shard_id: str) -> None:
+    """With TRACE_VARIABLE set, record the functions on the stack that wrote this marker (one
+    JSON line per marker, a file per process), so a test can show which code path marks shards."""
+    directory = os.environ.get(TRACE_VARIABLE)
+    if not directory:
+        return
+    frame, stack = sys._getframe(1), []
+    while frame is not None:
+        stack.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    with open(os.path.join(directory, f"{os.getpid()}.jsonl"), "a", encoding="utf-8") as trace:
+        trace.write(json.dumps({"shard": shard_id, "stack": stack}) + "\n")
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -254,6 +254,22 @@ def _wide_encoding(sample: bytes) -> str | None:
     return "the first line holds NUL bytes: this is not a text file (compressed? binary?); save it as UTF-8 CSV"
 
 
+def header_columns(file: InputFile, columns: Columns) -> list[str]:
+    """An input's column names, without reading a row: a Parquet file's schema from its footer, a
+    CSV file's first line split as csv_chunks splits it. Raises InputError naming the file."""
+    where = show(file.path)
+    if file.format == "parquet":
+        with _open_parquet(file) as parquet:
+            return list(parquet.schema_arrow.names)
+    try:
+        with file.path.open_stream() as raw:
+            first = raw.read(MAX_RECORD_CHARS).split(b"\n", 1)[0]
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{where}: cannot read: {reason(exc)}; check that it exists and is readable") from exc
+    line = first.decode("utf-8-sig", "replace").rstrip("\r")
+    return _split_header(line, file.path.suffix, columns)[1]
+
+
 def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
     where = show(file.path)
     try:

@@ -1,4 +1,4 @@
-"""Stage 3, CPU: a PreparedShard and its EmbeddedShard -> the output table, vectorized.
+"""Assemble, CPU: a PreparedShard and its EmbeddedShard -> the output table, vectorized.
 
 The status column is decided here, in one place (`row_statuses`): a row's planning
 status, or, for a compared row, every model whose distances are null and why
@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchembed import status
-from batchembed.io.writer import WrittenPart
+from batchembed.io.markers import WrittenPart
+from batchembed.io.schema import USE_ALIASES, is_vector_schema
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 
@@ -28,7 +29,7 @@ class ShardResult:
     pairs: int
     status_counts: Counter[str] = field(default_factory=Counter)
     subword_tokens: int = 0  # model positions the transformer ran for this shard
-    written: WrittenPart | None = None  # the part, already written (stages/write.py); else the job writes `table`
+    written: WrittenPart | None = None  # the part, once written (stages/write.py)
     written_rows: int = 0
 
     @property
@@ -110,8 +111,37 @@ def assemble(prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema
         columns[f"char_end_{side}"] = pa.array(getattr(prepared, f"char_end_{side}"), mask=null, type=pa.int32())
     for name, kept in prepared.kept.items():  # a pair's kept values on each of its rows
         columns[name] = kept_array(kept, schema.field(name).type).take(pa.array(prepared.pair_row))
+    if is_vector_schema(schema):
+        return _uses(prepared, embedded, schema, columns)
     table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
     status_counts = Counter(dict(zip(uniques.tolist(), counts.tolist())))
+    return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
+
+
+def _uses(
+    prepared: PreparedShard, embedded: EmbeddedShard, schema: pa.Schema, columns: dict[str, pa.Array]
+) -> ShardResult:
+    """The uses job's rows: each use's target compared with itself (a word target found several
+    times in its sentence gives one use per occurrence, not every pair of them), or its status
+    row; each model's vector, null where the status names that model's problem."""
+    compared = prepared.compared
+    idx = np.flatnonzero(compared)
+    keep = ~compared | (prepared.token_1 == prepared.token_2)
+    for name, kind in zip(schema.names, schema.types):
+        if pa.types.is_fixed_size_list(kind):
+            dim = kind.list_size
+            full = np.zeros((len(compared), dim), dtype=np.float32)
+            null = np.ones(len(compared), dtype=bool)
+            vectors = embedded.vectors.get(name)
+            if vectors is not None and len(idx):
+                full[idx] = vectors
+                null[idx] = embedded.problems[name] != ""
+            values = pa.array(full.reshape(-1), type=pa.float32())
+            columns[name] = pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(null))
+    for use, pair in USE_ALIASES.items():
+        columns[use] = columns[pair]
+    table = pa.table({name: columns[name] for name in schema.names}, schema=schema).filter(pa.array(keep))
+    status_counts = Counter(table.column("status").to_pylist())
     return ShardResult(table, prepared.pairs, status_counts, embedded.subword_tokens)
 
 

@@ -1,4 +1,4 @@
-"""Stage 2, the device: a PreparedShard's arrays -> each model's vectors -> distance arrays.
+"""Embed, the device: a PreparedShard's arrays -> each model's vectors -> distance arrays.
 
 Nothing here tokenizes, looks up strings or builds Python objects per token: the models
 take the prepared arrays, the word vectors are gathered with index tensors and the
@@ -14,7 +14,7 @@ import numpy as np
 
 from batchembed import status
 from batchembed.embedders.base import Embedder
-from batchembed.metrics import DISTANCES, degenerate
+from batchembed.embedders.distances import DISTANCES, degenerate
 from batchembed.stages.prepare import PreparedShard
 
 
@@ -27,9 +27,12 @@ class EmbeddedShard:
     distances: dict[str, np.ndarray] = field(default_factory=dict)  # "<model>_<metric>" -> float32
     problems: dict[str, np.ndarray] = field(default_factory=dict)  # model name -> reason (object array)
     subword_tokens: int = 0  # model positions the models ran for this shard
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # model -> compared row x dim (keep_vectors)
 
 
 def embed(prepared: PreparedShard, embedders: Sequence[Embedder]) -> EmbeddedShard:
+    """Each model's distances per compared row; with `prepared.keep_vectors` also the first side's
+    vectors (the uses job, whose rows compare a use with itself)."""
     import torch
 
     n = len(prepared.request_1)
@@ -51,5 +54,7 @@ def embed(prepared: PreparedShard, embedders: Sequence[Embedder]) -> EmbeddedSha
         result.problems[embedder.name] = status.vector_problems(
             embedder.missing_reason, valid, *degenerate(a, b, distances)
         )
+        if prepared.keep_vectors:
+            result.vectors[embedder.name] = a.float().cpu().numpy()
     result.subword_tokens = sum(e.stats.subword_tokens for e in embedders) - tokens_before
     return result

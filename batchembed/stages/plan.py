@@ -1,7 +1,8 @@
-"""Step 0, plan: the driver cuts tasks from metadata alone, never reading a row.
+"""Plan: the driver cuts tasks from metadata alone, never reading a row.
 
 A Parquet file gives one task per pending shard (rows counted from its footer; a task reads
-only the row groups its shard lies in). A CSV file gives one task for the whole file, with the
+only the row groups its shard lies in), or, where the engine asks for it and none of its shards
+is done, one task for the whole file, read in one pass. A CSV file gives one task for the whole file, with the
 shards already done listed so they are read past but not redone: record boundaries cannot be
 found without parsing from the start (a quoted field may hold line breaks).
 
@@ -40,9 +41,12 @@ def plan_tasks(
     shard_rows: int,
     run: int,
     counted: dict[str, int | None] | None = None,
+    one_pass_files: bool = False,
 ) -> Plan:
     """`counted`: each input's pairs as a run that read it to the end counted them (the manifest),
-    against which a CSV file's markers must add up before it is taken as done without reading."""
+    against which a CSV file's markers must add up before it is taken as done without reading.
+    `one_pass_files`: a Parquet file none of whose shards is done is one task (engines/local/,
+    where one reader per file is cheapest; Ray spreads the shards over its prepare actors)."""
     plan = Plan()
     counted = counted or {}
     by_file: dict[str, dict[int, DoneMarker]] = {}
@@ -57,6 +61,8 @@ def plan_tasks(
                 plan.errors[file.key] = footer
                 continue
             tasks = _parquet_tasks(file, footer, known, shard_rows, run, plan)
+            if one_pass_files and len(tasks) == footer[1] > 1:
+                tasks = [Task(file, run, rows=footer[0])]
         else:
             tasks = _csv_tasks(file, known, shard_rows, run, plan, counted.get(file.key))
         plan.tasks += tasks

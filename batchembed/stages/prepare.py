@@ -1,4 +1,4 @@
-"""Stage 1, CPU only (no torch, no model weights): a shard -> PreparedShard, batch-ready arrays.
+"""Prepare, CPU only (no torch, no model weights): a shard -> PreparedShard, batch-ready arrays.
 
 Tokenizes each distinct sentence once, decides every output row (the target rules of
 targets.py, a status row for each pair with nothing to compare), deduplicates the
@@ -58,6 +58,7 @@ class PreparedShard:
     model_inputs: dict[str, ModelInput] = field(default_factory=dict)
     requests: int = 0
     kept: dict[str, list[Any]] = field(default_factory=dict)  # --keep-columns: one value per pair
+    keep_vectors: bool = False  # embed hands back the vectors too (stages/task.py sets it for the uses job)
 
     @property
     def compared(self) -> np.ndarray:

@@ -1,63 +1,109 @@
-"""One task end to end, the same function in both engines: read -> prepare -> embed -> assemble
+"""One task end to end, the ONE function both engines call: read -> prepare -> embed -> assemble
 -> write the part -> mark it done, streaming in pieces of at most PIECE_PAIRS pairs.
 
 A task is what the driver planned from metadata alone (stages/plan.py): one shard of a
-Parquet file, or a whole CSV file (whose record boundaries cannot be found without parsing
-from the start) less the shards already done. It travels pickled, its input as a Location
-object (filesystem + exact path), so a worker opens exactly the file the driver listed.
+Parquet file, or a whole file read in one pass (a CSV file, whose record boundaries cannot
+be found without parsing from the start, or a Parquet file none of whose shards is done),
+less the shards already done. It travels pickled, its input as a Location object (filesystem
++ exact path), so a worker opens exactly the file the driver listed.
 
-Only the model forward is the caller's: `embed` hands a prepared piece to the model (in this
-process, or a Ray model actor) and returns a function that waits for its vectors, so the next
-piece is prepared while the model runs this one. Memory is bounded by the pieces in flight and
-one row group, whatever the shard size. Running a task twice writes the same parts and markers:
-that is what lets an engine retry a task whose worker died.
+Where each step runs is the caller's `Placement`: engines/local/ prepares in worker
+processes, embeds on the model's thread and writes in a writer process; engines/ray.py
+prepares and writes in a Ray prepare actor and embeds on a model actor. Each step hands back
+a `Pending` result, so the next pieces move while one is worked on. Memory is bounded by the
+pieces in flight and one row group, whatever the shard size. Running a task twice writes the
+same parts and markers: that is what lets an engine retry a task whose worker died.
+
+The marker is written here, after its part is in place and the owner check, on every engine;
+each one is reported (`report`) as it is written, so the driver counts shards as they finish.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pyarrow as pa
 
 from batchembed.config import Columns
-from batchembed.embedders.base import Preparer
 from batchembed.errors import InputError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import DoneMarker, write_marker
 from batchembed.io.reader import InputFile, InputShard, read_parquet_shard, read_pieces
+from batchembed.io.schema import is_vector_schema
+from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
-from batchembed.stages.prepare import PreparedShard, prepare
-from batchembed.stages.write import ShardWriters
-from batchembed.tokenize import TokenizeMany
+from batchembed.stages.memory import release_free_memory
+from batchembed.stages.pending import Pending
+from batchembed.stages.prepare import PreparedShard
 
 PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
-PIECES_AHEAD = 2  # pieces handed to the model before waiting for the oldest: the model never waits on prepare
 
-Embed = Callable[[PreparedShard], Callable[[], EmbeddedShard]]
+class Writer(Protocol):
+    """The write step: a shard's pieces streamed into its part (stages/write.py ShardWriters)."""
+
+    def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> object: ...
+
+    def finish(self, shard_id: str) -> Pending[ShardResult]:
+        """Put the part in place; its result carries the part's size and SHA-256 for the marker."""
+        ...
+
+    def discard(self, shard_id: str) -> object:
+        """Drop an unfinished part."""
+        ...
+
+    def remove(self, shard_id: str) -> None:
+        """Delete a part already in place (it will get no marker)."""
+        ...
+
+
+class Placement(Protocol):
+    """Where a task's steps run, and how many pieces each keeps in flight before the task waits
+    for its oldest one (the model never waits on prepare, the writer never on the model)."""
+
+    prepare_ahead: int
+    embed_ahead: int
+    writes_ahead: int
+    writer: Writer
+
+    def prepare(self, piece: InputShard) -> Pending[PreparedShard]: ...
+
+    def embed(self, prepared: PreparedShard) -> Pending[EmbeddedShard]: ...
 
 
 @dataclass(frozen=True)
 class Task:
     file: InputFile
     run: int  # the run number its markers record
-    shard: int | None = None  # Parquet: the shard's index; None: every shard of a CSV file
+    shard: int | None = None  # Parquet: the shard's index; None: every pending shard, in one pass
     rows: int = 0  # Parquet: the file's row count, from its footer
-    done: frozenset[int] = frozenset()  # CSV: shards already done, read past but not redone
+    done: frozenset[int] = frozenset()  # shards already done, read past but not redone
 
     @property
     def file_key(self) -> str:
         return self.file.key
 
 
+@dataclass(frozen=True)
+class PieceWritten:
+    """A piece's rows handed to its part: what progress counts."""
+
+    pairs: int
+
+
 @dataclass
 class TaskResult:
     file_key: str
-    markers: list[DoneMarker] = field(default_factory=list)  # one per part written, in order
+    markers: list[DoneMarker] = field(default_factory=list)  # one per part written, each reported as written
     subword_tokens: int = 0
     error: str | None = None  # the file failed part-way (rows before it are written)
     stopped: bool = False  # the worker stopped because the run no longer owned the output
+
+
+TaskEvent = PieceWritten | DoneMarker | TaskResult
 
 
 @dataclass
@@ -104,47 +150,108 @@ def task_pieces(task: Task, context: TaskContext) -> Iterator[InputShard]:
 def run_task(
     task: Task,
     context: TaskContext,
-    tokenize_many: TokenizeMany,
-    preparers: Sequence[Preparer],
-    embed: Embed,
+    placement: Placement,
     check_owner: Callable[[], None],
+    report: Callable[[PieceWritten | DoneMarker], None] | None = None,
 ) -> TaskResult:
     """Every pending shard of one task, written and marked; `check_owner()` raises once the run
     that owns the output has ended or lost it, and is called before each part and each marker."""
-    result = TaskResult(task.file_key)
-    in_flight: deque[tuple[InputShard, PreparedShard, Callable[[], EmbeddedShard]]] = deque()
-    writers = ShardWriters(context.layout, context.schema)
-    first: InputShard | None = None  # the first piece of the shard being written
+    return _TaskRun(task, context, placement, check_owner, report or (lambda event: None)).run()
 
-    def finish_oldest() -> None:
-        nonlocal first
-        piece, prepared, vectors = in_flight.popleft()
-        embedded = vectors()
-        result.subword_tokens += embedded.subword_tokens
-        first = first or piece
-        writers.append(piece.shard_id, prepared, embedded)
-        if piece.ends_shard:
-            check_owner()  # part first, marker second, each only while the run owns the output
-            written = writers.finish(piece.shard_id)
-            check_owner()
-            assert written.written is not None
-            span = ShardSpan(piece.file, piece.index, first.first_row, written.pairs, piece.last)
-            result.markers.append(
-                write_marker(context.layout, span, written.written, written.rows, written.status_counts, task.run)
-            )
-            first = None
 
-    try:
+class _TaskRun:
+    """The pieces of one task in flight: being prepared, being embedded, parts being finished."""
+
+    def __init__(
+        self,
+        task: Task,
+        context: TaskContext,
+        placement: Placement,
+        check_owner: Callable[[], None],
+        report: Callable[[PieceWritten | DoneMarker], None],
+    ) -> None:
+        self.task, self.context, self.placement, self.check_owner, self.report = (
+            task,
+            context,
+            placement,
+            check_owner,
+            report,
+        )
+        self.result = TaskResult(task.file_key)
+        self.preparing: deque[tuple[InputShard, Pending[PreparedShard]]] = deque()
+        self.embedding: deque[tuple[InputShard, PreparedShard, Pending[EmbeddedShard]]] = deque()
+        self.finishing: deque[tuple[ShardSpan, Pending[ShardResult]]] = deque()
+        self.opened: InputShard | None = None  # the first piece of the shard being appended to
+        self.pairs = 0  # pairs appended to that shard
+
+    def run(self) -> TaskResult:
         try:
-            for piece in task_pieces(task, context):
-                prepared = prepare(piece, tokenize_many, preparers)
-                in_flight.append((piece, prepared, embed(prepared)))
-                while len(in_flight) > PIECES_AHEAD:
-                    finish_oldest()
-        except InputError as error:  # the rows read before it are still written
-            result.error = str(error)
-        while in_flight:
-            finish_oldest()
-    finally:
-        writers.close()  # stopped mid-shard: no partial part may stay
-    return result
+            try:
+                for piece in task_pieces(self.task, self.context):
+                    self.preparing.append((piece, self.placement.prepare(piece)))
+                    self._advance(drain=False)
+            except InputError as error:  # the rows read before it are still written
+                self.result.error = str(error)
+            self._advance(drain=True)
+            if self.opened is not None:  # the file failed mid-shard: that shard is not complete
+                self.placement.writer.discard(self.opened.shard_id)
+                self.opened = None
+        except BaseException:
+            self._abandon()
+            raise
+        return self.result
+
+    def _advance(self, drain: bool) -> None:
+        placement = self.placement
+        while len(self.preparing) > (0 if drain else placement.prepare_ahead):
+            self._to_model()
+            while len(self.embedding) > placement.embed_ahead:
+                self._to_writer()
+        while self.embedding and drain:
+            self._to_writer()
+        while self.finishing and (drain or self.finishing[0][1].done() or len(self.finishing) > placement.writes_ahead):
+            self._mark_oldest()
+
+    def _to_model(self) -> None:
+        piece, preparing = self.preparing.popleft()
+        prepared = preparing.result()
+        prepared.keep_vectors = is_vector_schema(self.context.schema)  # the uses job writes vectors
+        self.embedding.append((piece, prepared, self.placement.embed(prepared)))
+
+    def _to_writer(self) -> None:
+        piece, prepared, embedding = self.embedding.popleft()
+        embedded = embedding.result()
+        self.result.subword_tokens += embedded.subword_tokens
+        self.opened = self.opened or piece
+        self.pairs += prepared.pairs
+        self.placement.writer.append(piece.shard_id, prepared, embedded)
+        self.report(PieceWritten(prepared.pairs))
+        if piece.ends_shard:
+            self.check_owner()  # part first, marker second, each only while the run owns the output
+            span = ShardSpan(piece.file, piece.index, self.opened.first_row, self.pairs, piece.last)
+            self.finishing.append((span, self.placement.writer.finish(piece.shard_id)))
+            self.opened, self.pairs = None, 0
+
+    def _mark_oldest(self) -> None:
+        span, finishing = self.finishing[0]  # left in place until marked: _abandon removes its part
+        written = finishing.result()
+        self.check_owner()
+        assert written.written is not None
+        marker = write_marker(
+            self.context.layout, span, written.written, written.rows, written.status_counts, self.task.run
+        )
+        self.finishing.popleft()
+        self.result.markers.append(marker)
+        self.report(marker)
+        release_free_memory()  # memory stays flat however many shards follow
+
+    def _abandon(self) -> None:
+        """Stopped early: no partial part stays, and no part finished without its marker."""
+        writer = self.placement.writer
+        if self.opened is not None:
+            writer.discard(self.opened.shard_id)
+        for span, finishing in self.finishing:
+            with contextlib.suppress(Exception):
+                finishing.result()
+            with contextlib.suppress(Exception):
+                writer.remove(span.shard_id)

@@ -1,4 +1,4 @@
-"""Step 6, write: a shard's assembled pieces -> its Parquet part, all or nothing.
+"""Write: a shard's assembled pieces -> its Parquet part, all or nothing.
 
 `PartWriter` takes a shard's pieces one at a time as they are embedded and streams them
 into the part: what it holds is one row group, not the shard. `ShardWriters` keeps one per
@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 
 from batchembed.errors import OutputError
 from batchembed.io.layout import OutputLayout
+from batchembed.io.markers import WrittenPart
 from batchembed.io.storage import TEMP_MARK, fsync_dir
-from batchembed.io.writer import WrittenPart
 from batchembed.stages.assemble import ShardResult, assemble, combine
 from batchembed.stages.embed import EmbeddedShard
+from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
 
 EMPTY = pa.table({})
@@ -105,11 +106,11 @@ class ShardWriters:
         part.append(assembled.table)
         counts.append(replace(assembled, table=EMPTY))
 
-    def finish(self, shard_id: str) -> ShardResult:
+    def finish(self, shard_id: str) -> Ready[ShardResult]:
         part, pieces = self.open.pop(shard_id)
         written = part.finish()
         total = combine(pieces)
-        return replace(total, table=EMPTY, written=written, written_rows=part.rows)
+        return Ready(replace(total, table=EMPTY, written=written, written_rows=part.rows))
 
     def discard(self, shard_id: str) -> None:
         if shard_id in self.open:

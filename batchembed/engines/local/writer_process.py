@@ -1,9 +1,9 @@
-"""Stage 6 in a process of its own: the local engine's parts, streamed as pieces are embedded.
+"""The write step in a process of its own: the local engine's parts, streamed as pieces are embedded.
 
 One process, so a shard's pieces arrive in the order they were sent (one worker takes its
 tasks in order) and each part is one stream, never held whole: the model's process sends each
 piece's rows and distances as soon as the model is done with it, and gets back, per shard, the
-part's size and SHA-256 for the done marker that the job writes after it. Spawned, never
+part's size and SHA-256 for the done marker that the task (stages/task.py) writes after it. Spawned, never
 forked (the parent holds torch's threads and possibly a CUDA context); it imports no torch.
 
 A writer process that dies takes its open parts with it: the run stops with WorkersLost (exit
@@ -13,10 +13,10 @@ A writer process that dies takes its open parts with it: the run stops with Work
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from typing import Protocol
 
 import pyarrow as pa
 
@@ -26,18 +26,6 @@ from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
 from batchembed.stages.write import ShardWriters
-
-
-class Writer(Protocol):
-    def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> object: ...
-
-    def finish(self, shard_id: str) -> Future[ShardResult] | ShardResult: ...
-
-    def discard(self, shard_id: str) -> object: ...
-
-    def remove(self, shard_id: str) -> None:
-        """Delete a part already in place (it will get no marker)."""
-        ...
 
 
 class WriterProcess:
@@ -54,18 +42,21 @@ class WriterProcess:
             initargs=(layout, schema),
         )
         self._appends: list[Future[None]] = []
+        self._lock = threading.Lock()  # the local engine's task threads share this writer
 
     def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
         # the model's inputs stay behind: writing needs the rows and the distances only
         light = replace(prepared, model_inputs={})
-        self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
-        try:
-            self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
-        except BrokenProcessPool as exc:
-            raise _lost(exc) from exc
+        with self._lock:
+            self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
+            try:
+                self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
+            except BrokenProcessPool as exc:
+                raise _lost(exc) from exc
 
     def finish(self, shard_id: str) -> Future[ShardResult]:
-        failed = [f for f in self._appends if f.done() and f.exception() is not None]
+        with self._lock:
+            failed = [f for f in self._appends if f.done() and f.exception() is not None]
         if failed:  # an append failed: its shard's part cannot be complete
             raise _lost(failed[0].exception())  # type: ignore[arg-type]
         try:
@@ -126,7 +117,7 @@ def _start(layout: OutputLayout, schema: pa.Schema) -> None:
     global _writers
     import signal
 
-    from batchembed.workers import name_process
+    from batchembed.engines.local.prepare_pool import name_process
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's own process stops the writer
     name_process(WRITER_NAME)
@@ -140,7 +131,7 @@ def _append(shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> 
 
 def _finish(shard_id: str) -> ShardResult:
     assert _writers is not None, "writer process not started"
-    return _writers.finish(shard_id)
+    return _writers.finish(shard_id).result()
 
 
 def _discard(shard_id: str) -> None:

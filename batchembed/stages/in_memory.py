@@ -1,8 +1,8 @@
-"""One shard in one process: the three stages (batchembed/stages/) one after the other.
+"""The steps on rows already in memory, one after the other in this process, with no part,
+marker or output directory: what `compare` and `evaluate` use (the jobs use stages/task.py).
 
 Every input pair produces at least one output row: one per compared token pair, or a
-single status row saying why there was nothing to compare. Engines that spread the
-stages over processes (engines/local.py) or machines compose the same functions.
+single status row saying why there was nothing to compare.
 """
 
 from __future__ import annotations

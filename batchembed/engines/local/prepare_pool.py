@@ -1,4 +1,4 @@
-"""The prepare stage in worker processes, so the process that drives the model only runs it
+"""The prepare step in worker processes, so the process that drives the model only runs it
 (the parts are written by writer_process.py, streamed as pieces are embedded).
 
 Workers are spawned (never forked: the parent holds torch's threads and possibly a
@@ -27,11 +27,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import pyarrow as pa
-
 from batchembed.embedders.base import Preparer
 from batchembed.errors import WorkersLost
-from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputShard
 from batchembed.stages.prepare import PreparedShard, prepare
 from batchembed.tokenize import TokenizeMany, TokenizerName, get_tokenizer, remembering
@@ -51,17 +48,15 @@ class StagePool:
         tokenizer: TokenizerName,
         preparers: Sequence[Preparer],
         workers: int,
-        output: OutputLayout,
-        schema: pa.Schema,
     ) -> None:
         self.workers = workers
-        self._state = _WorkerState(tokenizer, list(preparers), output, schema)
+        self._state = _WorkerState(tokenizer, list(preparers))
         self._lock = threading.Lock()
         self._generation = 0  # which pool: work submitted to an older one that broke is redone
         self._losses = 0  # pools lost since a piece last finished
         self._closed = False
         self._executor = self._new_executor()
-        log.info("preparing and writing shards in %d worker processes", workers)
+        log.info("preparing pieces in %d worker processes", workers)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -115,7 +110,7 @@ class StagePool:
             self._losses += 1
             if self._losses > MAX_LOSSES:
                 raise WorkersLost(
-                    f"the worker processes that prepare and write shards died {self._losses} times in a row "
+                    f"the worker processes that prepare pieces died {self._losses} times in a row "
                     "without finishing a piece (killed? out of memory?); finished parts are kept: run the same "
                     "command again, with fewer --tokenize-workers or --tokenize-workers 0"
                 )
@@ -132,7 +127,7 @@ class StagePool:
 
 class _Redoable(Future, Generic[T]):  # type: ignore[type-arg]
     """A pool's future that survives the pool: if the pool breaks before the work is done, the work
-    goes to the pool that replaces it. Only done(), cancel() and result() are used (engines/local.py)."""
+    goes to the pool that replaces it. Only done(), cancel() and result() are used (stages/task.py)."""
 
     def __init__(self, pool: StagePool, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
         super().__init__()
@@ -177,8 +172,6 @@ class _Redoable(Future, Generic[T]):  # type: ignore[type-arg]
 class _WorkerState:
     tokenizer: TokenizerName
     preparers: list[Preparer]
-    layout: OutputLayout
-    schema: pa.Schema
     tokenize_many: TokenizeMany | None = None
 
 

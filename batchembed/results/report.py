@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from batchembed.embedders.distances import METRICS
 from batchembed.errors import InputError, OutputError
-from batchembed.metrics import METRICS
 
 if TYPE_CHECKING:
     import pyarrow as pa

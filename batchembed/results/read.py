@@ -32,6 +32,8 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
     """Every row of a finished output as one table, parts in input order, with the output's
     schema and key-value metadata. `output` is a local path or a URI (s3://...).
 
+    For the output of `batchembed uses`, its words table (one row per word and pair of groupings).
+
     Raises OutputError when the output is not a batchembed output, when its last run did not
     finish (still running, stopped, interrupted, or input files failed), or when a part or done
     marker is missing, extra or changed.
@@ -44,6 +46,11 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
     from batchembed.io.schema import output_schema
     from batchembed.io.storage import locate
 
+    from batchembed.usage.job import read_uses_output
+
+    words = read_uses_output(locate(os.fspath(output)))
+    if words is not None:  # a uses output (batchembed uses): its words table
+        return words
     layout = OutputLayout.of(locate(os.fspath(output)))
     shown = str(layout.data)
     try:

@@ -36,7 +36,7 @@ from batchembed.io.reader import kept_fields
 from batchembed.io.schema import output_schema
 from batchembed.io.sources import needed_columns
 from batchembed.io.storage import locate
-from batchembed.summary import RunSummary
+from batchembed.results.summary import RunSummary
 
 if TYPE_CHECKING:
     from batchembed.evaluation.runner import Evaluation
