@@ -604,3 +604,27 @@ def test_placement_leaves_the_prepare_actors_cpus(tmp_path, device, gpus, cpus, 
     )
     assert (placement.models, placement.prepare, placement.model_resources["num_cpus"]) == expected
     assert placement.prepare + placement.models * placement.model_resources["num_cpus"] <= cpus
+
+
+def test_kept_columns_travel_through_the_ray_engine(tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file) -> None:
+    """keep_columns: the prepare actors read them, the writers put them on every row, as locally."""
+    import pyarrow as pa
+
+    from batchembed.config import Columns
+
+    first = [f"{WORDS[k % 7]} was bright {k}" for k in range(13)]
+    second = [f"{WORDS[(k * 3) % 7]} and {WORDS[k % 7]}" for k in range(13)]
+    labels = pa.array(range(13), pa.int16())
+    pq.write_table(pa.table({"sentence1": first, "sentence2": second, "label": labels}), tmp_path / "p.parquet")
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    keep = Columns(keep=("label", "sentence2"))
+    inputs = (str(tmp_path / "p.parquet"),)
+    run_ray(RunConfig(inputs, str(tmp_path / "ray"), columns=keep, shard_rows=4, **models), workers=1)
+    from batchembed.embedders.load import load_embedders
+
+    local = RunConfig(inputs, str(tmp_path / "local"), columns=keep, shard_rows=4, **models)
+    run_local(local, load_embedders(local.glove, local.transformer, local.embed))
+    ours, theirs = pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local")
+    assert ours.schema.field("label").type == pa.int16()
+    _assert_same_rows(ours, theirs)
+    assert all(r["label"] == r["source_row"] - 1 for r in ours.to_pylist())
