@@ -195,6 +195,8 @@ def test_a_path_or_a_series_given_to_distances_says_what_to_give() -> None:
         batchembed.distances(pd.Series(SENTENCE1), glove="/nowhere/glove.txt")
     with pytest.raises(batchembed.UsageError, match=r"^pairs\[1\] is 'just one'; give every pair as a"):
         batchembed.distances([("a", "b"), "just one"], glove="/nowhere/glove.txt")
+    with pytest.raises(batchembed.UsageError, match=r"^pairs: a column mixes types \(.*\); give text sentences"):
+        batchembed.distances([("a", 3), ("b", "c")], glove="/nowhere/glove.txt")
     with pytest.raises(batchembed.UsageError, match=r"^pairs is a int; give a DataFrame"):
         batchembed.distances(3, glove="/nowhere/glove.txt")
 

@@ -26,7 +26,7 @@ from batchembed.config import Columns
 from batchembed.errors import UsageError
 from batchembed.io.layout import OutputLayout
 from batchembed.io.schema import METADATA_KEY
-from batchembed.io.sources import needed_columns
+from batchembed.io.sources import needed_columns, reason
 from batchembed.io.storage import locate
 
 SPOOL_NAME = "pairs.parquet"  # the spooled file: its rows' default pair_id would be "pairs.parquet:<row>"
@@ -90,16 +90,19 @@ def _records(items: Sequence[Any], columns: Columns) -> pa.Table:
     """A list of dicts (one per pair, keys are columns) or of (sentence1, sentence2) tuples."""
     if not items:
         return pa.table({columns.sentence1: pa.array([], pa.string()), columns.sentence2: pa.array([], pa.string())})
-    if all(isinstance(item, dict) for item in items):
-        return pa.Table.from_pylist(list(items))
-    for k, item in enumerate(items):
-        if isinstance(item, (str, bytes, dict)) or not isinstance(item, Sequence) or len(item) != 2:
-            raise UsageError(
-                f"pairs[{k}] is {item!r:.60}; give every pair as a (sentence1, sentence2) tuple, "
-                "or every pair as a dict of columns"
-            )
-    first, second = zip(*items)
-    return pa.table({columns.sentence1: pa.array(first), columns.sentence2: pa.array(second)})
+    try:
+        if all(isinstance(item, dict) for item in items):
+            return pa.Table.from_pylist(list(items))
+        for k, item in enumerate(items):
+            if isinstance(item, (str, bytes, dict)) or not isinstance(item, Sequence) or len(item) != 2:
+                raise UsageError(
+                    f"pairs[{k}] is {item!r:.60}; give every pair as a (sentence1, sentence2) tuple, "
+                    "or every pair as a dict of columns"
+                )
+        first, second = zip(*items)
+        return pa.table({columns.sentence1: pa.array(first), columns.sentence2: pa.array(second)})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # e.g. text and numbers in one column
+        raise UsageError(f"pairs: a column mixes types ({reason(exc)}); give text sentences, None for none") from exc
 
 
 def _stream(items: Iterator[Any], columns: Columns) -> ArrowData | None:
