@@ -240,3 +240,38 @@ def test_all_pairs_are_listed_below_the_cap(tmp_path: Path, tiny_glove_file: Pat
     late = [f"u{k}" for k, (_, w, g) in enumerate(SENTENCES) if w == "light" and g == "late"]
     assert sorted(light) == sorted(itertools.product(early, late))
     assert not any(r["sampled"] for r in pairs)
+
+
+def test_evaluate_scores_graded_change_per_model_metric_and_measure(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from batchembed.cli import app
+
+    gold = DWUG / "stats" / "opt" / "stats_groupings.csv"
+    args = ["evaluate", "--uses", str(DWUG), "--change", str(gold), "--no-glove", "--transformer", str(tiny_bert_dir)]
+    result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "change.json")])
+    assert result.exit_code == 0, result.output
+    assert "Graded change" in result.output
+    import json
+
+    change = json.loads((tmp_path / "change.json").read_text())["change"]
+    records = change["results"]
+    assert {(r["model"], r["metric"], r["measure"]) for r in records} == {
+        ("bert", metric, measure) for metric in ("euclidean", "cosine") for measure in ("apd", "prt")
+    }
+    assert all(set(r) == {"model", "metric", "measure", "spearman", "words"} for r in records)
+    assert all(r["words"] == 2 for r in records)  # harbour has no use in grouping 2: no measure, left out
+
+
+def test_the_uses_command_prints_one_line_and_exits_by_the_uses_statuses(
+    tmp_path: Path, tiny_glove_file: Path, tiny_bert_dir: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from batchembed.cli import app
+
+    src = _uses_csv(tmp_path / "uses.csv")
+    args = ["uses", str(src), "-o", str(tmp_path / "out"), "--glove", str(tiny_glove_file)]
+    result = CliRunner().invoke(app, [*args, "--transformer", str(tiny_bert_dir), "--tokenizer", "whitespace"])
+    assert result.exit_code == 0, result.output
+    assert f"10 uses measured (0 with a status), 3 word rows in {tmp_path / 'out'}" in result.output
