@@ -275,3 +275,18 @@ def test_the_uses_command_prints_one_line_and_exits_by_the_uses_statuses(
     result = CliRunner().invoke(app, [*args, "--transformer", str(tiny_bert_dir), "--tokenizer", "whitespace"])
     assert result.exit_code == 0, result.output
     assert f"10 uses measured (0 with a status), 3 word rows in {tmp_path / 'out'}" in result.output
+
+
+def test_the_report_of_a_uses_output_ranks_its_words(
+    tmp_path: Path, tiny_glove_file: Path, tiny_bert_dir: Path
+) -> None:
+    src = _uses_csv(tmp_path / "uses.csv")
+    batchembed.uses(src, tmp_path / "out", pair_distances=True, **_models(tiny_glove_file, tiny_bert_dir))
+    page = batchembed.report(tmp_path / "out", out=tmp_path / "report")
+    html = Path(page).read_text(encoding="utf-8")
+    assert "light" in html and "park" in html
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == [
+        "distributions.png",
+        "ranking.png",
+        "statuses.png",
+    ]
