@@ -290,3 +290,16 @@ def test_the_report_of_a_uses_output_ranks_its_words(
         "ranking.png",
         "statuses.png",
     ]
+
+
+def test_a_uses_output_on_object_storage(
+    tmp_path: Path, bucket: str, tiny_glove_file: Path, tiny_bert_dir: Path
+) -> None:
+    src = _uses_csv(tmp_path / "uses.csv")
+    models = _models(tiny_glove_file, tiny_bert_dir)
+    summary = batchembed.uses(src, f"s3://{bucket}/uses", pair_distances=True, **models)
+    assert summary.exit_code == 0
+    batchembed.uses(src, tmp_path / "local", pair_distances=True, **models)
+    assert batchembed.read_output(f"s3://{bucket}/uses").equals(batchembed.read_output(tmp_path / "local"))
+    again = batchembed.uses(src, f"s3://{bucket}/uses", pair_distances=True, **models)  # nothing left to embed
+    assert again.exit_code == 0 and again.embedding.shards_written == 0
