@@ -155,6 +155,39 @@ class Embedder:
         config = run_config(options, self.glove, self.transformer, self._embed_options(tokenize_workers, threads))
         return self._run(config, progress)
 
+    def uses(
+        self,
+        inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        output: str | os.PathLike[str],
+        *,
+        sentence_column: str = "sentence",
+        start_column: str = "start",
+        end_column: str = "end",
+        index_column: str = "index",
+        word_column: str = "word",
+        lemma_column: str = "lemma",
+        grouping_column: str = "grouping",
+        id_column: str = "id",
+        vectors: bool = False,
+        pair_distances: bool = False,
+        max_pairs_per_word: int | None = 10_000,
+        seed: int = 0,
+        tokenizer: str = "flair",
+        tokenize_workers: int | None = None,
+        threads: int | None = None,
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        max_bad_rows: int | None = None,
+        overwrite: bool = False,
+        incremental: bool = False,
+        progress: Progress = False,
+    ) -> UsesSummary:
+        """The job of `batchembed.uses` with these models, on the local engine: the same options and
+        defaults (see `uses`); returns the UsesSummary; raises what `uses` raises."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "progress")}
+        embed = self._embed_options(tokenize_workers, threads)
+        plan = uses_plan(options, self.glove, self.transformer, embed)
+        return plan.job(lambda: self._run(plan.config, progress), self.options.device)()
+
     def _embed_options(self, tokenize_workers: int | None, threads: int | None) -> EmbedOptions:
         options = self.options
         return EmbedOptions(options.device, options.token_budget, options.precision, tokenize_workers, threads)
@@ -174,6 +207,8 @@ class Embedder:
         test_gold: str | os.PathLike[str] | None = None,
         similarity: str | Sequence[str] | Any | None = None,
         score_column: str = "score",
+        uses: str | Sequence[str] | None = None,
+        change: str | os.PathLike[str] | None = None,
         tokenizer: str = "flair",
     ) -> Evaluation:
         """`batchembed.evaluate` with these models: the same labelled-data options and defaults;
@@ -190,7 +225,33 @@ class Embedder:
     def _evaluate(self, tasks: Tasks, config: EvalConfig) -> Evaluation:
         from batchembed.evaluation.runner import evaluate
 
-        return evaluate(tasks, self._models, config)
+        evaluation = evaluate(tasks, self._models, config)
+        if config.uses:
+            self._score_change(evaluation, config)
+        return evaluation
+
+    def _score_change(self, evaluation: Evaluation, config: EvalConfig) -> None:
+        """Graded change: the uses job on the labelled uses, each word's APD and PRT between its two
+        groupings ranked against the gold score (evaluation/change.py)."""
+        import tempfile
+
+        from batchembed.embedders.distances import METRICS
+        from batchembed.evaluation.change import read_change_gold, score_change
+        from batchembed.results.read import read_output as read
+
+        assert config.change is not None
+        gold = read_change_gold(config.change)
+        with tempfile.TemporaryDirectory(prefix="batchembed-uses-") as scratch:
+            summary = self.uses(list(config.uses), os.path.join(scratch, "uses"), tokenizer=config.tokenizer)
+            words = read(os.path.join(scratch, "uses"))
+        evaluation.change = score_change(words, gold, self.names, METRICS)
+        evaluation.change_data = {
+            "uses": list(config.uses),
+            "gold": str(config.change),
+            "words_measured": words.num_rows,
+            "words_in_gold": len(gold),
+            "uses_by_status": dict(sorted(summary.use_counts.items())),
+        }
 
 
 def run(
@@ -457,6 +518,8 @@ def evaluate(
     test_gold: str | os.PathLike[str] | None = None,
     similarity: str | Sequence[str] | Any | None = None,
     score_column: str = "score",
+    uses: str | Sequence[str] | None = None,
+    change: str | os.PathLike[str] | None = None,
     tokenizer: str = "flair",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
@@ -472,7 +535,10 @@ def evaluate(
     """Score the distances against labelled data, as `batchembed evaluate`: word-in-context
     accuracy (`dev` tunes a distance threshold, `test` is scored with it; WiC NAME.data.txt with
     its NAME.gold.txt, or SuperGLUE .jsonl) and/or Spearman's rho on graded `similarity` files,
-    or on graded pairs in memory (a DataFrame or table with run's columns and `score_column`).
+    or on graded pairs in memory (a DataFrame or table with run's columns and `score_column`),
+    and/or graded change: `uses` (word uses with two groupings, e.g. DWUG) embedded by the uses job,
+    each word's APD and PRT between the groupings ranked against `change` (a gold score per word:
+    DWUG's stats_groupings.csv, or a CSV/TSV with a word and a score column).
 
     Returns an Evaluation: `.binary` and `.graded` results per model and metric, `.table()` the
     text the command prints, `.to_dict()` / `.write_json(path)` its JSON. The labelled files are

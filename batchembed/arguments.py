@@ -177,6 +177,13 @@ def uses_plan(
     return UsesPlan(options, glove, transformer, embed)
 
 
+def _as_list(value: Any) -> list[Any]:
+    """One path or several, as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, os.PathLike)) else list(value)
+
+
 def eval_config(
     options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
 ) -> EvalConfig:
@@ -194,6 +201,8 @@ def eval_config(
         dev_gold=path("dev_gold"),
         test_gold=path("test_gold"),
         similarity=tuple(os.fspath(s) for s in similarity or ()),
+        uses=tuple(os.fspath(u) for u in _as_list(options["uses"])),
+        change=path("change"),
         score_column=options["score_column"],
         tokenizer=options["tokenizer"],
         glove=glove,

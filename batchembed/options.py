@@ -121,6 +121,15 @@ OPTIONS: dict[str, Option] = {
         metavar="PATH",
         cli_type=list[str] | None,
     ),
+    "uses": Option(
+        "Word uses with two groupings (a DWUG corpus, or the uses job's input) to score --change on.",
+        metavar="PATH",
+        cli_type=list[str] | None,
+    ),
+    "change": Option(
+        "Graded change per word: DWUG's stats_groupings.csv, or a CSV/TSV with a word and a score column.",
+        cli_type=Path | None,
+    ),
     "score_column": Option("Gold score column of the --similarity files."),
     # -- report
     "out": Option("Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report.", cli_type=Path | None),

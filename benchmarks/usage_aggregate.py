@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,15 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, float]], info: dict[
     return "\n".join(lines) + "\n"
 
 
+def lscpu_model() -> str:
+    """`lscpu`'s model name (the CPU the figures came from, as the benchmark notes record it)."""
+    try:
+        listing = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no lscpu)"
+    return next((line.split(":", 1)[1].strip() for line in listing.splitlines() if line.startswith("Model name")), "?")
+
+
 def load_now() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -137,7 +147,8 @@ def main() -> None:
         progress(f"{uses:,} uses: {rows[-1]['seconds']:.3f} s, peak RSS {rows[-1]['peak_mib']:.0f} MiB")
     # after the children: machine() imports torch, and a child inherits its parent's peak RSS across
     # fork + exec (Linux's ru_maxrss), so a parent holding torch would set every child's "peak"
-    info = {**machine(), "load average at start": load, "load average at end": load_now()}
+    info = {"lscpu model name": lscpu_model(), **machine(), "load average at start": load}
+    info["load average at end"] = load_now()
     text = markdown(args, rows, info)
     print(text)
     if args.markdown:

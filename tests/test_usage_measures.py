@@ -38,6 +38,8 @@ def spread(vectors: np.ndarray, metric: str) -> float:
 
 
 def assert_pair_row(row: dict, model: str, first: np.ndarray, second: np.ndarray) -> None:
+    """Within 1e-5 relative; abs 1e-12 is the reference's own floor (cdist's 1 - cos in float64 for
+    nearly parallel uses, whose cosine distance can be 1e-13)."""
     for metric in ("euclidean", "cosine"):
         prefix = f"{model}_{metric}_"
         assert row[prefix + "apd"] == pytest.approx(across(first, second, metric), rel=RTOL, abs=1e-12)

@@ -41,6 +41,8 @@ class EvalConfig:
     dev_gold: Path | None = None  # default: found beside the WiC data file by name
     test_gold: Path | None = None
     similarity: tuple[str, ...] = ()  # graded files, directories or globs, as `run` takes them
+    uses: tuple[str, ...] = ()  # word uses with two groupings (the uses job's inputs), scored against `change`
+    change: Path | None = None  # a graded change score per word
     score_column: str = "score"
     tokenizer: TokenizerName = "flair"  # for the similarity files; WiC/SuperGLUE imply their own
     glove: GloveSpec | None = field(default_factory=GloveSpec)
@@ -50,8 +52,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if (self.dev is None) != (self.test is None):
             raise UsageError("give both --dev (to tune the threshold on) and --test (to score it on)")
-        if self.dev is None and not self.similarity:
-            raise UsageError("nothing to evaluate: give --dev and --test, or --similarity")
+        if bool(self.uses) != (self.change is not None):
+            raise UsageError("give both --uses (the word uses) and --change (a graded change score per word)")
+        if self.dev is None and not self.similarity and not self.uses:
+            raise UsageError("nothing to evaluate: give --dev and --test, --similarity, or --uses with --change")
         if self.tokenizer not in TOKENIZERS:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if self.glove is None and self.transformer is None:
@@ -106,6 +110,8 @@ class Evaluation:
     binary: list[BinaryResult] = field(default_factory=list)
     similarity: dict[str, Any] | None = None
     graded: list[GradedResult] = field(default_factory=list)
+    change: list[dict[str, Any]] = field(default_factory=list)  # evaluation/change.py score_change records
+    change_data: dict[str, Any] | None = None
 
     def table(self) -> str:
         """The results as the fixed-width text `batchembed evaluate` prints."""
@@ -127,6 +133,13 @@ class Evaluation:
                 "protocol": "Spearman's rho between -distance and the score, over the pairs with a distance",
                 **self.similarity,
                 "results": [asdict(r) for r in self.graded],
+            }
+        if self.change_data is not None:
+            data["change"] = {
+                "protocol": "Spearman's rho between each word's measure between its two groupings and its gold "
+                "change score, over the words with both",
+                **self.change_data,
+                "results": self.change,
             }
         return data
 
@@ -309,4 +322,19 @@ def format_table(evaluation: Evaluation) -> str:
         blocks.append("\n".join(_binary_lines(evaluation)))
     if evaluation.similarity is not None:
         blocks.append("\n".join(_graded_lines(evaluation)))
+    if evaluation.change_data is not None:
+        blocks.append("\n".join(_change_lines(evaluation)))
     return "\n\n".join(blocks)
+
+
+def _change_lines(evaluation: Evaluation) -> list[str]:
+    data = evaluation.change_data or {}
+    lines = [
+        f"Graded change: {data.get('words_measured')} word rows measured, "
+        f"{data.get('words_in_gold')} words in {data.get('gold')}",
+        f"{'model':<12}{'metric':<11}{'measure':<9}{'spearman':>9}{'words':>7}",
+    ]
+    for r in evaluation.change:
+        rho = "-" if r["spearman"] is None else f"{r['spearman']:.3f}"
+        lines.append(f"{r['model']:<12}{r['metric']:<11}{r['measure']:<9}{rho:>9}{r['words']:>7}")
+    return lines

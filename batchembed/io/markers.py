@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 READERS = 32  # concurrent marker reads on object storage
 
 
-
 @dataclass(frozen=True)
 class WrittenPart:
     """What was written: a part's size and SHA-256, which go into its shard's done marker, so a

@@ -45,7 +45,6 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
     from batchembed.io.manifest import load_manifest
     from batchembed.io.schema import output_schema
     from batchembed.io.storage import locate
-
     from batchembed.usage.job import read_uses_output
 
     words = read_uses_output(locate(os.fspath(output)))

@@ -342,7 +342,11 @@ def render_page(result: Result, images: Sequence[tuple[str, str, str, bytes]]) -
 
 
 def write_report(output: str, out: Path | None = None) -> Path:
-    """Write report.html and one PNG per plot into `out` (default: see default_report_dir); return the page."""
+    """Write report.html and one PNG per plot into `out` (default: see default_report_dir); return the page.
+    A uses output (batchembed uses) gets its own page: words ranked by APD, their pairwise distances."""
+    uses_page = _uses_report(output, out)
+    if uses_page is not None:
+        return uses_page
     result = read_result(output)
     folder = out if out is not None else default_report_dir(output)
     images = []
@@ -357,3 +361,20 @@ def write_report(output: str, out: Path | None = None) -> Path:
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write the report: {exc.strerror}") from exc
     return page
+
+
+def _uses_report(output: str, out: Path | None) -> Path | None:
+    """The report of a uses output, or None when `output` is not one."""
+    import pyarrow.parquet as pq
+
+    from batchembed.io.storage import locate
+    from batchembed.usage.job import UsesLayout, read_uses_output
+    from batchembed.usage.report import write_usage_report
+
+    location = locate(output)
+    words = read_uses_output(location)
+    if words is None:
+        return None
+    pairs_file = UsesLayout(location, vectors_in_output=False).pairs
+    pairs = pq.read_table(pairs_file.path, filesystem=pairs_file.fs) if pairs_file.exists() else None
+    return write_usage_report(words, out if out is not None else default_report_dir(output), pairs, str(location))

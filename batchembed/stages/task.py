@@ -42,6 +42,7 @@ from batchembed.stages.prepare import PreparedShard
 
 PIECE_PAIRS = 1024  # ~2,000 sentences, ~75,000 subword tokens of ordinary prose: many batches even on a GPU
 
+
 class Writer(Protocol):
     """The write step: a shard's pieces streamed into its part (stages/write.py ShardWriters)."""
 

@@ -92,6 +92,7 @@ def aggregate(
         counts[MISSING_GROUPING] += int(no_group.sum())
         usable &= ~no_group
     counts[status.OK] += int(usable.sum())
+    counts = Counter({reason: n for reason, n in counts.items() if n})
     rows: list[dict[str, Any]] = []
     pairs: list[pa.Table] = []
     index = np.flatnonzero(usable)
