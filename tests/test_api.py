@@ -334,6 +334,7 @@ def test_shared_parameters_agree_across_the_api() -> None:
 
     functions = [api.run, api.compare, api.evaluate, api.report, api.Embedder, api.Embedder.run]
     functions += [api.Embedder.compare, api.Embedder.evaluate, api.distances, api.Embedder.distances]
+    functions += [api.uses, api.Embedder.uses]
     defaults: dict[str, Any] = {}
     for function in functions:
         for param in inspect.signature(function).parameters.values():
@@ -350,6 +351,11 @@ def test_shared_parameters_agree_across_the_api() -> None:
     assert set(inspect.signature(api.distances).parameters) == (
         set(inspect.signature(api.Embedder).parameters)
         | set(inspect.signature(api.Embedder.distances).parameters) - {"self"}
+    )
+    assert set(inspect.signature(api.uses).parameters) == (
+        set(inspect.signature(api.Embedder).parameters)
+        | set(inspect.signature(api.Embedder.uses).parameters) - {"self"}
+        | {"engine", "ray_address", "ray_workers", "ray_prepare_cpus"}
     )
     unused = set(OPTIONS) - set(defaults) - {"inputs", "output", "sentence1", "sentence2", "pairs"}
     assert not unused, f"options.OPTIONS entries no API function takes: {unused}"
