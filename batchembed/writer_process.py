@@ -7,13 +7,15 @@ part's size and SHA-256 for the done marker that the job writes after it. Spawne
 forked (the parent holds torch's threads and possibly a CUDA context); it imports no torch.
 
 A writer process that dies takes its open parts with it: the run stops with WorkersLost (exit
-8, one line), every part already marked kept, and the next run redoes the rest.
+8, one line), every part already marked kept, and the next run redoes the rest. So does one
+that dies while it starts, and one that hangs: every wait on it polls its progress
+(liveness.py), and closing it kills it if it does not stop within the stall limit.
 """
 
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Protocol
@@ -22,6 +24,7 @@ import pyarrow as pa
 
 from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
+from batchembed.liveness import Progress, eager_executor, hang_here, stop_executor, wait
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
@@ -44,15 +47,9 @@ class WriterProcess:
     """ShardWriters in a spawned process; the same methods, `finish` returning a future."""
 
     def __init__(self, layout: OutputLayout, schema: pa.Schema) -> None:
-        import multiprocessing
-
         self.layout = layout
-        self._executor = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start,
-            initargs=(layout, schema),
-        )
+        self.progress = Progress("write")
+        self._executor = eager_executor(1, _start, (layout, schema))
         self._appends: list[Future[None]] = []
 
     def append(self, shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
@@ -60,28 +57,30 @@ class WriterProcess:
         light = replace(prepared, model_inputs={})
         self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
         try:
-            self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
-        except BrokenProcessPool as exc:
-            raise _lost(exc) from exc
+            self._appends.append(self.progress.watch(self._executor.submit(_append, shard_id, light, embedded)))
+        except (BrokenProcessPool, OSError) as exc:  # OSError: it died while it was being spawned
+            raise _lost(BrokenProcessPool(str(exc))) from exc
 
     def finish(self, shard_id: str) -> Future[ShardResult]:
         failed = [f for f in self._appends if f.done() and f.exception() is not None]
         if failed:  # an append failed: its shard's part cannot be complete
             raise _lost(failed[0].exception())  # type: ignore[arg-type]
         try:
-            return _Checked(self._executor.submit(_finish, shard_id))
-        except BrokenProcessPool as exc:
-            raise _lost(exc) from exc
+            return _Checked(self.progress.watch(self._executor.submit(_finish, shard_id)), self.progress)
+        except (BrokenProcessPool, OSError) as exc:
+            raise _lost(BrokenProcessPool(str(exc))) from exc
 
     def discard(self, shard_id: str) -> None:
-        with contextlib.suppress(BrokenProcessPool):  # its temporary file is removed by the next run
+        with contextlib.suppress(BrokenProcessPool, OSError):  # its temporary file is removed by the next run
             self._executor.submit(_discard, shard_id)
 
     def remove(self, shard_id: str) -> None:
         self.layout.part(shard_id).delete()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the writer process: killed if it does not stop within the stall limit (at once, if
+        it stalled), so closing never waits forever."""
+        stop_executor(self._executor, grace=0.0 if self.progress.stalled else self.progress.limit())
 
     def __enter__(self) -> WriterProcess:
         return self
@@ -99,9 +98,9 @@ def _lost(exc: BaseException) -> BaseException:
 class _Checked(Future[ShardResult]):
     """A finish's future whose error, if the writer process died, is WorkersLost."""
 
-    def __init__(self, inner: Future[ShardResult]) -> None:
+    def __init__(self, inner: Future[ShardResult], progress: Progress) -> None:
         super().__init__()
-        self._inner = inner
+        self._inner, self._progress = inner, progress
 
     def done(self) -> bool:
         return self._inner.done()
@@ -111,7 +110,7 @@ class _Checked(Future[ShardResult]):
 
     def result(self, timeout: float | None = None) -> ShardResult:
         try:
-            return self._inner.result(timeout)
+            return wait(self._inner, self._progress, timeout)
         except BrokenProcessPool as exc:
             raise _lost(exc) from exc
 
@@ -135,6 +134,7 @@ def _start(layout: OutputLayout, schema: pa.Schema) -> None:
 
 def _append(shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
     assert _writers is not None, "writer process not started"
+    hang_here("write")
     _writers.append(shard_id, prepared, embedded)
 
 
