@@ -32,6 +32,7 @@ from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError, TooManyBadRows
 from batchembed.hardware import compute_record
+from batchembed.io.inputs import recorded_as
 from batchembed.io.layout import OutputLayout
 from batchembed.io.lease import Held, hold
 from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, fingerprint, inspect
@@ -226,6 +227,9 @@ class _Job:
         else:
             self.manifest = manifest
         started_before = manifest is not None
+        # one input keeps one name: the spelling this output first recorded (io/inputs.py)
+        recorded = self.manifest.inputs
+        discovered = [recorded_as(f, recorded[f.key].path if f.key in recorded else None) for f in discovered]
         self.markers = load_markers(layout, verify=self.verify_parts)
         with_rows = Counter(m.file_key for m in self.markers.values())
         changes = self._inspect(discovered)
