@@ -78,10 +78,9 @@ def _read(layout: OutputLayout, shown: str) -> pa.Table:
             f"{shown}: holds files batchembed did not write ({', '.join(foreign[:3])}); move them away, then read it"
         )
     markers = _markers(layout)
-    _check_complete(
-        shown, layout, markers, set(manifest.inputs), summary if summary.get("run") == manifest.runs else {}
-    )
+    _check_complete(shown, layout, markers, set(manifest.inputs))
     _check_coverage(shown, markers, manifest)
+    _check_summary(shown, markers, summary if summary.get("run") == manifest.runs else {})
     ordered = sorted(markers.values(), key=lambda m: (m.file_key, m.index))
     if not ordered:
         names = [model["name"] for model in manifest.fingerprint.get("models", [])]
@@ -162,9 +161,7 @@ def _markers(layout: OutputLayout) -> dict[str, DoneMarker]:
     return markers
 
 
-def _check_complete(
-    shown: str, layout: OutputLayout, markers: dict[str, DoneMarker], inputs: set[str], summary: dict[str, Any]
-) -> None:
+def _check_complete(shown: str, layout: OutputLayout, markers: dict[str, DoneMarker], inputs: set[str]) -> None:
     parts = layout.parts()
     unmarked = sorted(set(parts) - set(markers))
     if unmarked:
@@ -183,6 +180,10 @@ def _check_complete(
         found.sort(key=lambda m: m.index)
         if [m.index for m in found] != list(range(len(found))) or not found[-1].last:
             raise OutputError(f"{shown}: the parts of input {file_key} have a gap; {REPAIR}")
+
+
+def _check_summary(shown: str, markers: dict[str, DoneMarker], summary: dict[str, Any]) -> None:
+    """The finished run's summary, where there is one, counts what the markers count."""
     counted = (sum(m.pairs for m in markers.values()), sum(m.rows for m in markers.values()))
     if summary and counted != (summary.get("pairs_read"), summary.get("rows_written")):
         raise OutputError(
