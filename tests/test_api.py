@@ -250,8 +250,12 @@ def test_read_output_refuses_a_damaged_output(finished: Path) -> None:
     part.write_bytes(bytes(data))
     assert batchembed.read_output(finished).equals(good)
 
-    (finished / "part-extra.parquet").write_bytes(part.read_bytes())
-    with pytest.raises(batchembed.OutputError, match=r"part-extra.parquet: a part without a done marker"):
+    extra = finished / f"part-{part.stem.removeprefix('part-').rsplit('-', 1)[0]}-999999.parquet"
+    extra.write_bytes(part.read_bytes())
+    with pytest.raises(batchembed.OutputError, match=rf"{extra.name}: a part without a done marker"):
+        batchembed.read_output(finished)
+    extra.rename(finished / "part-extra.parquet")  # not a name batchembed writes: foreign
+    with pytest.raises(batchembed.OutputError, match=r"holds files batchembed did not write \(part-extra.parquet\)"):
         batchembed.read_output(finished)
     (finished / "part-extra.parquet").unlink()
 

@@ -204,7 +204,7 @@ def damage_output(out: Path, how: str, seed: int, value: Any) -> None:
     elif how == "lock record" and (state / "lock").exists():
         (state / "lock").write_text(json.dumps(value))
     elif how == "stray temporaries" and state.exists():
-        (out / f".part-x-000000.parquet.tmp-{seed}").write_bytes(b"PAR1")
+        (out / f".part-x-0123abcd-000000.parquet.tmp-{seed}").write_bytes(b"PAR1")  # a name batchembed writes
         (state / "tmp" / f".manifest.json.tmp-{seed}").write_text("{")
 
 

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from batchembed.config import RunConfig
 from batchembed.engines.account import RunAccount
 from batchembed.errors import BatchembedError, InputError, OutputError
-from batchembed.io.layout import OutputLayout
-from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, inspect
+from batchembed.io.inputs import recorded_as
+from batchembed.io.layout import PART_PREFIX, PART_SUFFIX, OutputLayout, shard_of
+from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, inspect, keys_named_in
 from batchembed.io.manifest import load_manifest as _load_manifest
 from batchembed.io.markers import DoneMarker, disagreeing, forget, load_markers, marked_shards
 from batchembed.io.reader import InputFile
@@ -44,11 +45,19 @@ class OutputReconciler(RunAccount):
     new_bad_rows: int
 
     def _wipe(self, manifest: Manifest | None) -> None:
-        """--overwrite: remove what batchembed wrote here (marked parts, and unmarked parts of inputs
-        the manifest records), and nothing else."""
+        """--overwrite: remove what batchembed wrote here, and nothing else. Batchembed's are the
+        parts whose names parse (io/layout.py; check_output refused every other name already)
+        and whose input the manifest records, or a marker names where the manifest is unreadable.
+        What it would refuse is refused before anything is deleted."""
         layout = self.layout
-        ours = [shard for shard in layout.parts() if manifest and _file_key_of(shard) in manifest.inputs]
-        forget(layout, sorted(set(marked_shards(layout)) | set(ours)))
+        marked = marked_shards(layout)
+        known = set(manifest.inputs) if manifest else set()
+        known |= {shard.file_key for shard_id in marked if (shard := shard_of(shard_id)) is not None}
+        parts = layout.parts()
+        if manifest is None:  # unreadable (or gone): the keys its text still names are batchembed's
+            known |= keys_named_in(layout, {shard.file_key for s in parts if (shard := shard_of(s)) is not None})
+        self._refuse_foreign(sorted(s for s in parts if (shard := shard_of(s)) is None or shard.file_key not in known))
+        forget(layout, sorted(set(marked) | set(parts)))
         layout.manifest.delete()
         layout.summary.delete()
 
@@ -69,6 +78,9 @@ class OutputReconciler(RunAccount):
         else:
             self.manifest = manifest
         started_before = manifest is not None
+        # one input keeps one name: the spelling this output first recorded (io/inputs.py)
+        recorded = self.manifest.inputs
+        discovered = [recorded_as(f, recorded[f.key].path if f.key in recorded else None) for f in discovered]
         self.markers = load_markers(layout, verify=False)  # the engine checks the parts (execute)
         with_rows = Counter(m.file_key for m in self.markers.values())
         changes = self._inspect(discovered)
@@ -193,14 +205,17 @@ class OutputReconciler(RunAccount):
 
     def _drop_orphans(self) -> None:
         """Markers of files the manifest does not know, and parts without a marker, are
-        leftovers of interrupted runs: delete them so no row can appear twice."""
-        orphans = {m.shard_id for m in self.markers.values() if m.file_key not in self.manifest.inputs}
+        leftovers of interrupted runs: delete them so no row can appear twice. A part without a
+        marker goes only if its input is the manifest's; any other is refused, before anything
+        is deleted."""
+        unmarked = [shard for shard in self.layout.parts() if shard not in self.markers]
+        known = self.manifest.inputs
+        self._refuse_foreign([s for s in unmarked if (shard := shard_of(s)) is None or shard.file_key not in known])
+        orphans = {m.shard_id for m in self.markers.values() if m.file_key not in known}
         if orphans:
             log.warning("%s: removing %d parts of unknown input files", self.output, len(orphans))
             forget(self.layout, sorted(orphans))
             self.markers = {k: m for k, m in self.markers.items() if k not in orphans}
-        unmarked = [shard for shard in self.layout.parts() if shard not in self.markers]
-        self._refuse_foreign([shard for shard in unmarked if _file_key_of(shard) not in self.manifest.inputs])
         for shard in unmarked:
             self.layout.part(shard).delete()
         if unmarked:
@@ -210,15 +225,12 @@ class OutputReconciler(RunAccount):
         """Parts no manifest or marker says batchembed wrote are the user's: never delete them."""
         if shards:
             more = f" and {len(shards) - CONFLICTS_SHOWN} more" if len(shards) > CONFLICTS_SHOWN else ""
-            names = ", ".join(self.layout.part(shard).name for shard in shards[:CONFLICTS_SHOWN])
+            names = ", ".join(f"{PART_PREFIX}{shard}{PART_SUFFIX}" for shard in shards[:CONFLICTS_SHOWN])
             raise OutputError(
-                f"{self.output}: holds Parquet parts that batchembed did not write ({names}{more}); "
-                "move them away, or choose another --output"
+                f"{self.output}: holds Parquet parts that batchembed did not write, or whose input its manifest does "
+                f"not record ({names}{more}); move them away, or choose another --output"
             )
 
-
-def _file_key_of(shard_id: str) -> str:
-    return shard_id.rsplit("-", 1)[0]
 
 
 INSPECTORS = 32  # concurrent metadata requests when comparing inputs on object storage

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchembed.io.storage import Location, locate
 from batchembed.targets import TargetMode
 
 KEY_STEM_CHARS = 48
-__all__ = ["InputFile", "InputShard", "identity", "safe_name"]
+__all__ = ["InputFile", "InputShard", "identity", "recorded_as", "safe_name"]
 
 
 def safe_name(text: str) -> str:
@@ -31,6 +32,24 @@ def identity(location: Location) -> str:
     return f"{location.kind}://{location.path}"
 
 
+def recorded_as(file: InputFile, name: str | None) -> InputFile:
+    """`file` labelled with the name the output recorded for it (None: its own spelling).
+
+    One input keeps one name: a resume that spells the same file another way (relative or
+    absolute, `./`, a symlink, `file://`) must label its rows as an uninterrupted run would, or
+    the output would show one input under two `source_file` values and two pair-id patterns.
+    The label is only how the file is shown: it is read through its own path, so a name recorded
+    relative to another working directory does no harm."""
+    if name is None or name == str(file.path):
+        return file
+    return replace(file, path=replace(file.path, shown=name))
+
+
+def label_name(location: Location) -> str:
+    """The file name in pair ids (`<file name>:<row>`): the last part of the name as shown."""
+    return posixpath.basename(str(location).rstrip("/")) or location.name
+
+
 @dataclass(frozen=True)
 class InputFile:
     path: Location
@@ -43,9 +62,15 @@ class InputFile:
 
     @property
     def key(self) -> str:
-        """A short stable id, safe as a file name: the sanitized name and a hash of the file's identity."""
-        absolute = identity(self.path).encode("utf-8", "surrogateescape")
-        return f"{safe_name(self.path.stem)}-{hashlib.sha1(absolute).hexdigest()[:8]}"
+        """A short stable id, safe as a file name: the sanitized name and a hash of the file's
+        identity, both of the file itself (a symlink's name would give one file two keys)."""
+        real = identity(self.path)
+        stem = self.path.stem
+        if self.path.is_local:
+            name = posixpath.basename(real)
+            dot = name.rfind(".")
+            stem = name[:dot] if dot > 0 else name
+        return f"{safe_name(stem)}-{hashlib.sha1(real.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 @dataclass

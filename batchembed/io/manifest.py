@@ -275,3 +275,14 @@ def load_manifest(layout: OutputLayout) -> Manifest | None:
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         why = reason(exc)
         raise OutputError(f"{path}: unreadable manifest ({why}); pass --overwrite to start this output over") from exc
+
+
+def keys_named_in(layout: OutputLayout, keys: set[str]) -> set[str]:
+    """The file keys among `keys` that the manifest's text names, however damaged it is: what
+    --overwrite may take for batchembed's when the manifest no longer parses. A key holds an
+    8-digit hash of the input's identity, so a key quoted there is no coincidence."""
+    try:
+        text = layout.manifest.read_bytes().decode("utf-8", "replace")
+    except (OSError, pa.ArrowException):
+        return set()
+    return {key for key in keys if f'"{key}"' in text}

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from batchembed import status
 from batchembed.io.inputs import InputFile, InputShard
-from batchembed.io.layout import OutputLayout
+from batchembed.io.layout import OutputLayout, marker_shard, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,8 @@ def marker_from(data: object) -> DoneMarker:
     if not isinstance(counts, dict) or not all(isinstance(k, str) and integer(v) for k, v in counts.items()):
         raise ValueError("status_counts is not a map of status to count")
     marker = DoneMarker(**data)
+    if shard_of(marker.shard_id) is None:
+        raise ValueError(f"shard_id {marker.shard_id!r} is not a name batchembed writes")
     if marker.shard_id != f"{marker.file_key}-{marker.index:06d}":
         raise ValueError(f"shard_id {marker.shard_id!r} is not shard {marker.index} of {marker.file_key!r}")
     if marker.pairs < 1 or marker.rows < marker.pairs or sum(counts.values()) != marker.rows:
@@ -268,9 +270,10 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
 
 
 def marked_shards(layout: OutputLayout) -> list[str]:
-    """The shard ids of every marker file (not yet parsed or checked)."""
+    """The shard ids of every marker file (not yet parsed or checked). Files in done/ whose name
+    does not parse as a marker's are not batchembed's: never read, never deleted."""
     names = [info.path.rsplit("/", 1)[-1] for info in layout.done.files(recursive=False, strict=True)]
-    return [n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")]
+    return [shard.shard_id for name in names if (shard := marker_shard(name)) is not None]
 
 
 def forget(layout: OutputLayout, shard_ids: list[str]) -> None:

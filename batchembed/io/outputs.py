@@ -7,7 +7,8 @@
   file system root or a bucket has no place for.
 - Only batchembed's parts in it: a directory that holds other files no longer reads as one
   table, and batchembed deletes only what it wrote, so such a directory is refused, never
-  cleaned.
+  cleaned. A part is batchembed's only if its whole name parses (io/layout.py); this check
+  runs before anything, --overwrite included, deletes a file.
 - A name pyarrow can write: valid UTF-8.
 - A refused output leaves nothing behind: directories are created only once every check
   passed, and removed again (when still empty) if creating the rest failed.
@@ -24,8 +25,8 @@ import posixpath
 import pyarrow as pa
 
 from batchembed.errors import OutputError
-from batchembed.io.layout import PART_PREFIX, PART_SUFFIX, STATE_SUFFIX, OutputLayout
-from batchembed.io.storage import RUN_AGAIN, TEMP_MARK, Location, _one_line, locate, show_path, transient
+from batchembed.io.layout import STATE_SUFFIX, OutputLayout, part_shard, temporary_of
+from batchembed.io.storage import RUN_AGAIN, Location, _one_line, locate, show_path, transient
 
 FOREIGN_SHOWN = 3  # foreign files named in the message
 
@@ -114,12 +115,12 @@ def _refuse_non_directory(location: Location, why: str) -> None:
 
 
 def ours(relative: str) -> bool:
-    """A name batchembed writes in the output directory: a part, or a part's temporary upload."""
+    """A name batchembed writes in the output directory: a part, or a part's temporary upload,
+    by the whole name's grammar (io/layout.py): `part-<key>-000000 (1).parquet` is not ours."""
     if "/" in relative:
         return False
-    if relative.startswith(".") and TEMP_MARK in relative:  # a killed run's temporary file
-        relative = relative[1 : relative.index(TEMP_MARK)]
-    return relative.startswith(PART_PREFIX) and relative.endswith(PART_SUFFIX)
+    relative = temporary_of(relative) or relative  # a killed run's temporary file
+    return part_shard(relative) is not None
 
 
 def foreign_files(layout: OutputLayout) -> list[str]:

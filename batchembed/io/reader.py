@@ -17,7 +17,7 @@ from pyarrow.fs import FileType
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
-from batchembed.io.inputs import InputFile, InputShard, identity
+from batchembed.io.inputs import InputFile, InputShard, identity, label_name
 from batchembed.io.sources import Chunk, csv_chunks, kept_field, kept_key, parquet_chunks, parquet_rows, reason, show
 from batchembed.io.storage import Location, locate
 from batchembed.io.storage import glob as glob_files
@@ -198,7 +198,7 @@ class _ShardBuilder:
         taken = {name: values[:count] for name, values in self.pending.items()}
         for values in self.pending.values():
             del values[:count]
-        name, row = self.file.path.name, self.next_row
+        name, row = label_name(self.file.path), self.next_row
         ids = taken.get(self.columns.id) or [None] * count
         shard = InputShard(
             file=self.file,

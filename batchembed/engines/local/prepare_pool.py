@@ -14,6 +14,11 @@ piece gives the same result an uninterrupted run would. Only a pool that dies ag
 without finishing anything stops the run (WorkersLost, exit 8), its finished parts kept.
 Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the run's own process
 is the one that stops them.
+
+No wait is without a way out (liveness.py): the pool starts all its workers together, so a
+worker killed while it starts is seen like any other loss; every wait on a piece polls the
+stage's progress, so a worker that hangs ends the run with WorkersLost (exit 8) after the stall
+limit; and closing a pool kills what does not stop within a grace period.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from batchembed.embedders.base import Preparer
+from batchembed.engines.local.liveness import Progress, eager_executor, hang_here, kill_processes, stop_executor, wait
 from batchembed.errors import WorkersLost
 from batchembed.io.reader import InputShard
 from batchembed.stages.prepare import PreparedShard, prepare
@@ -55,18 +61,12 @@ class StagePool:
         self._generation = 0  # which pool: work submitted to an older one that broke is redone
         self._losses = 0  # pools lost since a piece last finished
         self._closed = False
+        self.progress = Progress("prepare")
         self._executor = self._new_executor()
         log.info("preparing pieces in %d worker processes", workers)
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(self._state,),
-        )
+        return eager_executor(self.workers, _start_worker, (self._state,))
 
     def start(self) -> None:
         """Start the worker processes now rather than at the first task."""
@@ -77,10 +77,12 @@ class StagePool:
         return _Redoable(self, _prepare_in_worker, (shard,))
 
     def close(self) -> None:
+        """Stop the workers: those that do not stop within the stall limit (none, if the stage
+        stalled) are killed, so closing never waits forever."""
         with self._lock:
             self._closed = True
             executor = self._executor
-        executor.shutdown(wait=True, cancel_futures=True)
+        stop_executor(executor, grace=0.0 if self.progress.stalled else self.progress.limit())
 
     def __enter__(self) -> StagePool:
         return self
@@ -96,8 +98,8 @@ class StagePool:
             with self._lock:
                 executor, generation = self._executor, self._generation
             try:
-                return executor.submit(fn, *args), generation
-            except BrokenProcessPool:
+                return self.progress.watch(executor.submit(fn, *args)), generation
+            except (BrokenProcessPool, OSError):  # OSError: a worker died while it was being spawned
                 self._replace(generation)
 
     def _replace(self, broken: int) -> None:
@@ -118,6 +120,7 @@ class StagePool:
             old = self._executor
             self._executor = self._new_executor()
             self._generation += 1
+        kill_processes(old)  # the survivors of a broken pool do nothing useful, and might never stop
         old.shutdown(wait=False, cancel_futures=True)
 
     def _finished(self) -> None:
@@ -156,7 +159,7 @@ class _Redoable(Future, Generic[T]):  # type: ignore[type-arg]
     def result(self, timeout: float | None = None) -> T:
         while True:
             try:
-                value = self._inner.result(timeout)
+                value = wait(self._inner, self._pool.progress, timeout)
             except BrokenProcessPool:
                 self._pool._replace(self._generation)
                 self._inner, self._generation = self._pool._submit(self._fn, *self._args)
@@ -206,5 +209,6 @@ def _started() -> None:
 
 
 def _prepare_in_worker(shard: InputShard) -> PreparedShard:
+    hang_here("prepare")
     assert _worker_state is not None and _worker_state.tokenize_many is not None, "worker not started by StagePool"
     return prepare(shard, _worker_state.tokenize_many, _worker_state.preparers)

@@ -7,19 +7,22 @@ part's size and SHA-256 for the done marker that the task (stages/task.py) write
 forked (the parent holds torch's threads and possibly a CUDA context); it imports no torch.
 
 A writer process that dies takes its open parts with it: the run stops with WorkersLost (exit
-8, one line), every part already marked kept, and the next run redoes the rest.
+8, one line), every part already marked kept, and the next run redoes the rest. So does one
+that dies while it starts, and one that hangs: every wait on it polls its progress
+(liveness.py), and closing it kills it if it does not stop within the stall limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 import pyarrow as pa
 
+from batchembed.engines.local.liveness import Progress, eager_executor, hang_here, stop_executor, wait
 from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.stages.assemble import ShardResult
@@ -32,15 +35,9 @@ class WriterProcess:
     """ShardWriters in a spawned process; the same methods, `finish` returning a future."""
 
     def __init__(self, layout: OutputLayout, schema: pa.Schema) -> None:
-        import multiprocessing
-
         self.layout = layout
-        self._executor = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start,
-            initargs=(layout, schema),
-        )
+        self.progress = Progress("write")
+        self._executor = eager_executor(1, _start, (layout, schema))
         self._appends: list[Future[None]] = []
         self._lock = threading.Lock()  # the local engine's task threads share this writer
 
@@ -50,9 +47,9 @@ class WriterProcess:
         with self._lock:
             self._appends = [f for f in self._appends if not f.done() or f.exception() is not None]
             try:
-                self._appends.append(self._executor.submit(_append, shard_id, light, embedded))
-            except BrokenProcessPool as exc:
-                raise _lost(exc) from exc
+                self._appends.append(self.progress.watch(self._executor.submit(_append, shard_id, light, embedded)))
+            except (BrokenProcessPool, OSError) as exc:  # OSError: it died while it was being spawned
+                raise _lost(BrokenProcessPool(str(exc))) from exc
 
     def finish(self, shard_id: str) -> Future[ShardResult]:
         with self._lock:
@@ -60,19 +57,21 @@ class WriterProcess:
         if failed:  # an append failed: its shard's part cannot be complete
             raise _lost(failed[0].exception())  # type: ignore[arg-type]
         try:
-            return _Checked(self._executor.submit(_finish, shard_id))
-        except BrokenProcessPool as exc:
-            raise _lost(exc) from exc
+            return _Checked(self.progress.watch(self._executor.submit(_finish, shard_id)), self.progress)
+        except (BrokenProcessPool, OSError) as exc:
+            raise _lost(BrokenProcessPool(str(exc))) from exc
 
     def discard(self, shard_id: str) -> None:
-        with contextlib.suppress(BrokenProcessPool):  # its temporary file is removed by the next run
+        with contextlib.suppress(BrokenProcessPool, OSError):  # its temporary file is removed by the next run
             self._executor.submit(_discard, shard_id)
 
     def remove(self, shard_id: str) -> None:
         self.layout.part(shard_id).delete()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the writer process: killed if it does not stop within the stall limit (at once, if
+        it stalled), so closing never waits forever."""
+        stop_executor(self._executor, grace=0.0 if self.progress.stalled else self.progress.limit())
 
     def __enter__(self) -> WriterProcess:
         return self
@@ -90,9 +89,9 @@ def _lost(exc: BaseException) -> BaseException:
 class _Checked(Future[ShardResult]):
     """A finish's future whose error, if the writer process died, is WorkersLost."""
 
-    def __init__(self, inner: Future[ShardResult]) -> None:
+    def __init__(self, inner: Future[ShardResult], progress: Progress) -> None:
         super().__init__()
-        self._inner = inner
+        self._inner, self._progress = inner, progress
 
     def done(self) -> bool:
         return self._inner.done()
@@ -102,7 +101,7 @@ class _Checked(Future[ShardResult]):
 
     def result(self, timeout: float | None = None) -> ShardResult:
         try:
-            return self._inner.result(timeout)
+            return wait(self._inner, self._progress, timeout)
         except BrokenProcessPool as exc:
             raise _lost(exc) from exc
 
@@ -126,6 +125,7 @@ def _start(layout: OutputLayout, schema: pa.Schema) -> None:
 
 def _append(shard_id: str, prepared: PreparedShard, embedded: EmbeddedShard) -> None:
     assert _writers is not None, "writer process not started"
+    hang_here("write")
     _writers.append(shard_id, prepared, embedded)
 
 
