@@ -85,7 +85,7 @@ OPTIONS: dict[str, Option] = {
         "Add new input files and rows appended to known ones to an existing output; redo files that changed.",
         switch=True,
     ),
-    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed\\[ray])."),
+    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed-pairs\\[ray])."),
     "ray_address": Option("Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
     "ray_workers": Option("Ray model actors: only the model runs there (default: one per GPU, else 1)."),
     "ray_prepare_cpus": Option(

@@ -170,7 +170,7 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
 def test_run_help_escapes_markup_and_lists_exit_codes() -> None:
     result = invoke("run", "--help", COLUMNS="200")
     assert result.exit_code == 0
-    assert "pip install batchembed[ray])" in result.output
+    assert "pip install batchembed-pairs[ray])" in result.output
     text = " ".join(result.output.split())
     for code in ("0 success", "2 usage error", "4 model error", "7 stopped", "130 interrupted"):
         assert code in text, code

@@ -147,7 +147,9 @@ def _connect(address: str | None) -> Any:
         import ray
         import ray.data  # noqa: F401 - the [ray] extra, not bare ray
     except ImportError as exc:
-        raise UsageError("--engine ray needs Ray Data: pip install 'batchembed[ray]'") from exc
+        raise UsageError(
+            "--engine ray needs Ray Data: pip install 'batchembed-pairs[ray]' (or '.[ray]' from a clone)"
+        ) from exc
     if not ray.is_initialized():
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
