@@ -28,6 +28,7 @@ from batchembed.arguments import (
 )
 from batchembed.config import DEFAULT_GLOVE, DEFAULT_SHARD_ROWS, DEFAULT_TRANSFORMER, EmbedOptions, RunConfig
 from batchembed.errors import UsageError
+from batchembed.precheck import RunPlan, check_run
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -228,6 +229,7 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
     glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
     config = run_config(options, glove, transformer, embed)  # every option checked before a model loads
+    check_run(config)  # inputs, columns, output and settings, in a second (precheck.py)
     if engine == "ray":
         from batchembed.engines.ray import run as run_ray
 
@@ -238,6 +240,15 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
         return ray_job
     embedder = Embedder(**arguments_of(Embedder, options))
     return lambda: embedder._run(config, progress)
+
+
+def _plan_run(options: dict[str, Any]) -> RunPlan:
+    """`run --check`: the plan of `run` with these options (files, pairs, target modes, shards,
+    what is done), from the inputs' headers and footers and the output's markers; no model loads."""
+    options = {k: v for k, v in options.items() if k not in ("engine", "ray_address", "ray_workers", "ray_prepare_cpus")}
+    glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    return check_run(run_config(options, glove, transformer, embed), count_csv=True)
 
 
 def compare(

@@ -15,6 +15,7 @@ from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
     from batchembed.engines.job import ShardCallback
+    from batchembed.stages.assemble import ShardResult
     from batchembed.evaluation.runner import EvalConfig
 
 Progress = bool | Callable[[int], None]
@@ -134,8 +135,18 @@ def progress_callback(progress: Progress) -> Iterator[ShardCallback | None]:
     if progress is True:
         from tqdm import tqdm
 
-        with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield lambda result: bar.update(result.pairs)
+        bars: list[tqdm] = []  # made on the first shard: a run that fails before one shows no empty bar
+
+        def update(result: ShardResult) -> None:
+            if not bars:
+                bars.append(tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True))
+            bars[0].update(result.pairs)
+
+        try:
+            yield update
+        finally:
+            for bar in bars:
+                bar.close()
     elif progress is False or progress is None:
         yield None
     elif callable(progress):

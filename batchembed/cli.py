@@ -35,6 +35,14 @@ API_ONLY = frozenset({"progress"})  # parameters with no command-line form
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Dry run: check the inputs, columns, output and settings and print the plan (files, pairs, "
+        "target mode per file, shards, what is already done); no model loads, nothing is written.",
+    ),
+]
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY  # typer passes every parameter by name
 # annotations of the API's signatures (strings: api.py postpones them) that typer takes as they are
@@ -131,7 +139,7 @@ def _fail(error: BatchembedError) -> typer.Exit:
 
 
 @command(api.run, arguments=("inputs",))
-def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
 
     Exit codes:
@@ -147,6 +155,9 @@ def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = 
     130 interrupted (finished shards are kept).
     """
     _setup_logging(verbose, quiet)
+    if check:
+        _check(options)
+        return
     try:
         # models load before the job's signal handlers: see _exit_at_once
         job = api._prepare_run({**options, "progress": not quiet})
@@ -161,9 +172,24 @@ def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = 
         typer.echo(f"Error: {message}", err=True)
     if not quiet:
         typer.echo(summary.line(), err=True)
-        _precision_hint(options)
+        if not summary.exit_code:  # a hint about speed is noise next to a failure
+            _precision_hint(options)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+def _check(options: dict[str, Any]) -> None:
+    """`run --check`: the plan on stdout, inputs that would fail as error lines (exit 3)."""
+    try:
+        plan = api._plan_run(options)
+    except BatchembedError as error:
+        raise _fail(error) from None
+    for line in plan.lines():
+        typer.echo(line)
+    for message in plan.errors:
+        typer.echo(f"Error: {message}", err=True)
+    if plan.errors:
+        raise typer.Exit(int(ExitCode.INPUT_ERROR))
 
 
 def _precision_hint(options: dict[str, Any]) -> None:

@@ -138,15 +138,23 @@ def test_differences_name_the_option_and_both_values() -> None:
     bert = {"name": "bert", "kind": "transformer", "layers": "-1", "subtoken_pooling": "first", "precision": "fp32"}
     old = {"models": [glove, bert], "shard_rows": 5000, "columns": {"sentence1": "s1"}, "tokenizer": "flair"}
     cases = [
-        ({"models": [glove, {**bert, "layers": "-2"}]}, ["transformer layers -1 -> -2"]),
-        ({"models": [glove, {**bert, "subtoken_pooling": "mean"}]}, ["transformer subtoken_pooling first -> mean"]),
-        ({"models": [glove, {**bert, "precision": "bf16"}]}, ["transformer precision fp32 -> bf16"]),
-        ({"models": [{**glove, "source": "b.txt"}, bert]}, ["glove source a.txt -> b.txt"]),
+        ({"models": [glove, {**bert, "layers": "-2"}]}, ["--layers -1 -> -2"]),
+        ({"models": [glove, {**bert, "subtoken_pooling": "mean"}]}, ["--subtoken-pooling first -> mean"]),
+        ({"models": [glove, {**bert, "precision": "bf16"}]}, ["--precision fp32 -> bf16"]),
+        ({"models": [{**glove, "source": "b.txt"}, bert]}, ["--glove a.txt -> b.txt"]),
         ({"models": [bert]}, ["models glove, bert -> bert"]),
-        ({"shard_rows": 10}, ["shard_rows 5000 -> 10"]),
-        ({"columns": {"sentence1": "text"}}, ["columns sentence1 s1 -> text"]),
-        ({"tokenizer": "whitespace", "shard_rows": 3}, ["shard_rows 5000 -> 3", "tokenizer flair -> whitespace"]),
+        ({"shard_rows": 10}, ["--shard-rows 5000 -> 10"]),
+        ({"columns": {"sentence1": "text"}}, ["--sentence1-column s1 -> text"]),
+        ({"tokenizer": "whitespace", "shard_rows": 3}, ["--shard-rows 5000 -> 3", "--tokenizer flair -> whitespace"]),
         ({"models": "garbled"}, ["models glove, bert -> garbled"]),
+        # derived fields only when no flag of that model changed; None as none, never "None"
+        ({"models": [glove, {**bert, "precision": "bf16", "weights": "bfloat16", "autocast": None}]},
+         ["--precision fp32 -> bf16"]),
+        ({"models": [glove, {**bert, "autocast": "bfloat16"}]}, ["transformer autocast dtype none -> bfloat16"]),
+        ({"models": [{**glove, "dim": "100"}, bert]}, ["glove vector size 50 -> 100"]),
+        ({"models": [glove, {**bert, "layer_mean": "False"}]}, ["--layer-mean -> --layer-concat"]),
+        ({"columns": {"sentence1": "s1", "start1": "a", "end1": "b", "start2": "c", "end2": "d"}},
+         ["--span-columns None,None,None,None -> a,b,c,d"]),
     ]
     for change, expected in cases:
         assert differences(old, {**old, **change}) == expected
@@ -156,9 +164,9 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
     out = str(tmp_path / "out")
     assert invoke("run", str(pairs), "-o", out, *tiny_models).exit_code == 0
     for option, change in (
-        (["--layers=-2"], "transformer layers -1 -> -2"),
-        (["--subtoken-pooling", "mean"], "transformer subtoken_pooling first -> mean"),
-        (["--layer-concat", "--layers=-1,-2"], "transformer dim 32 -> 64, transformer layer_mean True -> False"),
+        (["--layers=-2"], "--layers -1 -> -2"),
+        (["--subtoken-pooling", "mean"], "--subtoken-pooling first -> mean"),
+        (["--layer-concat", "--layers=-1,-2"], "--layer-mean -> --layer-concat, --layers -1 -> -1,-2"),
     ):
         result = invoke("run", str(pairs), "-o", out, *tiny_models, *option)
         assert result.exit_code == 5, result.output

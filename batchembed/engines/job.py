@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -141,14 +143,42 @@ def _opened(config: RunConfig, models: Sequence[Described], verify_parts: bool =
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
+    fresh = layout.data.is_local and not any(os.path.lexists(d.path) for d in (layout.data, layout.state))
     create_output(layout)
     with hold(layout) as held:
-        job = _Job(config, models, layout, held, config.incremental, verify_parts)
-        for error in errors:
-            job.fail(None, error)
-        with _store_errors(layout):
-            job.prepare(files)
-        yield job
+        try:
+            job = _Job(config, models, layout, held, config.incremental, verify_parts)
+            for error in errors:
+                job.fail(None, error)
+            with _store_errors(layout):
+                job.prepare(files)
+            yield job
+        except BaseException:
+            if fresh:
+                _remove_unbound(layout)
+            raise
+
+
+def _remove_unbound(layout: OutputLayout) -> None:
+    """A start that failed or was refused before any part was written leaves nothing it created
+    (local outputs: this run made both directories), so the next command finds the output as the
+    user left it. Called while the lock is held (a run that opened the lock file before it goes is
+    still refused); an output that holds a part or marker is kept."""
+    with contextlib.suppress(OSError, pa.ArrowException, BatchembedError):
+        if _binds(layout):
+            return
+        shutil.rmtree(layout.state.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(layout.data.path)  # only if empty
+
+
+def _binds(layout: OutputLayout) -> bool:
+    """Whether the output holds any part or done marker: only then do its settings bind it."""
+    try:
+        marked = marked_shards(layout)
+    except FileNotFoundError:
+        marked = []
+    return bool(marked) or bool(layout.parts())
 
 
 @contextlib.contextmanager
@@ -215,6 +245,9 @@ class _Job:
         if self.config.overwrite:
             self._wipe(_load_manifest_or_none(layout))
         manifest = _load_manifest(layout)
+        if manifest is not None and not _binds(layout):
+            log.info("%s: no part was written under the recorded settings; they do not bind it", output)
+            manifest = None
         if manifest is None:
             self._refuse_foreign(sorted(layout.parts()))
         elif manifest.fingerprint != self.manifest.fingerprint:
