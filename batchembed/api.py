@@ -245,7 +245,9 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
 def _plan_run(options: dict[str, Any]) -> RunPlan:
     """`run --check`: the plan of `run` with these options (files, pairs, target modes, shards,
     what is done), from the inputs' headers and footers and the output's markers; no model loads."""
-    options = {k: v for k, v in options.items() if k not in ("engine", "ray_address", "ray_workers", "ray_prepare_cpus")}
+    options = {
+        k: v for k, v in options.items() if k not in ("engine", "ray_address", "ray_workers", "ray_prepare_cpus")
+    }
     glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
     return check_run(run_config(options, glove, transformer, embed), count_csv=True)

@@ -15,8 +15,8 @@ from batchembed.errors import UsageError
 
 if TYPE_CHECKING:
     from batchembed.engines.job import ShardCallback
-    from batchembed.stages.assemble import ShardResult
     from batchembed.evaluation.runner import EvalConfig
+    from batchembed.stages.assemble import ShardResult
 
 Progress = bool | Callable[[int], None]
 SPAN_COLUMNS = ("start1", "end1", "start2", "end2")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from batchembed import api
 from batchembed.errors import BatchembedError, ExitCode, naming
@@ -29,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: full width, no boxes, defaults never cut off
+    context_settings={"max_content_width": 120},
 )
 
 API_ONLY = frozenset({"progress"})  # parameters with no command-line form
@@ -56,6 +59,18 @@ _PLAIN_TYPES: dict[str, Any] = {
 }
 
 
+class _Command(TyperCommand):
+    """Usage lines as click writes them, `run [OPTIONS] INPUTS...`, not typer's `{inputs}...`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+
 def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()) -> list[inspect.Parameter]:
     """The command-line parameters of an API function: each of its parameters as an option (or, if
     named in `arguments`, a positional argument) with the same default; a sequence default becomes
@@ -75,12 +90,13 @@ def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()
         else:
             kind = _PLAIN_TYPES[str(parameter.annotation)]
         info: Any
+        help_text = option.help_for(function.__name__)
         if parameter.name in arguments:
-            info = typer.Argument(help=option.help, show_default=False)
+            info = typer.Argument(help=help_text, show_default=False, metavar=parameter.name.upper())
         else:
             declared = f"{flag(parameter.name)}/{option.off_flag}" if option.off_flag else flag(parameter.name)
             names = [declared, option.short] if option.short else [declared]
-            info = typer.Option(*names, help=option.help, metavar=option.metavar)
+            info = typer.Option(*names, help=help_text, metavar=option.metavar)
         parameters.append(
             inspect.Parameter(parameter.name, _KEYWORD, default=default, annotation=Annotated[kind, info])
         )
@@ -121,16 +137,28 @@ def command(
         invoke.__signature__ = inspect.Signature([*api_parameters, *own])  # type: ignore[attr-defined]
         invoke.__annotations__ = {}  # typer reads the signature's Annotated types
         del invoke.__wrapped__  # type: ignore[attr-defined]  # or inspect would show the handler's
-        return app.command(handler.__name__)(invoke)
+        return app.command(handler.__name__, cls=_Command)(invoke)
 
     return register
 
 
+NOISY_LOGGERS = ("flair", "transformers", "huggingface_hub", "ray", "ray.data", "urllib3", "filelock")
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """--quiet is for cron: errors only, from batchembed and from the libraries it runs (their
+    Python warnings and log lines too, in this process and in the worker processes it starts)."""
     level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="batchembed: %(levelname)s: %(message)s")
-    for noisy in ("flair", "transformers", "huggingface_hub"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if quiet:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"  # worker processes (prepare workers, local Ray actors)
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _fail(error: BatchembedError) -> typer.Exit:
@@ -142,6 +170,7 @@ def _fail(error: BatchembedError) -> typer.Exit:
 def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
 
+    \b
     Exit codes:
     0 success;
     1 internal error (a bug: please report it);

@@ -16,6 +16,8 @@ from batchembed.pipeline import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
 
+COMPARE_SOURCE = "<compare>"  # the records' source_file: the two sentences came from no file, CLI or Python
+
 
 def compare_sentences(
     sentence1: str,
@@ -27,7 +29,7 @@ def compare_sentences(
     """One output row per shared word (or per occurrence pair of `word`)."""
     mode = TargetMode.WORD if word else TargetMode.SHARED
     shard = InputShard(
-        file=InputFile(locate("<command line>"), "args"),
+        file=InputFile(locate(COMPARE_SOURCE), "args"),
         index=0,
         first_row=1,
         mode=mode,

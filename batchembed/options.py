@@ -9,7 +9,7 @@ every parameter of the API's functions to having an entry here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ class Option:
     switch: bool = False  # a boolean that is off unless its flag is given
     metavar: str | None = None
     cli_type: Any = None  # the command line's type where the API's is richer (paths, sequences)
+    command_help: dict[str, str] = field(default_factory=dict)  # the help under one command, by its name
+
+    def help_for(self, command: str) -> str:
+        return self.command_help.get(command, self.help)
 
 
 def flag(name: str) -> str:
@@ -46,8 +50,11 @@ OPTIONS: dict[str, Option] = {
     "word_columns": Option("Target-word columns word1,word2."),
     "word_column": Option("Column of one target word found in both sentences."),
     "tokenizer": Option(
-        "flair (flair's default tokenizer) or whitespace (pre-tokenized text); evaluate: for the "
-        "--similarity files (WiC and SuperGLUE files imply their own)."
+        "flair (flair's default tokenizer) or whitespace (pre-tokenized text).",
+        command_help={
+            "evaluate": "flair (flair's default tokenizer) or whitespace (pre-tokenized text), for the "
+            "--similarity files (WiC and SuperGLUE files imply their own)."
+        },
     ),
     # -- the models
     "glove": Option(
@@ -85,7 +92,7 @@ OPTIONS: dict[str, Option] = {
         "Add new input files and rows appended to known ones to an existing output; redo files that changed.",
         switch=True,
     ),
-    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed-pairs\\[ray])."),
+    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed-pairs[ray])."),
     "ray_address": Option("Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
     "ray_workers": Option("Ray model actors: only the model runs there (default: one per GPU, else 1)."),
     "ray_prepare_cpus": Option(

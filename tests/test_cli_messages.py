@@ -148,13 +148,17 @@ def test_differences_name_the_option_and_both_values() -> None:
         ({"tokenizer": "whitespace", "shard_rows": 3}, ["--shard-rows 5000 -> 3", "--tokenizer flair -> whitespace"]),
         ({"models": "garbled"}, ["models glove, bert -> garbled"]),
         # derived fields only when no flag of that model changed; None as none, never "None"
-        ({"models": [glove, {**bert, "precision": "bf16", "weights": "bfloat16", "autocast": None}]},
-         ["--precision fp32 -> bf16"]),
+        (
+            {"models": [glove, {**bert, "precision": "bf16", "weights": "bfloat16", "autocast": None}]},
+            ["--precision fp32 -> bf16"],
+        ),
         ({"models": [glove, {**bert, "autocast": "bfloat16"}]}, ["transformer autocast dtype none -> bfloat16"]),
         ({"models": [{**glove, "dim": "100"}, bert]}, ["glove vector size 50 -> 100"]),
         ({"models": [glove, {**bert, "layer_mean": "False"}]}, ["--layer-mean -> --layer-concat"]),
-        ({"columns": {"sentence1": "s1", "start1": "a", "end1": "b", "start2": "c", "end2": "d"}},
-         ["--span-columns None,None,None,None -> a,b,c,d"]),
+        (
+            {"columns": {"sentence1": "s1", "start1": "a", "end1": "b", "start2": "c", "end2": "d"}},
+            ["--span-columns None,None,None,None -> a,b,c,d"],
+        ),
     ]
     for change, expected in cases:
         assert differences(old, {**old, **change}) == expected
@@ -178,7 +182,7 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
 def test_run_help_escapes_markup_and_lists_exit_codes() -> None:
     result = invoke("run", "--help", COLUMNS="200")
     assert result.exit_code == 0
-    assert "pip install batchembed-pairs[ray])" in result.output
     text = " ".join(result.output.split())
+    assert "pip install batchembed-pairs[ray])" in text
     for code in ("0 success", "2 usage error", "4 model error", "7 stopped", "130 interrupted"):
         assert code in text, code

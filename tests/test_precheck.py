@@ -134,8 +134,9 @@ def test_check_prints_the_plan_and_writes_nothing(tmp_path: Path, tiny_models: l
     lines = result.output.splitlines()
     assert lines[0] == f"plan for {out} (new; --shard-rows 5,000):"
     assert f"  {ROOT / 'sample_data' / 'spans.parquet'}: parquet, target mode spans, 4 pairs, 1 shards, 0 done" in lines
-    assert f"  {ROOT / 'sample_data' / 'shared_words.csv'}: csv, target mode shared words, 5 pairs, 1 shards, 0 done" in (
-        lines
+    assert (
+        f"  {ROOT / 'sample_data' / 'shared_words.csv'}: csv, target mode shared words, 5 pairs, 1 shards, 0 done"
+        in (lines)
     )
     assert lines[-1] == "5 input files, 20 pairs, 5 shards: 0 done, 5 to run (no model was loaded, nothing was written)"
     assert not out.exists() and not state_dir(out).exists()
