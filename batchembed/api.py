@@ -82,7 +82,14 @@ class Embedder:
         return [model.name for model in self._models]
 
     def compare(
-        self, sentence1: str, sentence2: str, *, word: str | None = None, tokenizer: str = "flair"
+        self,
+        sentence1: str,
+        sentence2: str,
+        *,
+        word: str | None = None,
+        tokenizer: str = "flair",
+        skip_stopwords: bool = False,
+        stopwords: str = "english",
     ) -> list[dict[str, Any]]:
         """One record per compared word occurrence pair (the output's columns), as `batchembed
         compare` prints them: every word the sentences share, or only `word`.
@@ -90,13 +97,15 @@ class Embedder:
         Raises UsageError for an unknown tokenizer or an empty `word`.
         """
         from batchembed.comparison import compare_sentences
+        from batchembed.stopwords import load_stopwords
         from batchembed.tokenize import TOKENIZERS
 
         if tokenizer not in TOKENIZERS:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if word is not None and not word.strip():
             raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
-        table = compare_sentences(sentence1, sentence2, self._models, word, tokenizer)  # type: ignore[arg-type]
+        skip = frozenset(load_stopwords(stopwords)) if skip_stopwords else frozenset()
+        table = compare_sentences(sentence1, sentence2, self._models, word, tokenizer, skip)  # type: ignore[arg-type]
         return table.to_pylist()
 
     def run(
@@ -112,6 +121,8 @@ class Embedder:
         word_columns: str | Sequence[str] = WORD_COLUMNS,
         word_column: str = "word",
         tokenizer: str = "flair",
+        skip_stopwords: bool = False,
+        stopwords: str = "english",
         tokenize_workers: int | None = None,
         threads: int | None = None,
         shard_rows: int = DEFAULT_SHARD_ROWS,
@@ -173,6 +184,8 @@ def run(
     word_columns: str | Sequence[str] = WORD_COLUMNS,
     word_column: str = "word",
     tokenizer: str = "flair",
+    skip_stopwords: bool = False,
+    stopwords: str = "english",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
     transformer: str | None = DEFAULT_TRANSFORMER,
@@ -259,6 +272,8 @@ def compare(
     *,
     word: str | None = None,
     tokenizer: str = "flair",
+    skip_stopwords: bool = False,
+    stopwords: str = "english",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
     transformer: str | None = DEFAULT_TRANSFORMER,
@@ -278,7 +293,9 @@ def compare(
     """
     options = locals()
     embedder = Embedder(**arguments_of(Embedder, options))
-    return embedder.compare(sentence1, sentence2, word=word, tokenizer=tokenizer)
+    return embedder.compare(
+        sentence1, sentence2, word=word, tokenizer=tokenizer, skip_stopwords=skip_stopwords, stopwords=stopwords
+    )
 
 
 def evaluate(

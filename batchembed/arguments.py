@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.errors import UsageError
+from batchembed.stopwords import load_stopwords
 
 if TYPE_CHECKING:
     from batchembed.engines.job import ShardCallback
@@ -88,6 +89,7 @@ def run_config(
         word1,
         word2,
         options["word_column"],
+        load_stopwords(options["stopwords"]) if options["skip_stopwords"] else (),
     )
     return RunConfig(
         inputs=tuple(os.fspath(i) for i in inputs),

@@ -25,6 +25,7 @@ def compare_sentences(
     embedders: Sequence[Embedder],
     word: str | None = None,
     tokenizer: TokenizerName = "flair",
+    skip: frozenset[str] = frozenset(),
 ) -> pa.Table:
     """One output row per shared word (or per occurrence pair of `word`)."""
     mode = TargetMode.WORD if word else TargetMode.SHARED
@@ -36,7 +37,7 @@ def compare_sentences(
         ids=["1"],
         sentence1=[sentence1],
         sentence2=[sentence2],
-        targets=[(word,)] if word else [()],
+        targets=[(word,)] if word else [(skip,) if skip else ()],
     )
     schema = output_schema([e.name for e in embedders])
     return process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table

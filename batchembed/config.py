@@ -40,6 +40,18 @@ class Columns:
     word1: str = "word1"
     word2: str = "word2"
     word: str = "word"
+    # shared-word mode leaves these word types out (--skip-stopwords), casefolded and sorted; () keeps all
+    stopwords: tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict[str, object]:
+        """The columns as the output's manifest records them: the stop words only when used, so an
+        output made without them keeps the fingerprint it always had."""
+        recorded: dict[str, object] = dict(vars(self))
+        if self.stopwords:
+            recorded["stopwords"] = list(self.stopwords)
+        else:
+            del recorded["stopwords"]
+        return recorded
 
     def target_columns(self, mode: TargetMode) -> tuple[str, ...]:
         return {

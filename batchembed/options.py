@@ -56,6 +56,12 @@ OPTIONS: dict[str, Option] = {
             "--similarity files (WiC and SuperGLUE files imply their own)."
         },
     ),
+    "skip_stopwords": Option(
+        "Shared-word mode: leave function words (the, and, of, ...) out of the compared words. Off by default, "
+        "so every shared word has its row.",
+        switch=True,
+    ),
+    "stopwords": Option("With --skip-stopwords: english (a built-in list) or a text file of one word per line."),
     # -- the models
     "glove": Option(
         f"GloVe: {_MODEL}, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.",

@@ -183,7 +183,7 @@ def _settings(config: RunConfig) -> dict[str, Any]:
         "models": models,
         "metrics": list(METRICS),
         "tokenizer": config.tokenizer,
-        "columns": vars(config.columns),
+        "columns": config.columns.fingerprint(),
         "shard_rows": config.shard_rows,
     }
 

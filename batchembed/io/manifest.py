@@ -56,7 +56,7 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
         "models": [e.describe() for e in embedders],
         "metrics": list(METRICS),
         "tokenizer": config.tokenizer,
-        "columns": vars(config.columns),
+        "columns": config.columns.fingerprint(),
         "shard_rows": config.shard_rows,
     }
 
@@ -112,6 +112,8 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 before, after = (",".join(str(d.get(f)) for f in fields) for d in (a, b))
                 if before != after:
                     changed.append(f"{option} {before} -> {after}")
+            if a.get("stopwords") != b.get("stopwords"):
+                changed.append(f"--skip-stopwords {_stopwords(a.get('stopwords'))} -> {_stopwords(b.get('stopwords'))}")
         else:
             changed.append(f"{_FLAGS.get(key, key)} {_shown(a)} -> {_shown(b)}")
     return changed
@@ -129,6 +131,10 @@ def _model_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         else:
             derived.append(f"{kind} {_DERIVED.get(k, k)} {_shown(v)} -> {_shown(b.get(k))}")
     return named or derived
+
+
+def _stopwords(words: Any) -> str:
+    return f"{len(words)} words" if isinstance(words, list) and words else "off"
 
 
 def _layers_flag(layer_mean: Any) -> str:
