@@ -14,9 +14,21 @@ from pathlib import Path
 from batchembed.errors import UsageError
 
 BUILT_IN = "english"
-ENGLISH = frozenset(
-    ["a", "an", "the", "this", "that", "these", "those", "i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves", "you", "your", "yours", "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "who", "whom", "whose", "which", "what", "am", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "because", "as", "while", "although", "though", "of", "at", "by", "for", "with", "about", "against", "between", "into", "through", "during", "before", "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over", "under", "again", "further", "once", "here", "there", "when", "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "not", "only", "own", "same", "too", "very", "just", "also", "s", "t", "'s", "n't", "'m", "'re", "'ve", "'ll", "'d"]
-)
+_WORDS = """
+a an the this that these those
+i me my mine myself we us our ours ourselves you your yours yourself yourselves he him his himself
+she her hers herself it its itself they them their theirs themselves
+who whom whose which what
+am is are was were be been being have has had having do does did doing
+will would shall should can could may might must
+and or but nor so yet if then than because as while although though
+of at by for with about against between into through during before after above below to from
+up down in out on off over under
+again further once here there when where why how
+all any both each few more most other some such no not only own same too very
+just also s t 's n't 'm 're 've 'll 'd
+"""
+ENGLISH = frozenset(_WORDS.split())
 
 
 def load_stopwords(spec: str) -> tuple[str, ...]:
