@@ -343,10 +343,13 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
     return read(output)
 
 
-def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> Path:
+def report(
+    output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, keep_stopwords: bool = False
+) -> Path:
     """Write an HTML page of plots (and the plots as PNG files) of a result into `out` (default:
     `<output>.batchembed/report/`, or beside this directory for an output on object storage);
-    returns the page's path. Raises InputError (not a result), OutputError (cannot write)."""
+    returns the page's path. The per-word plots leave out pairs of function words ("the" x "the")
+    unless `keep_stopwords`. Raises InputError (not a result), OutputError (cannot write)."""
     from batchembed.reporting import write_report
 
-    return write_report(str(output), None if out is None else Path(out))
+    return write_report(str(output), None if out is None else Path(out), keep_stopwords)

@@ -120,5 +120,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "score_column": Option("Gold score column of the --similarity files."),
     # -- report
+    "keep_stopwords": Option(
+        "Keep pairs of function words (the, and, of, ...) in the per-word plots, which leave them out by default.",
+        switch=True,
+    ),
     "out": Option("Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report.", cli_type=Path | None),
 }
