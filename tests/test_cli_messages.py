@@ -135,7 +135,14 @@ def test_no_data_rows_is_said_truly(tmp_path: Path, tiny_glove_file: Path, kind:
 
 def test_differences_name_the_option_and_both_values() -> None:
     glove = {"name": "glove", "kind": "glove", "source": "a.txt", "dim": "50"}
-    bert = {"name": "bert", "kind": "transformer", "layers": "-1", "subtoken_pooling": "first", "precision": "fp32"}
+    bert = {
+        "name": "bert",
+        "kind": "transformer",
+        "layers": "-1",
+        "layer_mean": "True",
+        "subtoken_pooling": "first",
+        "precision": "fp32",
+    }
     old = {"models": [glove, bert], "shard_rows": 5000, "columns": {"sentence1": "s1"}, "tokenizer": "flair"}
     cases = [
         ({"models": [glove, {**bert, "layers": "-2"}]}, ["--layers -1 -> -2"]),
@@ -154,7 +161,7 @@ def test_differences_name_the_option_and_both_values() -> None:
         ),
         ({"models": [glove, {**bert, "autocast": "bfloat16"}]}, ["transformer autocast dtype none -> bfloat16"]),
         ({"models": [{**glove, "dim": "100"}, bert]}, ["glove vector size 50 -> 100"]),
-        ({"models": [glove, {**bert, "layer_mean": "False"}]}, ["--layer-mean -> --layer-concat"]),
+        ({"models": [glove, {**bert, "layer_mean": "False"}]}, ["--layer-mean True -> False"]),
         (
             {"columns": {"sentence1": "s1", "start1": "a", "end1": "b", "start2": "c", "end2": "d"}},
             ["--span-columns None,None,None,None -> a,b,c,d"],
@@ -170,7 +177,7 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
     for option, change in (
         (["--layers=-2"], "--layers -1 -> -2"),
         (["--subtoken-pooling", "mean"], "--subtoken-pooling first -> mean"),
-        (["--layer-concat", "--layers=-1,-2"], "--layer-mean -> --layer-concat, --layers -1 -> -1,-2"),
+        (["--layer-concat", "--layers=-1,-2"], "--layer-mean True -> False, --layers -1 -> -1,-2"),
     ):
         result = invoke("run", str(pairs), "-o", out, *tiny_models, *option)
         assert result.exit_code == 5, result.output

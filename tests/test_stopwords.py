@@ -70,7 +70,7 @@ def test_skipping_stop_words_is_a_settings_change_of_an_output(
     assert cli_invoke("run", str(bank), "-o", out, *tiny_models).exit_code == 0
     result = cli_invoke("run", str(bank), "-o", out, "--skip-stopwords", *tiny_models)
     assert result.exit_code == 5, result.output
-    assert f"(--skip-stopwords off -> {len(ENGLISH)} words)" in error_line(result)
+    assert f"(--stopwords off -> {len(ENGLISH)} words)" in error_line(result)
 
 
 def test_an_unreadable_stopword_file_is_a_usage_error(tmp_path: Path, bank: Path, tiny_models: list[str]) -> None:

@@ -113,7 +113,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 if before != after:
                     changed.append(f"{option} {before} -> {after}")
             if a.get("stopwords") != b.get("stopwords"):
-                changed.append(f"--skip-stopwords {_stopwords(a.get('stopwords'))} -> {_stopwords(b.get('stopwords'))}")
+                changed.append(f"--stopwords {_stopwords(a.get('stopwords'))} -> {_stopwords(b.get('stopwords'))}")
         else:
             changed.append(f"{_FLAGS.get(key, key)} {_shown(a)} -> {_shown(b)}")
     return changed
@@ -127,7 +127,7 @@ def _model_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         if k in flags:
             named.append(f"{flags[k]} {_shown(v)} -> {_shown(b.get(k))}")
         elif k == "layer_mean":
-            named.append(f"{_layers_flag(v)} -> {_layers_flag(b.get(k))}")
+            named.append(f"--layer-mean {_shown(v)} -> {_shown(b.get(k))}")
         else:
             derived.append(f"{kind} {_DERIVED.get(k, k)} {_shown(v)} -> {_shown(b.get(k))}")
     return named or derived
@@ -135,10 +135,6 @@ def _model_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def _stopwords(words: Any) -> str:
     return f"{len(words)} words" if isinstance(words, list) and words else "off"
-
-
-def _layers_flag(layer_mean: Any) -> str:
-    return "--layer-concat" if str(layer_mean) == "False" else "--layer-mean"
 
 
 def _shown(value: Any) -> str:
