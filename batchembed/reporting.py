@@ -321,7 +321,7 @@ PLOTS = (
         "statuses",
         "Rows by status",
         plot_statuses,
-        "ok rows have every distance; the README's status table explains the others.",
+        "ok rows have every distance; the status values in the documentation (docs/output.md) explain the others.",
     ),
 )
 
