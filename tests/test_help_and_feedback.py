@@ -3,6 +3,7 @@ in full, per-command help; no hint or bar after a failed run; compare's records;
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -110,3 +111,27 @@ def test_glove_takes_read_only_index_arrays_without_a_warning(tiny_embedders: li
         warnings.simplefilter("error")
         vectors = glove.embed_prepared({"rows": rows})
     assert vectors.valid.tolist() == [True, True, False]
+
+
+def test_quiet_silences_library_warnings_and_log_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--quiet is for cron: Python warnings (here and in the worker processes, through
+    PYTHONWARNINGS) and the libraries' warning lines (Ray's, flair's, transformers') are silenced."""
+    import logging
+
+    from batchembed.cli import _setup_logging
+
+    for name in ("PYTHONWARNINGS", "RAY_DATA_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.delenv(name, raising=False)
+    levels = {name: logging.getLogger(name).level for name in ("ray", "ray.data", "flair", "transformers")}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            _setup_logging(verbose=False, quiet=True)
+            warnings.warn("a library's warning", UserWarning, stacklevel=1)
+        assert caught == []
+        assert not logging.getLogger("ray.data").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("flair").isEnabledFor(logging.WARNING)
+        assert os.environ["PYTHONWARNINGS"] == "ignore"
+        assert os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] == "1"
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
