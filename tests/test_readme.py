@@ -87,3 +87,31 @@ def test_quick_start_prints_what_the_readme_shows(tmp_path: Path) -> None:
     assert check.returncode == 0 and check.stdout.splitlines()[-1].startswith(
         "5 input files, 20 pairs, 5 shards: 5 done"
     )
+
+
+# Every shell command the README shows, and what runs it (or why nothing here can).
+README_COMMANDS = {
+    "python3 -m venv .venv && . .venv/bin/activate": ".ci/run",
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu     # CPU build of torch": (
+        "needs the PyTorch wheel index (network); .ci/run installs the same CPU build from a local wheel"
+    ),
+    'pip install -e ".[dataframes]"': "the [dataframes] extra is part of [test], which .ci/run installs",
+    "batchembed run sample_data -o out --check": "test_quick_start_prints_what_the_readme_shows",
+    "batchembed run sample_data -o out": "test_quick_start_prints_what_the_readme_shows",
+    "python3 -m venv .venv && . .venv/bin/activate && "
+    'pip install "torch==2.13.0" -e ".[test]" && python -m pytest -q': ".ci/run",
+}
+
+
+def test_every_readme_command_is_run_by_a_test_or_says_why_not() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
+    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
+    unknown = [command for command in commands if command not in README_COMMANDS]
+    assert not unknown, f"say in README_COMMANDS which test runs these: {unknown}"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'pip install --quiet "torch==2.13.0" -e ".[test]"' in ci and "python -m pytest -q" in ci
+    tests = (ROOT / "tests" / "test_readme.py").read_text(encoding="utf-8")
+    for command, runner in README_COMMANDS.items():
+        if runner.startswith("test_"):
+            assert f"def {runner}(" in tests, command
