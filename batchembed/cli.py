@@ -162,7 +162,9 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _fail(error: BatchembedError) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
+    """One `Error:` line, or one per input when none could be read (precheck.NoReadableInput)."""
+    for message in getattr(error, "messages", None) or [str(error)]:
+        typer.echo(f"Error: {message}", err=True)
     return typer.Exit(int(error.exit_code))
 
 

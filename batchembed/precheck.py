@@ -37,6 +37,15 @@ MODE_NAMES = {
 }
 
 
+class NoReadableInput(InputError):
+    """No input can be read: one message per input (the command line prints one line each)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        more = f" (and {len(messages) - 1} more inputs that cannot be read)" if len(messages) > 1 else ""
+        super().__init__(messages[0] + more)
+        self.messages = messages
+
+
 @dataclass
 class FilePlan:
     """One input as the run would read it."""
@@ -102,8 +111,7 @@ def check_run(config: RunConfig, count_csv: bool = False) -> RunPlan:
         plan.files = list(pool.map(lambda file: _file_plan(file, config, count_csv), found))
     plan.errors += [file.error for file in plan.files if file.error is not None]
     if all(file.error is not None for file in plan.files):
-        first = next(file.error for file in plan.files if file.error is not None)
-        raise InputError(first if len(plan.errors) == 1 else f"{first} (and {len(plan.errors) - 1} more inputs)")
+        raise NoReadableInput(plan.errors)
     _check_settings(config, layout, found, plan)
     return plan
 

@@ -158,3 +158,14 @@ def test_check_lists_an_input_that_would_fail_and_exits_3(tmp_path: Path, pairs:
     assert result.exit_code == 3, result.output
     assert f"Error: {bad}: missing column 'sentence1' (columns: text_a)" in result.output
     assert "1 input files, 1 pairs, 1 shards: 0 done, 1 to run" in result.output
+
+
+def test_when_no_input_can_be_read_each_gets_its_line_before_any_model_loads(tmp_path: Path) -> None:
+    a = write_csv(tmp_path / "a.csv", {"text_a": ["x"], "text_b": ["y"]})
+    found, stderr = probe(tmp_path, "run", str(a), str(tmp_path / "gone.csv"), "-o", str(tmp_path / "out"))
+    assert found == {"code": 3, "flair": False, "torch": False}, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("Error:")] == [
+        f"Error: {tmp_path / 'gone.csv'}: no such file or directory",
+        f"Error: {a}: missing column 'sentence1' (columns: text_a, text_b); name the sentence columns with "
+        "--sentence1-column/--sentence2-column",
+    ]
