@@ -135,3 +135,24 @@ def test_quiet_silences_library_warnings_and_log_lines(monkeypatch: pytest.Monke
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_quiet_silences_rays_loggers_after_ray_resets_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing Ray configures its loggers anew; joining a cluster under --quiet quiets them again
+    (and ray.init gets logging_level ERROR, no worker logs to the driver)."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from batchembed.engines.ray import _connect
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # an already joined cluster: nothing starts
+    root, ray_level, data_level = (logging.getLogger(n).level for n in ("", "ray", "ray.data"))
+    try:
+        logging.getLogger().setLevel(logging.ERROR)  # what --quiet sets
+        _connect(None)
+        assert not logging.getLogger("ray.data._internal.progress").isEnabledFor(logging.WARNING)
+        assert not logging.getLogger("ray").isEnabledFor(logging.WARNING)
+    finally:
+        for name, level in (("", root), ("ray", ray_level), ("ray.data", data_level)):
+            logging.getLogger(name).setLevel(level)

@@ -150,9 +150,15 @@ def _connect(address: str | None) -> Any:
         raise UsageError(
             "--engine ray needs Ray Data: pip install 'batchembed-pairs[ray]' (or '.[ray]' from a clone)"
         ) from exc
+    # --quiet (the root logger at ERROR): importing Ray resets its loggers' levels, so set them again
+    quiet = logging.getLogger().getEffectiveLevel() >= logging.ERROR
+    if quiet:
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+            level = logging.ERROR if quiet else logging.WARNING
+            ray.init(address=address, logging_level=level, log_to_driver=not quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
             why = one_line(exc)
