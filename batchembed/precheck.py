@@ -78,22 +78,28 @@ class RunPlan:
         for file in self.files:
             if file.error is not None:
                 continue
-            shards = file.shards(self.shard_rows)
-            pairs = "? pairs" if file.pairs is None else f"{file.pairs:,} pairs"
+            mode = MODE_NAMES[file.mode] if file.mode else "?"
             rows.append(
-                f"  {file.path}: {file.format}, target mode {MODE_NAMES[file.mode] if file.mode else '?'}, {pairs}, "
-                f"{'?' if shards is None else shards} shards, {file.shards_done} done"
+                f"  {file.path}: {file.format}, target mode {mode}, {_count(file.pairs, 'pair')}, "
+                f"{_count(file.shards(self.shard_rows), 'shard')}, {file.shards_done:,} done"
             )
         known = [f for f in self.files if f.error is None]
         total_shards = sum(f.shards(self.shard_rows) or 0 for f in known)
         done = sum(f.shards_done for f in known)
-        pairs = sum(f.pairs or 0 for f in known)
+        total_pairs = sum(f.pairs or 0 for f in known)
         return [
             f"plan for {self.output} ({self.output_state}; --shard-rows {self.shard_rows:,}):",
             *rows,
-            f"{len(known)} input files, {pairs:,} pairs, {total_shards:,} shards: {done:,} done, "
-            f"{total_shards - done:,} to run (no model was loaded, nothing was written)",
+            f"{_count(len(known), 'input file')}, {_count(total_pairs, 'pair')}, {_count(total_shards, 'shard')}: "
+            f"{done:,} done, {total_shards - done:,} to run (no model was loaded, nothing was written)",
         ]
+
+
+def _count(number: int | None, noun: str) -> str:
+    """`1 shard`, `5 shards`, `? pairs` (a CSV file that was not counted)."""
+    if number is None:
+        return f"? {noun}s"
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def check_run(config: RunConfig, count_csv: bool = False) -> RunPlan:

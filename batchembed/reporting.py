@@ -170,7 +170,7 @@ def label_points(fig: Figure, ax: Any, labels: Sequence[tuple[str, float, float]
     figure's layout is final but for these labels (they are kept out of the layout). Returns the
     number of labels placed."""
     fig.draw_without_rendering()  # constrained layout fixes the axes, so the points' positions are final
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # an Agg canvas (_figure)
     placed: list[Any] = []
     for text, x, y in labels:
         for dx, dy in LABEL_OFFSETS:

@@ -133,9 +133,9 @@ def test_check_prints_the_plan_and_writes_nothing(tmp_path: Path, tiny_models: l
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"plan for {out} (new; --shard-rows 5,000):"
-    assert f"  {ROOT / 'sample_data' / 'spans.parquet'}: parquet, target mode spans, 4 pairs, 1 shards, 0 done" in lines
+    assert f"  {ROOT / 'sample_data' / 'spans.parquet'}: parquet, target mode spans, 4 pairs, 1 shard, 0 done" in lines
     assert (
-        f"  {ROOT / 'sample_data' / 'shared_words.csv'}: csv, target mode shared words, 5 pairs, 1 shards, 0 done"
+        f"  {ROOT / 'sample_data' / 'shared_words.csv'}: csv, target mode shared words, 5 pairs, 1 shard, 0 done"
         in (lines)
     )
     assert lines[-1] == "5 input files, 20 pairs, 5 shards: 0 done, 5 to run (no model was loaded, nothing was written)"
@@ -149,7 +149,7 @@ def test_check_after_a_run_counts_what_is_done(tmp_path: Path, tiny_models: list
     result = cli_invoke("run", str(src), "-o", out, "--shard-rows", "2", "--check", *tiny_models)
     assert result.exit_code == 0, result.output
     assert f"  {src}: csv, target mode shared words, 5 pairs, 3 shards, 3 done" in result.output.splitlines()
-    assert result.output.splitlines()[-1].startswith("1 input files, 5 pairs, 3 shards: 3 done, 0 to run")
+    assert result.output.splitlines()[-1].startswith("1 input file, 5 pairs, 3 shards: 3 done, 0 to run")
 
 
 def test_check_lists_an_input_that_would_fail_and_exits_3(tmp_path: Path, pairs: Path, tiny_models: list[str]) -> None:
@@ -157,7 +157,7 @@ def test_check_lists_an_input_that_would_fail_and_exits_3(tmp_path: Path, pairs:
     result = cli_invoke("run", str(pairs), str(bad), "-o", str(tmp_path / "out"), "--check", *tiny_models)
     assert result.exit_code == 3, result.output
     assert f"Error: {bad}: missing column 'sentence1' (columns: text_a)" in result.output
-    assert "1 input files, 1 pairs, 1 shards: 0 done, 1 to run" in result.output
+    assert "1 input file, 1 pair, 1 shard: 0 done, 1 to run" in result.output
 
 
 def test_when_no_input_can_be_read_each_gets_its_line_before_any_model_loads(tmp_path: Path) -> None:
