@@ -158,6 +158,7 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         warnings.simplefilter("ignore")
         os.environ["PYTHONWARNINGS"] = "ignore"  # worker processes (prepare workers, local Ray actors)
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data configures its loggers from this
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

@@ -120,7 +120,7 @@ def test_quiet_silences_library_warnings_and_log_lines(monkeypatch: pytest.Monke
 
     from batchembed.cli import _setup_logging
 
-    for name in ("PYTHONWARNINGS", "RAY_DATA_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+    for name in ("PYTHONWARNINGS", "RAY_DATA_DISABLE_PROGRESS_BARS", "RAY_DATA_LOG_LEVEL", "TRANSFORMERS_VERBOSITY"):
         monkeypatch.delenv(name, raising=False)
     levels = {name: logging.getLogger(name).level for name in ("ray", "ray.data", "flair", "transformers")}
     try:
@@ -156,3 +156,21 @@ def test_quiet_silences_rays_loggers_after_ray_resets_them(monkeypatch: pytest.M
     finally:
         for name, level in (("", root), ("ray", ray_level), ("ray.data", data_level)):
             logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_quiet_ray_run_prints_no_warnings(tmp_path: Path, tiny_glove_file: Path) -> None:
+    """`run -q --engine ray` on a local Ray: Ray's token-auth warning, Ray Data's Arrow fallbacks and
+    "Progress bars disabled" no longer reach stderr (measured before: 7 lines)."""
+    import subprocess
+    import sys
+
+    src = write_csv(tmp_path / "pairs.csv", {"sentence1": ["the light was bright"] * 3, "sentence2": ["light"] * 3})
+    command = [sys.executable, "-m", "batchembed", "run", str(src), "-o", str(tmp_path / "out"), "-q"]
+    command += ["--engine", "ray", "--glove", str(tiny_glove_file), "--no-transformer"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    noise = [line for line in done.stderr.splitlines() if "WARNING" in line or "Progress bars" in line]
+    assert noise == [], done.stderr

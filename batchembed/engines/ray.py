@@ -247,7 +247,8 @@ class RayRunner:
             log.info("Ray: %d tasks on %s", len(tasks), self.placement)
             data_context = ray.data.DataContext.get_current()
             data_context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            # Ray Data's info lines off; its warnings too under --quiet (the root logger at ERROR)
+            logging.getLogger("ray.data").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
             dataset = ray.data.from_items([{"task": task} for task in tasks], override_num_blocks=len(tasks))
             results = dataset.map_batches(
                 PrepareActor,
