@@ -209,7 +209,7 @@ def run(
     progress: Progress = False,
 ) -> RunSummary:
     """Embed every sentence pair of `inputs` and write per-word distances to `output`: the job of
-    `batchembed run`, with its options and defaults (the README's Command reference).
+    `batchembed run`, with its options and defaults (docs/options.md, docs/commands.md).
 
     `inputs`: CSV/TSV/Parquet files, directories or globs (one, or a list); `output`: a directory
     of Parquet parts, a local path or a URI (s3://...). A re-run resumes what an earlier run left.
