@@ -29,6 +29,7 @@ from batchembed.arguments import (
 )
 from batchembed.config import DEFAULT_GLOVE, DEFAULT_SHARD_ROWS, DEFAULT_TRANSFORMER, EmbedOptions, RunConfig
 from batchembed.errors import UsageError
+from batchembed.precheck import RunPlan, check_run
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -83,7 +84,14 @@ class Embedder:
         return [model.name for model in self._models]
 
     def compare(
-        self, sentence1: str, sentence2: str, *, word: str | None = None, tokenizer: str = "flair"
+        self,
+        sentence1: str,
+        sentence2: str,
+        *,
+        word: str | None = None,
+        tokenizer: str = "flair",
+        skip_stopwords: bool = False,
+        stopwords: str = "english",
     ) -> list[dict[str, Any]]:
         """One record per compared word occurrence pair (the output's columns), as `batchembed
         compare` prints them: every word the sentences share, or only `word`.
@@ -91,6 +99,7 @@ class Embedder:
         Raises UsageError for an unknown tokenizer or an empty `word`.
         """
         from batchembed.comparison import compare_sentences
+        from batchembed.stopwords import load_stopwords
         from batchembed.tokenize import TOKENIZERS
 
         check_sentences(sentence1, sentence2)
@@ -98,7 +107,8 @@ class Embedder:
             raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
         if word is not None and not word.strip():
             raise UsageError("--word is empty; give the word to compare, or leave --word out for every shared word")
-        table = compare_sentences(sentence1, sentence2, self._models, word, tokenizer)  # type: ignore[arg-type]
+        skip = frozenset(load_stopwords(stopwords)) if skip_stopwords else frozenset()
+        table = compare_sentences(sentence1, sentence2, self._models, word, tokenizer, skip)  # type: ignore[arg-type]
         return table.to_pylist()
 
     def distances(
@@ -114,6 +124,8 @@ class Embedder:
         word_column: str = "word",
         keep_columns: str | Sequence[str] = (),
         tokenizer: str = "flair",
+        skip_stopwords: bool = False,
+        stopwords: str = "english",
         tokenize_workers: int | None = None,
         threads: int | None = None,
         max_bad_rows: int | None = None,
@@ -141,6 +153,8 @@ class Embedder:
         word_column: str = "word",
         keep_columns: str | Sequence[str] = (),
         tokenizer: str = "flair",
+        skip_stopwords: bool = False,
+        stopwords: str = "english",
         tokenize_workers: int | None = None,
         threads: int | None = None,
         shard_rows: int = DEFAULT_SHARD_ROWS,
@@ -267,6 +281,8 @@ def run(
     word_column: str = "word",
     keep_columns: str | Sequence[str] = (),
     tokenizer: str = "flair",
+    skip_stopwords: bool = False,
+    stopwords: str = "english",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
     transformer: str | None = DEFAULT_TRANSFORMER,
@@ -290,7 +306,7 @@ def run(
     progress: Progress = False,
 ) -> RunSummary:
     """Embed every sentence pair of `inputs` and write per-word distances to `output`: the job of
-    `batchembed run`, with its options and defaults (the README's Command reference).
+    `batchembed run`, with its options and defaults (docs/options.md, docs/commands.md).
 
     `inputs`: CSV/TSV/Parquet files, directories or globs (one, or a list); `output`: a directory
     of Parquet parts, a local path or a URI (s3://...). A re-run resumes what an earlier run left.
@@ -319,6 +335,7 @@ def _prepare_run(options: dict[str, Any]) -> Callable[[], RunSummary]:
     glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
     embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
     config = run_config(options, glove, transformer, embed)  # every option checked before a model loads
+    check_run(config)  # inputs, columns, output and settings, in a second (precheck.py)
     return engine.job(config, options)
 
 
@@ -426,6 +443,8 @@ def distances(
     word_column: str = "word",
     keep_columns: str | Sequence[str] = (),
     tokenizer: str = "flair",
+    skip_stopwords: bool = False,
+    stopwords: str = "english",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
     transformer: str | None = DEFAULT_TRANSFORMER,
@@ -481,12 +500,25 @@ def check_sentences(sentence1: object, sentence2: object) -> None:
             )
 
 
+def _plan_run(options: dict[str, Any]) -> RunPlan:
+    """`run --check`: the plan of `run` with these options (files, pairs, target modes, shards,
+    what is done), from the inputs' headers and footers and the output's markers; no model loads."""
+    options = {
+        k: v for k, v in options.items() if k not in ("engine", "ray_address", "ray_workers", "ray_prepare_cpus")
+    }
+    glove, transformer = model_specs(*(options[k] for k in SPEC_OPTIONS))
+    embed = EmbedOptions(*(options[k] for k in EMBED_OPTIONS))
+    return check_run(run_config(options, glove, transformer, embed), count_csv=True)
+
+
 def compare(
     sentence1: str,
     sentence2: str,
     *,
     word: str | None = None,
     tokenizer: str = "flair",
+    skip_stopwords: bool = False,
+    stopwords: str = "english",
     glove: str | None = DEFAULT_GLOVE,
     glove_name: str = "glove",
     transformer: str | None = DEFAULT_TRANSFORMER,
@@ -507,7 +539,9 @@ def compare(
     options = locals()
     check_sentences(sentence1, sentence2)  # before the models load
     embedder = Embedder(**arguments_of(Embedder, options))
-    return embedder.compare(sentence1, sentence2, word=word, tokenizer=tokenizer)
+    return embedder.compare(
+        sentence1, sentence2, word=word, tokenizer=tokenizer, skip_stopwords=skip_stopwords, stopwords=stopwords
+    )
 
 
 def evaluate(
@@ -564,10 +598,14 @@ def read_output(output: str | os.PathLike[str]) -> pa.Table:
     return read(output)
 
 
-def report(output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> Path:
+def report(
+    output: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None, keep_stopwords: bool = False
+) -> Path:
     """Write an HTML page of plots (and the plots as PNG files) of a result into `out` (default:
     `<output>.batchembed/report/`, or beside this directory for an output on object storage);
-    returns the page's path. Raises InputError (not a result), OutputError (cannot write)."""
+    returns the page's path. The per-word plots leave out pairs of function words ("the" x "the")
+    unless `keep_stopwords`. A uses output gets its words ranked by APD. Raises InputError (not a
+    result), OutputError (cannot write)."""
     from batchembed.results.report import write_report
 
-    return write_report(str(output), None if out is None else Path(out))
+    return write_report(str(output), None if out is None else Path(out), keep_stopwords)

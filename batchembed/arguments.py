@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.errors import UsageError
+from batchembed.stopwords import load_stopwords
 
 if TYPE_CHECKING:
     from batchembed.engines.job import ProgressCallback
@@ -115,6 +116,7 @@ def run_config(
         word2,
         options["word_column"],
         keep_column_names(options["keep_columns"]),
+        load_stopwords(options["stopwords"]) if options["skip_stopwords"] else (),
     )
     return RunConfig(
         inputs=tuple(os.fspath(i) for i in inputs),
@@ -217,8 +219,18 @@ def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
     if progress is True:
         from tqdm import tqdm
 
-        with tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True) as bar:
-            yield bar.update
+        bars: list[tqdm] = []  # made on the first piece: a run that fails before one shows no empty bar
+
+        def update(pairs: int) -> None:
+            if not bars:
+                bars.append(tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True))
+            bars[0].update(pairs)
+
+        try:
+            yield update
+        finally:
+            for bar in bars:
+                bar.close()
     elif progress is False or progress is None:
         yield None
     elif callable(progress):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from batchembed import api
 from batchembed.errors import BatchembedError, ExitCode, naming
@@ -29,12 +30,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: full width, no boxes, defaults never cut off
+    context_settings={"max_content_width": 120},
 )
 
 API_ONLY = frozenset({"progress"})  # parameters with no command-line form
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (for cron).")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Dry run: check the inputs, columns, output and settings and print the plan (files, pairs, "
+        "target mode per file, shards, what is already done); no model loads, nothing is written.",
+    ),
+]
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY  # typer passes every parameter by name
 # annotations of the API's signatures (strings: api.py postpones them) that typer takes as they are
@@ -46,6 +57,18 @@ _PLAIN_TYPES: dict[str, Any] = {
     "str | None": str | None,
     "int | None": int | None,
 }
+
+
+class _Command(TyperCommand):
+    """Usage lines as click writes them, `run [OPTIONS] INPUTS...`, not typer's `{inputs}...`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
 
 
 def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()) -> list[inspect.Parameter]:
@@ -67,12 +90,13 @@ def cli_parameters(function: Callable[..., Any], arguments: tuple[str, ...] = ()
         else:
             kind = _PLAIN_TYPES[str(parameter.annotation)]
         info: Any
+        help_text = option.help_for(function.__name__)
         if parameter.name in arguments:
-            info = typer.Argument(help=option.help, show_default=False)
+            info = typer.Argument(help=help_text, show_default=False, metavar=parameter.name.upper())
         else:
             declared = f"{flag(parameter.name)}/{option.off_flag}" if option.off_flag else flag(parameter.name)
             names = [declared, option.short] if option.short else [declared]
-            info = typer.Option(*names, help=option.help, metavar=option.metavar)
+            info = typer.Option(*names, help=help_text, metavar=option.metavar)
         parameters.append(
             inspect.Parameter(parameter.name, _KEYWORD, default=default, annotation=Annotated[kind, info])
         )
@@ -113,27 +137,43 @@ def command(
         invoke.__signature__ = inspect.Signature([*api_parameters, *own])  # type: ignore[attr-defined]
         invoke.__annotations__ = {}  # typer reads the signature's Annotated types
         del invoke.__wrapped__  # type: ignore[attr-defined]  # or inspect would show the handler's
-        return app.command(handler.__name__)(invoke)
+        return app.command(handler.__name__, cls=_Command)(invoke)
 
     return register
 
 
+NOISY_LOGGERS = ("flair", "transformers", "huggingface_hub", "ray", "ray.data", "urllib3", "filelock")
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """--quiet is for cron: errors only, from batchembed and from the libraries it runs (their
+    Python warnings and log lines too, in this process and in the worker processes it starts)."""
     level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="batchembed: %(levelname)s: %(message)s")
-    for noisy in ("flair", "transformers", "huggingface_hub"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if quiet:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"  # worker processes (prepare workers, local Ray actors)
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data configures its loggers from this
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _fail(error: BatchembedError) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
+    """One `Error:` line, or one per input when none could be read (precheck.NoReadableInput)."""
+    for message in getattr(error, "messages", None) or [str(error)]:
+        typer.echo(f"Error: {message}", err=True)
     return typer.Exit(int(error.exit_code))
 
 
 @command(api.run, arguments=("inputs",))
-def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
     """Embed every sentence pair of INPUTS and write per-word distances to OUTPUT.
 
+    \b
     Exit codes:
     0 success;
     1 internal error (a bug: please report it);
@@ -147,6 +187,9 @@ def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = 
     130 interrupted (finished shards are kept).
     """
     _setup_logging(verbose, quiet)
+    if check:
+        _check(options)
+        return
     try:
         # models load before the job's signal handlers: see _exit_at_once
         job = api._prepare_run({**options, "progress": not quiet})
@@ -161,9 +204,24 @@ def run(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt = 
         typer.echo(f"Error: {message}", err=True)
     if not quiet:
         typer.echo(summary.line(), err=True)
-        _precision_hint(options)
+        if not summary.exit_code:  # a hint about speed is noise next to a failure
+            _precision_hint(options)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+def _check(options: dict[str, Any]) -> None:
+    """`run --check`: the plan on stdout, inputs that would fail as error lines (exit 3)."""
+    try:
+        plan = api._plan_run(options)
+    except BatchembedError as error:
+        raise _fail(error) from None
+    for line in plan.lines():
+        typer.echo(line)
+    for message in plan.errors:
+        typer.echo(f"Error: {message}", err=True)
+    if plan.errors:
+        raise typer.Exit(int(ExitCode.INPUT_ERROR))
 
 
 def _precision_hint(options: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from batchembed.stages.in_memory import process_shard
 from batchembed.targets import TargetMode
 from batchembed.tokenize import TokenizerName, get_tokenizer, many
 
+COMPARE_SOURCE = "<compare>"  # the records' source_file: the two sentences came from no file, CLI or Python
+
 
 def compare_sentences(
     sentence1: str,
@@ -23,18 +25,19 @@ def compare_sentences(
     embedders: Sequence[Embedder],
     word: str | None = None,
     tokenizer: TokenizerName = "flair",
+    skip: frozenset[str] = frozenset(),
 ) -> pa.Table:
     """One output row per shared word (or per occurrence pair of `word`)."""
     mode = TargetMode.WORD if word else TargetMode.SHARED
     shard = InputShard(
-        file=InputFile(locate("<command line>"), "args"),
+        file=InputFile(locate(COMPARE_SOURCE), "args"),
         index=0,
         first_row=1,
         mode=mode,
         ids=["1"],
         sentence1=[sentence1],
         sentence2=[sentence2],
-        targets=[(word,)] if word else [()],
+        targets=[(word,)] if word else [(skip,) if skip else ()],
     )
     schema = output_schema([e.name for e in embedders])
     return process_shard(shard, many(get_tokenizer(tokenizer)), embedders, schema).table

@@ -42,6 +42,18 @@ class Columns:
     word: str = "word"
     # input columns copied into every output row of their pair (labels, the sentences themselves)
     keep: tuple[str, ...] = ()
+    # shared-word mode leaves these word types out (--skip-stopwords), casefolded and sorted; () keeps all
+    stopwords: tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict[str, object]:
+        """The columns as the output's manifest records them: the stop words only when used, so an
+        output made without them keeps the fingerprint it always had."""
+        recorded: dict[str, object] = {k: v for k, v in vars(self).items() if k != "keep"}  # keep: its own field
+        if self.stopwords:
+            recorded["stopwords"] = list(self.stopwords)
+        else:
+            del recorded["stopwords"]
+        return recorded
 
     def target_columns(self, mode: TargetMode) -> tuple[str, ...]:
         return {

@@ -26,7 +26,7 @@ _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w-])")
 
 
 class ExitCode(IntEnum):
-    """Process exit codes, stable for cron and schedulers (documented in the README)."""
+    """Process exit codes, stable for cron and schedulers (documented in docs/exit-codes.md)."""
 
     OK = 0
     INTERNAL_ERROR = 1  # a bug: an unexpected exception (Python's own default)

@@ -165,5 +165,5 @@ def precision_hint(precision: str, device: str) -> str | None:
     found = ", ".join(sorted(features.flags & BF16_FLAGS))
     return (
         f"Hint: this CPU has bf16 instructions ({found}): --precision bf16 ran the whole job 3.7x as fast as fp32 "
-        "on the CPU we measured, with cosine distances within ~6e-3 of fp32 (README, Performance)"
+        "on the CPU we measured, with cosine distances within ~6e-3 of fp32 (docs/performance.md)"
     )

@@ -9,7 +9,7 @@ every parameter of the API's functions to having an entry here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ class Option:
     switch: bool = False  # a boolean that is off unless its flag is given
     metavar: str | None = None
     cli_type: Any = None  # the command line's type where the API's is richer (paths, sequences)
+    command_help: dict[str, str] = field(default_factory=dict)  # the help under one command, by its name
+
+    def help_for(self, command: str) -> str:
+        return self.command_help.get(command, self.help)
 
 
 def flag(name: str) -> str:
@@ -60,9 +64,18 @@ OPTIONS: dict[str, Option] = {
     "max_pairs_per_word": Option("At most this many pairs per word and pair of groupings, sampled with --seed."),
     "seed": Option("Seed of the pair sampling: the same seed, the same pairs on any machine."),
     "tokenizer": Option(
-        "flair (flair's default tokenizer) or whitespace (pre-tokenized text); evaluate: for the "
-        "--similarity files (WiC and SuperGLUE files imply their own)."
+        "flair (flair's default tokenizer) or whitespace (pre-tokenized text).",
+        command_help={
+            "evaluate": "flair (flair's default tokenizer) or whitespace (pre-tokenized text), for the "
+            "--similarity files (WiC and SuperGLUE files imply their own)."
+        },
     ),
+    "skip_stopwords": Option(
+        "Shared-word mode: leave function words (the, and, of, ...) out of the compared words. Off by default, "
+        "so every shared word has its row.",
+        switch=True,
+    ),
+    "stopwords": Option("With --skip-stopwords: english (a built-in list) or a text file of one word per line."),
     # -- the models
     "glove": Option(
         f"GloVe: {_MODEL}, a GloVe .txt file, a directory with .npy + vocabulary, or a flair name.",
@@ -99,7 +112,7 @@ OPTIONS: dict[str, Option] = {
         "Add new input files and rows appended to known ones to an existing output; redo files that changed.",
         switch=True,
     ),
-    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed\\[ray])."),
+    "engine": Option("local (this process) or ray (Ray actors; pip install batchembed-pairs[ray])."),
     "ray_address": Option("Ray cluster to join (default: RAY_ADDRESS, else a local one)."),
     "ray_workers": Option("Ray model actors: only the model runs there (default: one per GPU, else 1)."),
     "ray_prepare_cpus": Option(
@@ -132,5 +145,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "score_column": Option("Gold score column of the --similarity files."),
     # -- report
+    "keep_stopwords": Option(
+        "Keep pairs of function words (the, and, of, ...) in the per-word plots, which leave them out by default.",
+        switch=True,
+    ),
     "out": Option("Folder for report.html and the PNG plots. Default: OUTPUT.batchembed/report.", cli_type=Path | None),
 }

@@ -98,12 +98,16 @@ def _pair_up(first: int | list[int] | str, second: int | list[int] | str) -> Res
     return [(i, j) for i in left for j in right]
 
 
-def shared_words(s1: Tokenized, s2: Tokenized) -> Resolution:
+def shared_words(s1: Tokenized, s2: Tokenized, skip: frozenset[str] = frozenset()) -> Resolution:
+    """Every occurrence pair of the word types both sentences hold; punctuation-only tokens and
+    the casefolded words in `skip` (--skip-stopwords) left out."""
     positions: defaultdict[str, list[int]] = defaultdict(list)
     search = _ALNUM.search  # the hot loop of a shared-words run: no calls but these
     for j, token in enumerate(s2.tokens):
         if search(token) is not None:
             positions[token.casefold()].append(j)  # fold()
+    for word in skip.intersection(positions) if skip else ():
+        del positions[word]
     # every occurrence pair, in order of the first sentence's tokens
     get = positions.get
     pairs = [(i, j) for i, token in enumerate(s1.tokens) for j in get(token.casefold(), ())]
@@ -127,4 +131,4 @@ def resolve(mode: TargetMode, s1: Tokenized, s2: Tokenized, target: Sequence[Any
     if mode is TargetMode.WORD:
         (word,) = target
         return _pair_up(occurrences(s1, word), occurrences(s2, word))
-    return shared_words(s1, s2)
+    return shared_words(s1, s2, target[0] if target else frozenset())

@@ -299,7 +299,7 @@ def _cli_commands() -> dict[str, Any]:
 
 
 API_OF = {"run": api.run, "compare": api.compare, "evaluate": api.evaluate, "report": api.report}
-CLI_ONLY = {"quiet", "verbose", "json_path"}
+CLI_ONLY = {"quiet", "verbose", "json_path", "check"}  # run --check: the plan, printed
 
 
 def _shown(default: Any) -> Any:

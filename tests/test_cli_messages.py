@@ -135,18 +135,37 @@ def test_no_data_rows_is_said_truly(tmp_path: Path, tiny_glove_file: Path, kind:
 
 def test_differences_name_the_option_and_both_values() -> None:
     glove = {"name": "glove", "kind": "glove", "source": "a.txt", "dim": "50"}
-    bert = {"name": "bert", "kind": "transformer", "layers": "-1", "subtoken_pooling": "first", "precision": "fp32"}
+    bert = {
+        "name": "bert",
+        "kind": "transformer",
+        "layers": "-1",
+        "layer_mean": "True",
+        "subtoken_pooling": "first",
+        "precision": "fp32",
+    }
     old = {"models": [glove, bert], "shard_rows": 5000, "columns": {"sentence1": "s1"}, "tokenizer": "flair"}
     cases = [
-        ({"models": [glove, {**bert, "layers": "-2"}]}, ["transformer layers -1 -> -2"]),
-        ({"models": [glove, {**bert, "subtoken_pooling": "mean"}]}, ["transformer subtoken_pooling first -> mean"]),
-        ({"models": [glove, {**bert, "precision": "bf16"}]}, ["transformer precision fp32 -> bf16"]),
-        ({"models": [{**glove, "source": "b.txt"}, bert]}, ["glove source a.txt -> b.txt"]),
+        ({"models": [glove, {**bert, "layers": "-2"}]}, ["--layers -1 -> -2"]),
+        ({"models": [glove, {**bert, "subtoken_pooling": "mean"}]}, ["--subtoken-pooling first -> mean"]),
+        ({"models": [glove, {**bert, "precision": "bf16"}]}, ["--precision fp32 -> bf16"]),
+        ({"models": [{**glove, "source": "b.txt"}, bert]}, ["--glove a.txt -> b.txt"]),
         ({"models": [bert]}, ["models glove, bert -> bert"]),
-        ({"shard_rows": 10}, ["shard_rows 5000 -> 10"]),
-        ({"columns": {"sentence1": "text"}}, ["columns sentence1 s1 -> text"]),
-        ({"tokenizer": "whitespace", "shard_rows": 3}, ["shard_rows 5000 -> 3", "tokenizer flair -> whitespace"]),
+        ({"shard_rows": 10}, ["--shard-rows 5000 -> 10"]),
+        ({"columns": {"sentence1": "text"}}, ["--sentence1-column s1 -> text"]),
+        ({"tokenizer": "whitespace", "shard_rows": 3}, ["--shard-rows 5000 -> 3", "--tokenizer flair -> whitespace"]),
         ({"models": "garbled"}, ["models glove, bert -> garbled"]),
+        # derived fields only when no flag of that model changed; None as none, never "None"
+        (
+            {"models": [glove, {**bert, "precision": "bf16", "weights": "bfloat16", "autocast": None}]},
+            ["--precision fp32 -> bf16"],
+        ),
+        ({"models": [glove, {**bert, "autocast": "bfloat16"}]}, ["transformer autocast dtype none -> bfloat16"]),
+        ({"models": [{**glove, "dim": "100"}, bert]}, ["glove vector size 50 -> 100"]),
+        ({"models": [glove, {**bert, "layer_mean": "False"}]}, ["--layer-mean True -> False"]),
+        (
+            {"columns": {"sentence1": "s1", "start1": "a", "end1": "b", "start2": "c", "end2": "d"}},
+            ["--span-columns None,None,None,None -> a,b,c,d"],
+        ),
     ]
     for change, expected in cases:
         assert differences(old, {**old, **change}) == expected
@@ -156,9 +175,9 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
     out = str(tmp_path / "out")
     assert invoke("run", str(pairs), "-o", out, *tiny_models).exit_code == 0
     for option, change in (
-        (["--layers=-2"], "transformer layers -1 -> -2"),
-        (["--subtoken-pooling", "mean"], "transformer subtoken_pooling first -> mean"),
-        (["--layer-concat", "--layers=-1,-2"], "transformer dim 32 -> 64, transformer layer_mean True -> False"),
+        (["--layers=-2"], "--layers -1 -> -2"),
+        (["--subtoken-pooling", "mean"], "--subtoken-pooling first -> mean"),
+        (["--layer-concat", "--layers=-1,-2"], "--layer-mean True -> False, --layers -1 -> -1,-2"),
     ):
         result = invoke("run", str(pairs), "-o", out, *tiny_models, *option)
         assert result.exit_code == 5, result.output
@@ -170,7 +189,7 @@ def test_settings_change_refusal_names_the_option(tmp_path: Path, pairs: Path, t
 def test_run_help_escapes_markup_and_lists_exit_codes() -> None:
     result = invoke("run", "--help", COLUMNS="200")
     assert result.exit_code == 0
-    assert "pip install batchembed[ray])" in result.output
     text = " ".join(result.output.split())
+    assert "pip install batchembed-pairs[ray])" in text
     for code in ("0 success", "2 usage error", "4 model error", "7 stopped", "130 interrupted"):
         assert code in text, code

@@ -117,7 +117,10 @@ def test_rerun_of_a_finished_job_does_nothing(tmp_path: Path) -> None:
     [
         ({"shard_rows": 4}, "shard_rows 5 -> 4"),
         ({"tokenizer": "flair"}, "tokenizer whitespace -> flair"),
-        ({"embedders": [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx", dim=8)]}, "fake dim 4 -> 8"),
+        (
+            {"embedders": [FakeEmbedder("static", contextual=False), FakeEmbedder("ctx", dim=8)]},
+            "fake vector size 4 -> 8",
+        ),
     ],
 )
 def test_other_settings_are_refused_until_overwrite(tmp_path: Path, change: dict, named: str) -> None:

@@ -200,7 +200,10 @@ class GloveEmbedder:
     def embed_prepared(self, arrays: ModelInput) -> TokenVectors:
         import torch
 
-        index = torch.from_numpy(arrays["rows"]).to(self.device)
+        rows = arrays["rows"]
+        if not rows.flags.writeable:  # arrays from Ray's object store are read-only; torch wants to own writable memory
+            rows = rows.copy()
+        index = torch.from_numpy(rows).to(self.device)
         return TokenVectors(self.weight[index], index != self.unknown_row)
 
     def embed_tokens(

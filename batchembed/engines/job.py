@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Protocol
 
@@ -27,7 +29,7 @@ import pyarrow as pa
 
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Described
-from batchembed.engines.reconcile import OutputReconciler
+from batchembed.engines.reconcile import OutputReconciler, binds
 from batchembed.errors import BatchembedError, ExitCode, InputError, OutputError
 from batchembed.hardware import compute_record
 from batchembed.io.layout import OutputLayout
@@ -92,14 +94,34 @@ def _opened(config: RunConfig, models: Sequence[Described]) -> Iterator[_Job]:
     files, errors = discover_all(config.inputs, exclude=(layout.data, layout.state))
     if not files:
         raise errors[0] if errors else InputError("no input files found")
+    fresh = layout.data.is_local and not any(os.path.lexists(d.path) for d in (layout.data, layout.state))
     create_output(layout)
     with hold(layout) as held:
-        job = _Job(config, models, layout, held, config.incremental)
-        for error in errors:
-            job.fail(None, error)
-        with _store_errors(layout):
-            job.prepare(files)
-        yield job
+        try:
+            job = _Job(config, models, layout, held, config.incremental)
+            for error in errors:
+                job.fail(None, error)
+            with _store_errors(layout):
+                job.prepare(files)
+            yield job
+        except BaseException:
+            if fresh:
+                _remove_unbound(layout)
+            raise
+
+
+def _remove_unbound(layout: OutputLayout) -> None:
+    """A start that failed or was refused before any part was written leaves nothing it created
+    (local outputs: this run made both directories), so the next command finds the output as the
+    user left it. Called while the lock is held (a run that opened the lock file before it goes is
+    still refused); an output that holds a part or marker is kept."""
+    with contextlib.suppress(OSError, pa.ArrowException, BatchembedError):
+        if binds(layout):
+            return
+        shutil.rmtree(layout.state.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(layout.data.path)  # only if empty
+
 
 
 @contextlib.contextmanager

@@ -193,10 +193,18 @@ def _connect(address: str | None) -> Any:
         import ray
         import ray.data  # noqa: F401 - the [ray] extra, not bare ray
     except ImportError as exc:
-        raise UsageError("--engine ray needs Ray Data: pip install 'batchembed[ray]'") from exc
+        raise UsageError(
+            "--engine ray needs Ray Data: pip install 'batchembed-pairs[ray]' (or '.[ray]' from a clone)"
+        ) from exc
+    # --quiet (the root logger at ERROR): importing Ray resets its loggers' levels, so set them again
+    quiet = logging.getLogger().getEffectiveLevel() >= logging.ERROR
+    if quiet:
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+            level = logging.ERROR if quiet else logging.WARNING
+            ray.init(address=address, logging_level=level, log_to_driver=not quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
             why = one_line(exc)
@@ -290,7 +298,8 @@ class RayRunner:
             log.info("Ray: %d tasks on %s", len(tasks), self.placement)
             data_context = ray.data.DataContext.get_current()
             data_context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            # Ray Data's info lines off; its warnings too under --quiet (the root logger at ERROR)
+            logging.getLogger("ray.data").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
             dataset = ray.data.from_items([{"task": task} for task in tasks], override_num_blocks=len(tasks))
             results = dataset.map_batches(
                 PrepareActor,

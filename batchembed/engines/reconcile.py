@@ -67,6 +67,9 @@ class OutputReconciler(RunAccount):
         if self.config.overwrite:
             self._wipe(_load_manifest_or_none(layout))
         manifest = _load_manifest(layout)
+        if manifest is not None and not binds(layout):
+            log.info("%s: no part was written under the recorded settings; they do not bind it", output)
+            manifest = None
         if manifest is None:
             self._refuse_foreign(sorted(layout.parts()))
         elif manifest.fingerprint != self.manifest.fingerprint:
@@ -241,3 +244,14 @@ def _load_manifest_or_none(layout: OutputLayout) -> Manifest | None:
         return _load_manifest(layout)
     except OutputError:  # --overwrite of an output whose manifest is damaged: only marked parts go
         return None
+
+
+def binds(layout: OutputLayout) -> bool:
+    """Whether the output holds any part or done marker: only then do its settings bind it."""
+    try:
+        marked = marked_shards(layout)
+    except FileNotFoundError:
+        marked = []
+    except OSError:  # damaged bookkeeping (a directory made a file): the checks that follow say so
+        return True
+    return bool(marked) or bool(layout.parts())

@@ -56,7 +56,7 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
         "models": [e.describe() for e in embedders],
         "metrics": list(METRICS),
         "tokenizer": config.tokenizer,
-        "columns": {name: value for name, value in vars(config.columns).items() if name != "keep"},
+        "columns": config.columns.fingerprint(),
         "shard_rows": config.shard_rows,
         # only when given: outputs written before --keep-columns existed keep their fingerprint
         **({"keep_columns": list(config.columns.keep)} if config.columns.keep else {}),
@@ -64,8 +64,39 @@ def fingerprint(config: RunConfig, embedders: Sequence[Described]) -> dict[str, 
     }
 
 
+# settings as the user gives them: the fingerprint's fields by their command-line flags
+_FLAGS = {"tokenizer": "--tokenizer", "shard_rows": "--shard-rows", "version": "batchembed version"}
+_COLUMN_FLAGS = {
+    "--sentence1-column": ("sentence1",),
+    "--sentence2-column": ("sentence2",),
+    "--id-column": ("id",),
+    "--span-columns": ("start1", "end1", "start2", "end2"),
+    "--index-columns": ("index1", "index2"),
+    "--word-columns": ("word1", "word2"),
+    "--word-column": ("word",),
+}
+_MODEL_FLAGS = {
+    "glove": {"source": "--glove", "name": "--glove-name"},
+    "transformer": {
+        "source": "--transformer",
+        "name": "--transformer-name",
+        "layers": "--layers",
+        "subtoken_pooling": "--subtoken-pooling",
+        "precision": "--precision",
+    },
+}
+# what a model's metadata adds to its flags: named only when no flag of that model changed
+_DERIVED = {
+    "dim": "vector size",
+    "vocabulary": "vocabulary size",
+    "model_class": "model class",
+    "weights": "weights dtype",
+    "autocast": "autocast dtype",
+}
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What differs, as `option old -> new` (e.g. `transformer layers -1 -> -2`)."""
+    """What differs, as the user sets it: `--layers -1 -> -2`, `--sentence1-column sentence1 -> text_a`."""
     changed = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -74,17 +105,43 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if key == "models" and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             for model_a, model_b in zip(a, b):  # the same models in the same order: name what changed in each
                 if model_a != model_b and isinstance(model_a, dict) and isinstance(model_b, dict):
-                    label = model_b.get("kind", model_b.get("name", "model"))
-                    changed += [f"{label} {k} {v} -> {model_b.get(k)}" for k, v in _changed(model_a, model_b)]
+                    changed += _model_changes(model_a, model_b)
                 elif model_a != model_b:
                     changed.append(f"models {_names([model_a])} -> {_names([model_b])}")
         elif key == "models":
             changed.append(f"models {_names(a)} -> {_names(b)}")
-        elif isinstance(a, dict) and isinstance(b, dict):
-            changed += [f"{key} {k} {v} -> {b.get(k)}" for k, v in _changed(a, b)]
+        elif key == "columns" and isinstance(a, dict) and isinstance(b, dict):
+            for option, fields in _COLUMN_FLAGS.items():
+                before, after = (",".join(str(d.get(f)) for f in fields) for d in (a, b))
+                if before != after:
+                    changed.append(f"{option} {before} -> {after}")
+            if a.get("stopwords") != b.get("stopwords"):
+                changed.append(f"--stopwords {_stopwords(a.get('stopwords'))} -> {_stopwords(b.get('stopwords'))}")
         else:
-            changed.append(f"{key} {a} -> {b}")
+            changed.append(f"{_FLAGS.get(key, key)} {_shown(a)} -> {_shown(b)}")
     return changed
+
+
+def _model_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    kind = str(b.get("kind", b.get("name", "model")))
+    flags = _MODEL_FLAGS.get(kind, {})
+    named, derived = [], []
+    for k, v in _changed(a, b):
+        if k in flags:
+            named.append(f"{flags[k]} {_shown(v)} -> {_shown(b.get(k))}")
+        elif k == "layer_mean":
+            named.append(f"--layer-mean {_shown(v)} -> {_shown(b.get(k))}")
+        else:
+            derived.append(f"{kind} {_DERIVED.get(k, k)} {_shown(v)} -> {_shown(b.get(k))}")
+    return named or derived
+
+
+def _stopwords(words: Any) -> str:
+    return f"{len(words)} words" if isinstance(words, list) and words else "off"
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
 
 
 def _changed(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any]]:

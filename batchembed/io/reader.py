@@ -184,6 +184,8 @@ class _ShardBuilder:
     def __init__(self, file: InputFile, mode: TargetMode, columns: Columns) -> None:
         self.file, self.mode, self.columns = file, mode, columns
         self.targets = columns.target_columns(mode)
+        # shared-word mode's one target cell: the word types to leave out (one object shared by every row)
+        self.shared: tuple[Any, ...] = (frozenset(columns.stopwords),) if columns.stopwords else ()
         self.pending: dict[str, list[Any]] = {}
         self.next_row = 1
 
@@ -208,7 +210,7 @@ class _ShardBuilder:
             ids=[_id_text(v, f"{name}:{row + k}") for k, v in enumerate(ids)],
             sentence1=taken[self.columns.sentence1],
             sentence2=taken[self.columns.sentence2],
-            targets=list(zip(*[taken[n] for n in self.targets])) if self.targets else [()] * count,
+            targets=list(zip(*[taken[n] for n in self.targets])) if self.targets else [self.shared] * count,
             last=False,
             ends_shard=ends_shard,
             kept={name: taken[kept_key(name)] for name in self.columns.keep},

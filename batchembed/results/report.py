@@ -21,6 +21,7 @@ import numpy as np
 
 from batchembed.embedders.distances import METRICS
 from batchembed.errors import InputError, OutputError
+from batchembed.stopwords import ENGLISH
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,6 +43,12 @@ class Result:
     models: list[str]  # column prefixes, in output order
     metadata: dict[str, Any]
     summary: dict[str, Any]  # <output>.batchembed/summary.json, when present
+    keep_stopwords: bool = False  # the per-word plots keep function words too
+
+    def word_rows(self) -> pa.Table:
+        """The rows the per-word plots use: without pairs of two function words ("the" x "the"),
+        which otherwise top every per-word chart, unless `keep_stopwords`."""
+        return self.table if self.keep_stopwords else content_words(self.table)
 
     def kind(self, model: str) -> str:
         for described in self.metadata.get("models", []):
@@ -110,6 +117,16 @@ def _values(table: pa.Table, column: str) -> np.ndarray:
     return pc.drop_null(table.column(column)).to_numpy().astype(np.float64)
 
 
+def content_words(table: pa.Table) -> pa.Table:
+    """The rows whose two words are not both function words (batchembed/stopwords.py)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stop = pa.array(sorted(ENGLISH))
+    w1, w2 = (pc.is_in(pc.utf8_lower(table.column(c)), value_set=stop) for c in ("word_1", "word_2"))
+    return table.filter(pc.invert(pc.fill_null(pc.and_(w1, w2), False)))
+
+
 def _word_keys(table: pa.Table) -> pa.ChunkedArray:
     """One key per compared pair: the lowercased word, or "word 1 / word 2" when they differ."""
     import pyarrow.compute as pc
@@ -135,9 +152,38 @@ def per_word(table: pa.Table, columns: Sequence[str]) -> pa.Table:
 
 
 def _figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # a renderer to measure labels with (label_points)
+    return figure
+
+
+# where a point's label may go, in points from the point: right and above first
+LABEL_OFFSETS = ((3, 2), (3, -10), (-3, 2), (-3, -10), (3, 12), (-3, 12), (3, -20), (-3, -20))
+
+
+def label_points(fig: Figure, ax: Any, labels: Sequence[tuple[str, float, float]]) -> int:
+    """Name points without labels overlapping: each label takes the first place around its point
+    that is free, in order of `labels`; a label with no free place is left out. Call once the
+    figure's layout is final but for these labels (they are kept out of the layout). Returns the
+    number of labels placed."""
+    fig.draw_without_rendering()  # constrained layout fixes the axes, so the points' positions are final
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # an Agg canvas (_figure)
+    placed: list[Any] = []
+    for text, x, y in labels:
+        for dx, dy in LABEL_OFFSETS:
+            note = ax.annotate(
+                text, (x, y), fontsize=8, xytext=(dx, dy), textcoords="offset points", ha="left" if dx > 0 else "right"
+            )
+            note.set_in_layout(False)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            note.remove()
+    return len(placed)
 
 
 def _empty(ax: Any, text: str) -> None:
@@ -159,6 +205,9 @@ def plot_distributions(result: Result) -> Figure:
             if not len(values):
                 _empty(ax, "no distances")
                 continue
+            if not np.any(values):  # e.g. GloVe on one target word per pair: a histogram of one bar at 0
+                _empty(ax, f"all distances 0 ({len(values):,} pairs)")
+                continue
             ax.hist(values, bins=50, color=f"C{row}")
             ax.set_xlabel(f"{metric} distance")
             ax.set_ylabel("pairs")
@@ -176,29 +225,33 @@ def plot_static_vs_contextual(result: Result) -> Figure:
             _empty(ax, "needs two models")
         return fig
     columns = [f"{m}_{metric}" for metric in METRICS for m in (static, contextual)]
-    words = per_word(result.table, columns)
+    words = per_word(result.word_rows(), columns)
+    labels = []
     for ax, metric in zip(axes, METRICS, strict=True):
         x = words.column(f"{static}_{metric}_mean").to_numpy(zero_copy_only=False).astype(np.float64)
         y = words.column(f"{contextual}_{metric}_mean").to_numpy(zero_copy_only=False).astype(np.float64)
         keys = words.column("key").to_pylist()
         both = ~np.isnan(x) & ~np.isnan(y)
         ax.set_title(f"{metric}: {both.sum():,} words", fontsize=10)
-        ax.set_xlabel(f"{static} mean distance")
+        zero = both.any() and not np.any(x[both])
+        ax.set_xlabel(f"{static} mean distance" + (" (all distances 0)" if zero else ""))
         ax.set_ylabel(f"{contextual} mean distance")
         if not both.any():
             _empty(ax, "no word has both distances")
             continue
         ax.scatter(x[both], y[both], s=14, alpha=0.6)
-        for k in np.flatnonzero(both)[np.argsort(-y[both])][:LABELLED_POINTS]:
-            ax.annotate(keys[k], (x[k], y[k]), fontsize=8, xytext=(3, 2), textcoords="offset points")
+        highest = np.flatnonzero(both)[np.argsort(-y[both], kind="stable")][:LABELLED_POINTS]
+        labels.append((ax, [(keys[k], x[k], y[k]) for k in highest]))
     fig.suptitle(f"{static} vs {contextual}, one point per word", fontsize=12)
+    for ax, named in labels:
+        label_points(fig, ax, named)
     return fig
 
 
 def plot_word_variation(result: Result) -> Figure:
     """The words whose contextual distance varies most across their pairs (std, >= 2 pairs)."""
     model = result.contextual
-    words = per_word(result.table, [f"{model}_{metric}" for metric in METRICS])
+    words = per_word(result.word_rows(), [f"{model}_{metric}" for metric in METRICS])
     keys = words.column("key").to_pylist()
     tops = {}
     for metric in METRICS:
@@ -268,7 +321,7 @@ PLOTS = (
         "statuses",
         "Rows by status",
         plot_statuses,
-        "ok rows have every distance; the README's status table explains the others.",
+        "ok rows have every distance; the status values in the documentation (docs/output.md) explain the others.",
     ),
 )
 
@@ -341,16 +394,27 @@ def render_page(result: Result, images: Sequence[tuple[str, str, str, bytes]]) -
 """
 
 
-def write_report(output: str, out: Path | None = None) -> Path:
-    """Write report.html and one PNG per plot into `out` (default: see default_report_dir); return the page.
-    A uses output (batchembed uses) gets its own page: words ranked by APD, their pairwise distances."""
+PER_WORD_PLOTS = ("static_vs_contextual", "word_variation")
+STOPWORDS_NOTE = (
+    " Pairs of two function words (the, and, of, ... : batchembed's built-in English list) are left out; "
+    "report --keep-stopwords keeps them."
+)
+
+
+def write_report(output: str, out: Path | None = None, keep_stopwords: bool = False) -> Path:
+    """Write report.html and one PNG per plot into `out` (default: see default_report_dir); return
+    the page. The per-word plots leave out function words unless `keep_stopwords`, and say so. A uses
+    output (batchembed uses) gets its own page: words ranked by APD, their pairwise distances."""
     uses_page = _uses_report(output, out)
     if uses_page is not None:
         return uses_page
     result = read_result(output)
+    result.keep_stopwords = keep_stopwords
     folder = out if out is not None else default_report_dir(output)
     images = []
     for name, title, plot, caption in PLOTS:
+        if name in PER_WORD_PLOTS and not keep_stopwords:
+            caption += STOPWORDS_NOTE
         images.append((name, title, caption, _png(plot(result))))
     try:
         folder.mkdir(parents=True, exist_ok=True)
