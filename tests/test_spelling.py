@@ -5,6 +5,7 @@ the first spelling would: one `source_file` and one pair-id pattern per input.""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,11 @@ def stopped_after(shards: int, spec: str, out: Path) -> None:
     def stop(result: object) -> None:
         seen.append(result)
         if len(seen) == shards:
+            # a name binds once a part is marked: wait for the task thread to mark one, then stop
+            deadline = time.monotonic() + 30
+            while not any((out.parent / f"{out.name}.batchembed" / "done").glob("*.json")):
+                assert time.monotonic() < deadline, "no shard was marked"
+                time.sleep(0.01)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
