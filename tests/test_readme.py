@@ -100,7 +100,43 @@ README_COMMANDS = {
     "batchembed run sample_data -o out": "test_quick_start_prints_what_the_readme_shows",
     "python3 -m venv .venv && . .venv/bin/activate && "
     'pip install "torch==2.13.0" -e ".[test]" && python -m pytest -q': ".ci/run",
+    "batchembed uses tests/data/dwug -o uses-out": "test_the_uses_example_prints_what_the_readme_shows",
+    "batchembed evaluate --uses tests/data/dwug --change tests/data/dwug/stats/opt/stats_groupings.csv": (
+        "test_the_uses_example_prints_what_the_readme_shows"
+    ),
 }
+
+
+@pytest.mark.slow
+@pytest.mark.packaged
+def test_the_uses_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The README's uses commands as written, with the packaged models, from a copy of the repository's
+    hand-made DWUG-layout corpus: the same summary line but for the time, and a graded-change table."""
+    import subprocess
+    import sys
+
+    text, _ = section("Word usage analytics")
+    shown = re.search(r"```\n(finished: .*)\n```", text)
+    assert shown, "the uses section lost its printed line"
+    shutil.copytree(ROOT / "tests" / "data" / "dwug", tmp_path / "tests" / "data" / "dwug")
+    command = [sys.executable, "-m", "batchembed", "uses", "tests/data/dwug", "-o", "uses-out"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    def stable(line: str) -> str:
+        return re.sub(r"; [\d.]+s, [\d,]+ subword tokens/s$", "", line)
+
+    assert stable(done.stderr.strip().splitlines()[-1]) == stable(shown.group(1))
+    gold = "tests/data/dwug/stats/opt/stats_groupings.csv"
+    scored = subprocess.run(
+        [sys.executable, "-m", "batchembed", "evaluate", "--uses", "tests/data/dwug", "--change", gold],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert "Graded change" in scored.stdout and "bert        cosine     apd" in scored.stdout
 
 
 def test_every_readme_command_is_run_by_a_test_or_says_why_not() -> None:
