@@ -15,6 +15,7 @@ that dies while it starts, and one that hangs: every wait on it polls its progre
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
-from batchembed.liveness import Progress, eager_executor, hang_here, stop_executor, wait
+from batchembed.liveness import Progress, died, eager_executor, hang_here, stop_executor, wait
 from batchembed.stages.assemble import ShardResult
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.prepare import PreparedShard
@@ -66,7 +67,8 @@ class WriterProcess:
         if failed:  # an append failed: its shard's part cannot be complete
             raise _lost(failed[0].exception())  # type: ignore[arg-type]
         try:
-            return _Checked(self.progress.watch(self._executor.submit(_finish, shard_id)), self.progress)
+            future = self.progress.watch(self._executor.submit(_finish, shard_id))
+            return _Checked(future, self.progress, lambda: died(self._executor))
         except (BrokenProcessPool, OSError) as exc:
             raise _lost(BrokenProcessPool(str(exc))) from exc
 
@@ -98,9 +100,9 @@ def _lost(exc: BaseException) -> BaseException:
 class _Checked(Future[ShardResult]):
     """A finish's future whose error, if the writer process died, is WorkersLost."""
 
-    def __init__(self, inner: Future[ShardResult], progress: Progress) -> None:
+    def __init__(self, inner: Future[ShardResult], progress: Progress, lost: Callable[[], bool]) -> None:
         super().__init__()
-        self._inner, self._progress = inner, progress
+        self._inner, self._progress, self._lost = inner, progress, lost
 
     def done(self) -> bool:
         return self._inner.done()
@@ -110,7 +112,7 @@ class _Checked(Future[ShardResult]):
 
     def result(self, timeout: float | None = None) -> ShardResult:
         try:
-            return wait(self._inner, self._progress, timeout)
+            return wait(self._inner, self._progress, timeout, self._lost)
         except BrokenProcessPool as exc:
             raise _lost(exc) from exc
 
