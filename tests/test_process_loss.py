@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,7 @@ def test_a_child_killed_at_any_moment_ends_the_run_and_a_resume_equals_a_fresh_r
         assert output_rows(out) == expected, (k, workers, fmt, killer.killed)
         outcomes.append((workers, fmt, killer.killed, type(ended).__name__))
     killed = [o for o in outcomes if o[2] is not None]
+    print(f"{len(killed)} of {RUNS} kills landed:", sorted(Counter((o[0], o[2], o[3]) for o in killed).items()))
     assert len(killed) >= RUNS // 3, outcomes  # the test killed something often enough to mean it
     assert any(o[2] == "python" for o in killed), outcomes  # ... during start-up, among others
 

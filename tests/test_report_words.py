@@ -9,6 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+
+from batchembed.config import RunConfig
+from batchembed.engines.local import run as run_local
 from batchembed.results.report import (
     STOPWORDS_NOTE,
     _figure,
@@ -18,9 +21,6 @@ from batchembed.results.report import (
     read_result,
     write_report,
 )
-
-from batchembed.config import RunConfig
-from batchembed.engines.local import run as run_local
 
 
 @pytest.fixture

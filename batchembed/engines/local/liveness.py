@@ -19,10 +19,13 @@ manager thread) can wait on a hung or half-started process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from batchembed.errors import UsageError, WorkersLost
@@ -107,8 +110,14 @@ class Progress:
             )
 
 
-def wait(future: Future[T], progress: Progress, timeout: float | None = None) -> T:
-    """future.result(timeout), checking the stage's progress between polls (see the module's note)."""
+def wait(
+    future: Future[T], progress: Progress, timeout: float | None = None, lost: Callable[[], bool] | None = None
+) -> T:
+    """future.result(timeout), checking between polls the stage's progress (see the module's note)
+    and, with `lost`, whether a process of the pool that owes the result has died: then the pool is
+    broken (BrokenProcessPool), whether or not its manager thread noticed. It may not: a worker
+    killed while it writes a result leaves half a message in the result pipe, and the manager
+    waits for the rest forever."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         step = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
@@ -117,7 +126,15 @@ def wait(future: Future[T], progress: Progress, timeout: float | None = None) ->
         except TimeoutError:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
+            if lost is not None and lost():
+                raise BrokenProcessPool("a process of the pool died") from None
             progress.check()
+
+
+def died(executor: ProcessPoolExecutor) -> bool:
+    """A process of `executor` has exited: during a run, its workers only end when killed."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    return any(process.exitcode is not None for process in processes)
 
 
 def eager_executor(workers: int, initializer: object, initargs: tuple[object, ...]) -> ProcessPoolExecutor:
@@ -147,6 +164,7 @@ def stop_executor(executor: ProcessPoolExecutor, grace: float) -> None:
     then killing them, so that this never waits on a hung or half-started process."""
     processes = list((getattr(executor, "_processes", None) or {}).values())
     manager = getattr(executor, "_executor_manager_thread", None)
+    results = getattr(executor, "_result_queue", None)
     executor.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace
     for process in processes:
@@ -156,12 +174,32 @@ def stop_executor(executor: ProcessPoolExecutor, grace: float) -> None:
             process.kill()
     for process in processes:
         process.join(5)
-    if manager is not None:
-        manager.join(30)  # it ends once its processes have: their sentinels are all ready
+    _release(manager, results)
 
 
 def kill_processes(executor: ProcessPoolExecutor) -> None:
-    """Kill a broken pool's processes at once: none of its work is wanted any more."""
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    """Abandon a broken pool: kill its processes at once (none of its work is wanted any more) and
+    make sure its manager thread ends, which the interpreter's exit waits for."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    manager = getattr(executor, "_executor_manager_thread", None)
+    results = getattr(executor, "_result_queue", None)
+    for process in processes:
         if process.is_alive():
             process.kill()
+    for process in processes:
+        process.join(5)
+    threading.Thread(target=_release, args=(manager, results), name="batchembed-release", daemon=True).start()
+
+
+def _release(manager: threading.Thread | None, results: object) -> None:
+    """Once a pool's processes are all dead, its manager thread ends, unless it waits for the rest
+    of a half-written result: closing this process's end of the result pipe (no process writes to
+    it any more) gives it an end of file, so it ends too."""
+    if manager is None:
+        return
+    manager.join(POLL)
+    writer = getattr(results, "_writer", None)
+    if manager.is_alive() and writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
+    manager.join(30)

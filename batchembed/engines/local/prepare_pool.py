@@ -33,7 +33,15 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from batchembed.embedders.base import Preparer
-from batchembed.engines.local.liveness import Progress, eager_executor, hang_here, kill_processes, stop_executor, wait
+from batchembed.engines.local.liveness import (
+    Progress,
+    died,
+    eager_executor,
+    hang_here,
+    kill_processes,
+    stop_executor,
+    wait,
+)
 from batchembed.errors import WorkersLost
 from batchembed.io.reader import InputShard
 from batchembed.stages.prepare import PreparedShard, prepare
@@ -123,6 +131,17 @@ class StagePool:
         kill_processes(old)  # the survivors of a broken pool do nothing useful, and might never stop
         old.shutdown(wait=False, cancel_futures=True)
 
+    def _lost(self, generation: int) -> Callable[[], bool]:
+        """Whether pool number `generation` is lost: replaced already, or one of its workers died
+        (its manager thread may not notice: liveness.wait)."""
+
+        def lost() -> bool:
+            with self._lock:
+                current, executor = self._generation, self._executor
+            return generation != current or died(executor)
+
+        return lost
+
     def _finished(self) -> None:
         with self._lock:
             self._losses = 0
@@ -159,7 +178,7 @@ class _Redoable(Future, Generic[T]):  # type: ignore[type-arg]
     def result(self, timeout: float | None = None) -> T:
         while True:
             try:
-                value = wait(self._inner, self._pool.progress, timeout)
+                value = wait(self._inner, self._pool.progress, timeout, self._pool._lost(self._generation))
             except BrokenProcessPool:
                 self._pool._replace(self._generation)
                 self._inner, self._generation = self._pool._submit(self._fn, *self._args)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 import pyarrow as pa
 
-from batchembed.engines.local.liveness import Progress, eager_executor, hang_here, stop_executor, wait
+from batchembed.engines.local.liveness import Progress, died, eager_executor, hang_here, stop_executor, wait
 from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.stages.assemble import ShardResult
@@ -57,7 +58,8 @@ class WriterProcess:
         if failed:  # an append failed: its shard's part cannot be complete
             raise _lost(failed[0].exception())  # type: ignore[arg-type]
         try:
-            return _Checked(self.progress.watch(self._executor.submit(_finish, shard_id)), self.progress)
+            future = self.progress.watch(self._executor.submit(_finish, shard_id))
+            return _Checked(future, self.progress, lambda: died(self._executor))
         except (BrokenProcessPool, OSError) as exc:
             raise _lost(BrokenProcessPool(str(exc))) from exc
 
@@ -89,9 +91,9 @@ def _lost(exc: BaseException) -> BaseException:
 class _Checked(Future[ShardResult]):
     """A finish's future whose error, if the writer process died, is WorkersLost."""
 
-    def __init__(self, inner: Future[ShardResult], progress: Progress) -> None:
+    def __init__(self, inner: Future[ShardResult], progress: Progress, lost: Callable[[], bool]) -> None:
         super().__init__()
-        self._inner, self._progress = inner, progress
+        self._inner, self._progress, self._lost = inner, progress, lost
 
     def done(self) -> bool:
         return self._inner.done()
@@ -101,7 +103,7 @@ class _Checked(Future[ShardResult]):
 
     def result(self, timeout: float | None = None) -> ShardResult:
         try:
-            return wait(self._inner, self._progress, timeout)
+            return wait(self._inner, self._progress, timeout, self._lost)
         except BrokenProcessPool as exc:
             raise _lost(exc) from exc
 
