@@ -14,7 +14,7 @@ import pytest
 
 from batchembed.config import Columns
 from batchembed.errors import InputError
-from batchembed.io import reader, sources
+from batchembed.io import csv_source, reader, sources
 from batchembed.io.inputs import safe_name
 from batchembed.io.layout import OutputLayout
 from batchembed.io.reader import InputFile, discover, discover_all, read_shards
@@ -142,9 +142,9 @@ def test_a_stray_quote_closed_later_costs_only_its_line(tmp_path: Path) -> None:
 def test_a_quote_open_past_the_bounds_resyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
     """The bounds stop a quote long before the end of the file; the lines it held are read again."""
     if limit == "lines":
-        monkeypatch.setattr(sources, "MAX_RECORD_LINES", 3)
+        monkeypatch.setattr(csv_source, "MAX_RECORD_LINES", 3)
     else:
-        monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 30)
+        monkeypatch.setattr(csv_source, "MAX_RECORD_CHARS", 30)
     lines = numbered(40)
     lines[4] = '"r5,s5\n'
     lines[30] = 'r31,"s31\n'
@@ -160,7 +160,7 @@ def test_multiline_quoted_fields_within_the_bounds_stay_one_row(tmp_path: Path) 
 
 
 def test_oversized_line_costs_one_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 20)
+    monkeypatch.setattr(csv_source, "MAX_RECORD_CHARS", 20)
     lines = numbered(6)
     lines[1] = "r2," + "x" * 100 + "\n"  # one huge line
     lines[3] = '"r4,' + "y" * 15 + "\n"  # a quote whose second line overflows the record

@@ -168,11 +168,30 @@ def test_pair_samples_are_reproducible_from_their_seed(
         return pq.read_table(tmp_path / name / "pairs").select(["lemma", "use_id_1", "use_id_2", "bert_cosine"])
 
     first, again, other = pairs("a", 0), pairs("b", 0), pairs("c", 1)
-    assert first.equals(again)
-    assert not first.equals(other)
+    ids = ["lemma", "use_id_1", "use_id_2"]
+    assert first.select(ids).equals(again.select(ids))  # the same pairs (their distances may differ in the
+    np.testing.assert_allclose(  # last bits: torch's thread count follows the machine's load)
+        first.column("bert_cosine").to_numpy(), again.column("bert_cosine").to_numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert not first.select(ids).equals(other.select(ids))
     light = [r for r in pq.read_table(tmp_path / "a" / "pairs").to_pylist() if r["lemma"] == "light"]
     assert len(light) == 4 and all(r["sampled"] and r["pairs_total"] == 6 * 9 for r in light)
     assert len({(r["use_id_1"], r["use_id_2"]) for r in light}) == 4  # distinct pairs
+
+
+def _assert_same_words(ours: pa.Table, theirs: pa.Table) -> None:
+    """The same words table: every count, grouping and status equal, every measure within float
+    tolerance (torch's thread count, chosen from the machine's load, may change the last bits)."""
+    assert ours.schema == theirs.schema and ours.num_rows == theirs.num_rows
+    for name in ours.column_names:
+        a, b = ours.column(name).to_pylist(), theirs.column(name).to_pylist()
+        if pa.types.is_floating(ours.schema.field(name).type):
+            assert [x is None for x in a] == [y is None for y in b], name
+            np.testing.assert_allclose(
+                [x for x in a if x is not None], [y for y in b if y is not None], rtol=1e-5, atol=1e-6, err_msg=name
+            )
+        else:
+            assert a == b, name
 
 
 def _markers(out: Path) -> int:
@@ -200,7 +219,7 @@ def test_kill_9_then_resume_gives_the_fresh_run_s_words(
     assert 0 < killed_after < 80, "the run must be killed part-way"
     assert subprocess.run([*cli, "-o", str(out), *args], env=env).returncode == 0
     assert subprocess.run([*cli, "-o", str(tmp_path / "fresh"), *args], env=env).returncode == 0
-    assert batchembed.read_output(out).equals(batchembed.read_output(tmp_path / "fresh"))
+    _assert_same_words(batchembed.read_output(out), batchembed.read_output(tmp_path / "fresh"))
 
 
 @pytest.mark.ray
@@ -220,7 +239,7 @@ def test_the_ray_engine_gives_the_local_engine_s_words(
         if started:
             ray.shutdown()
     assert summary.exit_code == 0
-    assert batchembed.read_output(tmp_path / "ray").equals(batchembed.read_output(tmp_path / "local"))
+    _assert_same_words(batchembed.read_output(tmp_path / "ray"), batchembed.read_output(tmp_path / "local"))
 
 
 def test_uses_are_checked_before_a_model_loads(tmp_path: Path) -> None:
@@ -300,6 +319,6 @@ def test_a_uses_output_on_object_storage(
     summary = batchembed.uses(src, f"s3://{bucket}/uses", pair_distances=True, **models)
     assert summary.exit_code == 0
     batchembed.uses(src, tmp_path / "local", pair_distances=True, **models)
-    assert batchembed.read_output(f"s3://{bucket}/uses").equals(batchembed.read_output(tmp_path / "local"))
+    _assert_same_words(batchembed.read_output(f"s3://{bucket}/uses"), batchembed.read_output(tmp_path / "local"))
     again = batchembed.uses(src, f"s3://{bucket}/uses", pair_distances=True, **models)  # nothing left to embed
     assert again.exit_code == 0 and again.embedding.shards_written == 0
