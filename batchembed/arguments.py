@@ -118,9 +118,23 @@ def run_config(
         keep_column_names(options["keep_columns"]),
         load_stopwords(options["stopwords"]) if options["skip_stopwords"] else (),
     )
+    return job_config(options, [os.fspath(i) for i in inputs], os.fspath(output), columns, glove, transformer, embed)
+
+
+def job_config(
+    options: dict[str, Any],
+    inputs: list[str],
+    output: str,
+    columns: Columns,
+    glove: GloveSpec | None,
+    transformer: TransformerSpec | None,
+    embed: EmbedOptions,
+    use_vectors: bool = False,
+) -> RunConfig:
+    """The one job's configuration: these inputs, output and columns, the job options of `options`."""
     return RunConfig(
-        inputs=tuple(os.fspath(i) for i in inputs),
-        output=os.fspath(output),
+        inputs=tuple(inputs),
+        output=output,
         columns=columns,
         tokenizer=options["tokenizer"],
         glove=glove,
@@ -130,6 +144,7 @@ def run_config(
         max_bad_rows=options["max_bad_rows"],
         overwrite=options["overwrite"],
         incremental=options["incremental"],
+        use_vectors=use_vectors,
     )
 
 
@@ -152,20 +167,8 @@ class UsesPlan:
         self.layout = UsesLayout(locate(os.fspath(output)), self.options.vectors)
         inputs = [os.fspath(i) for i in file_inputs(options["inputs"])]
         specs, pair_columns, self.lemma, self.grouping = plan_inputs(inputs, columns, self.layout)
-        self.config = RunConfig(
-            inputs=tuple(specs),
-            output=str(self.layout.vectors),
-            columns=pair_columns,
-            tokenizer=options["tokenizer"],
-            glove=glove,
-            transformer=transformer,
-            embed=embed,
-            shard_rows=options["shard_rows"],
-            max_bad_rows=options["max_bad_rows"],
-            overwrite=options["overwrite"],
-            incremental=options["incremental"],
-            use_vectors=True,
-        )
+        vectors = str(self.layout.vectors)
+        self.config = job_config(options, specs, vectors, pair_columns, glove, transformer, embed, use_vectors=True)
 
     def job(self, embed: Callable[[], Any], device: str | None) -> Callable[[], Any]:
         from batchembed.usage.job import run_uses

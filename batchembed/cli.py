@@ -190,9 +190,18 @@ def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = Fals
     if check:
         _check(options)
         return
+    summary = _job(api._prepare_run, options, quiet)
+    if not quiet and not summary.exit_code:  # a hint about speed is noise next to a failure
+        _precision_hint(options)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def _job(prepare: Callable[[dict[str, Any]], Callable[[], Any]], options: dict[str, Any], quiet: bool) -> Any:
+    """Prepare a job (models load before the job's signal handlers: see _exit_at_once), run it,
+    print the unreadable files' errors and, unless quiet, its summary line; return its summary."""
     try:
-        # models load before the job's signal handlers: see _exit_at_once
-        job = api._prepare_run({**options, "progress": not quiet})
+        job = prepare({**options, "progress": not quiet})
         with _job_interrupts():
             summary = job()
     except BatchembedError as error:
@@ -204,10 +213,7 @@ def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = Fals
         typer.echo(f"Error: {message}", err=True)
     if not quiet:
         typer.echo(summary.line(), err=True)
-        if not summary.exit_code:  # a hint about speed is noise next to a failure
-            _precision_hint(options)
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+    return summary
 
 
 def _check(options: dict[str, Any]) -> None:
@@ -280,19 +286,7 @@ def uses(options: dict[str, Any], quiet: QuietOpt = False, verbose: VerboseOpt =
     Exit codes as for run; 6 when uses have a status (no target found, no vector, no word key).
     """
     _setup_logging(verbose, quiet)
-    try:
-        job = api._prepare_uses({**options, "progress": not quiet})
-        with _job_interrupts():
-            summary = job()
-    except BatchembedError as error:
-        raise _fail(error) from None
-    except KeyboardInterrupt:
-        typer.echo(INTERRUPTED, err=True)
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    for message in summary.embedding.errors:
-        typer.echo(f"Error: {message}", err=True)
-    if not quiet:
-        typer.echo(summary.line(), err=True)
+    summary = _job(api._prepare_uses, options, quiet)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 

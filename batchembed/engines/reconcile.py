@@ -12,18 +12,16 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from batchembed.config import RunConfig
 from batchembed.engines.account import RunAccount
 from batchembed.errors import BatchembedError, InputError, OutputError
 from batchembed.io.inputs import recorded_as
 from batchembed.io.layout import PART_PREFIX, PART_SUFFIX, OutputLayout, shard_of
 from batchembed.io.manifest import Change, InputRecord, Manifest, Unreadable, differences, inspect, keys_named_in
 from batchembed.io.manifest import load_manifest as _load_manifest
-from batchembed.io.markers import DoneMarker, disagreeing, forget, load_markers, marked_shards
+from batchembed.io.markers import disagreeing, forget, load_markers, marked_shards
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import show
-from batchembed.io.storage import Location
-from batchembed.results.summary import FileCounts, RunSummary
+from batchembed.results.summary import FileCounts
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +29,8 @@ CONFLICTS_SHOWN = 3
 
 
 class OutputReconciler(RunAccount):
-    """The reconciling half of a run (engines/job.py's _Job): `prepare(discovered)`."""
-
-    # the run's state, kept by engines/job.py's _Job
-    config: RunConfig
-    layout: OutputLayout
-    output: Location
-    incremental: bool
-    manifest: Manifest
-    markers: dict[str, DoneMarker]
-    files: list[InputFile]
-    summary: RunSummary
-    new_bad_rows: int
+    """The reconciling half of a run (engines/job.py's _Job): `prepare(discovered)`; the state it
+    works on is declared by RunAccount."""
 
     def _wipe(self, manifest: Manifest | None) -> None:
         """--overwrite: remove what batchembed wrote here, and nothing else. Batchembed's are the

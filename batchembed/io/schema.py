@@ -27,6 +27,9 @@ BASE_FIELDS: tuple[pa.Field, ...] = (
 )
 
 
+PAIR_WORD_FIELDS = BASE_FIELDS[3:]  # the two words compared: their forms and positions
+
+
 def distance_columns(model_names: Sequence[str]) -> list[str]:
     return [f"{name}_{metric}" for name in model_names for metric in METRICS]
 

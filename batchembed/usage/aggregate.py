@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchembed import status
+from batchembed.io.schema import PAIR_WORD_FIELDS
 from batchembed.usage.measures import METRICS, usage_table, word_rows
 from batchembed.usage.sampling import pair_distances, sample_pairs
 
@@ -49,14 +50,7 @@ def pairs_schema(model_names: Sequence[str], metrics: Sequence[str] = METRICS) -
             pa.field("grouping_2", pa.string()),
             pa.field("use_id_1", pa.string(), nullable=False),
             pa.field("use_id_2", pa.string(), nullable=False),
-            pa.field("word_1", pa.string()),
-            pa.field("word_2", pa.string()),
-            pa.field("token_index_1", pa.int32()),
-            pa.field("token_index_2", pa.int32()),
-            pa.field("char_start_1", pa.int32()),
-            pa.field("char_end_1", pa.int32()),
-            pa.field("char_start_2", pa.int32()),
-            pa.field("char_end_2", pa.int32()),
+            *PAIR_WORD_FIELDS,  # run's: word_1 ... char_end_2
             *(pa.field(f"{model}_{metric}", pa.float32()) for model in model_names for metric in metrics),
             pa.field("pairs_total", pa.int64(), nullable=False),  # the word's pairs on these sides
             pa.field("sampled", pa.bool_(), nullable=False),  # True: these are max_pairs of pairs_total

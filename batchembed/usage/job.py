@@ -151,6 +151,11 @@ class UsesSummary:
     exit_code: int = 0
     outcome: str = ""
 
+    @property
+    def errors(self) -> list[str]:
+        """The input files that could not be read (the others were processed)."""
+        return self.embedding.errors
+
     def line(self) -> str:
         measured, left = self.use_counts.get("ok", 0), sum(n for s, n in self.use_counts.items() if s != "ok")
         return (
