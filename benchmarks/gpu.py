@@ -36,16 +36,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    check,
-    machine,
-    machine_markdown,
-    median,
-    progress,
-    read_summary,
-    run_child,
-)
+from benchmarks import common, corpus  # noqa: E402
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 SIZES = {
@@ -183,8 +174,8 @@ def main() -> None:
 
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    info = machine()
-    progress("corpus and models")
+    info = common.machine()
+    common.progress("corpus and models")
     path = corpus.ensure(args.pairs, args.seed, work)
     bert, glove = build_models(path, work, args.size)
     flops = forward_flops(path, bert)
@@ -197,27 +188,30 @@ def main() -> None:
     tokens = 0
     for repeat in range(args.repeats):
         for precision in seconds:
-            progress(f"repeat {repeat + 1}/{args.repeats}: {precision}")
+            common.progress(f"repeat {repeat + 1}/{args.repeats}: {precision}")
             output = work / "out" / precision
             cmd = run_cmd(path, output, [*base, "--precision", precision])
-            check(run_child(cmd, work / "logs" / f"{precision}.log", env), f"batchembed run ({precision})")
-            summary = read_summary(output)
+            common.check(
+                common.run_child(cmd, work / "logs" / f"{precision}.log", env), f"batchembed run ({precision})"
+            )
+            summary = common.read_summary(output)
             seconds[precision].append(summary["seconds"])
             tokens = summary["subword_tokens"]
 
     oom: dict[str, Any] | None = None
     if args.device.startswith("cuda"):
-        progress(f"OOM back-off: --token-budget {OOM_BUDGET}, CUDA memory capped at {args.oom_limit_gib} GiB")
+        common.progress(f"OOM back-off: --token-budget {OOM_BUDGET}, CUDA memory capped at {args.oom_limit_gib} GiB")
         output = work / "out" / "oom"
         options = [*base, "--precision", "fp32", "--token-budget", str(OOM_BUDGET)]
-        run = check(
-            run_child(oom_cmd(path, output, options, args.oom_limit_gib), work / "logs" / "oom.log", env), "OOM run"
+        run = common.check(
+            common.run_child(oom_cmd(path, output, options, args.oom_limit_gib), work / "logs" / "oom.log", env),
+            "OOM run",
         )
         oom = {"halvings": run.log.count("token budget halved"), **compare(output, work / "out" / "fp32")}
     precision_diff = compare(work / "out" / "bf16", work / "out" / "fp32")
 
-    print(f"Command: `python benchmarks/gpu.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print(
         f"{args.pairs:,} pairs, {tokens:,} subword tokens, random BERT-{args.size}, forward {flops / 1e12:.2f} TFLOP "
         f"(full forward; the partial top layer does a little less), bf16 peak taken as {peak:g} TFLOP/s; "
@@ -226,7 +220,7 @@ def main() -> None:
     print("| precision | job s (median) | runs | subword tokens/s | model share of the bf16 peak |")
     print("|---|---:|---|---:|---:|")
     for precision, values in seconds.items():
-        s = median(values)
+        s = common.median(values)
         share = flops / s / (peak * 1e12)
         print(f"| {precision} | {s:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {tokens / s:,.0f} | {share:.1%} |")
     print("\nbf16 against fp32 (same rows: " + str(precision_diff["same_rows"]) + "):\n")
