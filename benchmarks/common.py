@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -140,7 +141,7 @@ def load_average() -> str:
 
 def command_line(script: str) -> str:
     """The line that heads a script's tables: the command that made them."""
-    return f"Command: `python benchmarks/{Path(script).name} {' '.join(sys.argv[1:])}`\n"
+    return f"Command: `python benchmarks/{Path(script).name} {shlex.join(sys.argv[1:])}`\n"
 
 
 def median(values: list[float]) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 HELPERS = {"common", "corpus", "workload", "contenders", "precision_table"}  # imported, never run alone
 TABLE = "|---"
+RAY = [pytest.mark.ray]  # starts a local Ray cluster of its own
 
 # script -> its tiny arguments ({work}: a fresh directory); marks for what it starts
+PASS = f"{shlex.quote(sys.executable)} -c pass"  # a command that does nothing: {{run}} is alternate.py's
 SCRIPTS: dict[str, tuple[list[str], list[pytest.MarkDecorator]]] = {
+    "alternate": (["--runs", "2", "--warmup", "1", "--logs", "{work}/logs", f"{PASS} a{{{{run}}}}", PASS], []),
     "feed_ceiling": (["--pairs", "16", "--repeats", "1", "--workers", "1", "--workdir", "{work}"], []),
     # gpu.py's CPU mode: the random tiny BERT, fp32 and bf16; the OOM back-off needs CUDA and says so
     "gpu": (["--device", "cpu", "--size", "tiny", "--pairs", "16", "--repeats", "1", "--workdir", "{work}"], []),
@@ -34,8 +38,8 @@ SCRIPTS: dict[str, tuple[list[str], list[pytest.MarkDecorator]]] = {
     "memory": (["--pairs", "8,16", "--sample-every", "0.2", "--workdir", "{work}"], []),
     "partial_forward": (["--pairs", "8", "--repeats", "1", "--workdir", "{work}"], []),
     "precision_forward": (["--pairs", "8", "--repeats", "1", "--threads", "1", "--workdir", "{work}"], []),
-    "ray_driver": (["--sizes", "16", "--repeats", "1"], [pytest.mark.ray]),
-    "ray_stages": (["--pairs", "16", "--repeats", "1", "--memory-pairs", "0", "--workdir", "{work}"], [pytest.mark.ray]),
+    "ray_driver": (["--sizes", "16", "--repeats", "1"], RAY),
+    "ray_stages": (["--pairs", "16", "--repeats", "1", "--memory-pairs", "0", "--workdir", "{work}"], RAY),
     "subwords": (["--pairs", "16", "--repeats", "1", "--workdir", "{work}"], []),
     "threads": (["--pairs", "8", "--repeats", "1", "--busy", "0", "--workdir", "{work}"], []),
     # the main table, the precision table (benchmarks/precision_table.py) and a one-budget sweep
