@@ -19,7 +19,8 @@ generated corpus (benchmarks/corpus.py), interleaved and repeated, each run its 
                of the fp32 run;
   bf16 vs fp32 the distances of the two runs compared (max and median absolute difference).
 
-`--device cpu --size tiny --pairs 200 --repeats 1` checks the script on a machine without a GPU.
+`--device cpu --size tiny --pairs 200 --repeats 1` checks the script on a machine without a GPU
+(add `--precisions fp32` on a CPU without native bf16, where batchembed refuses bf16).
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--size", choices=sorted(SIZES), default="base")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, fp32 first (default fp32,bf16)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak; default by name (H100/H200 989)")
     parser.add_argument("--oom-limit-gib", type=float, default=3.0, help="CUDA memory cap of the OOM back-off run")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "batchembed-bench-gpu")
@@ -184,7 +186,7 @@ def main() -> None:
     root = str(Path(__file__).resolve().parent.parent)  # the checkout's batchembed, installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
-    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    seconds: dict[str, list[float]] = {p: [] for p in args.precisions.split(",")}
     tokens = 0
     for repeat in range(args.repeats):
         for precision in seconds:
@@ -208,7 +210,8 @@ def main() -> None:
             "OOM run",
         )
         oom = {"halvings": run.log.count("token budget halved"), **compare(output, work / "out" / "fp32")}
-    precision_diff = compare(work / "out" / "bf16", work / "out" / "fp32")
+    both = "bf16" in seconds and "fp32" in seconds
+    precision_diff = compare(work / "out" / "bf16", work / "out" / "fp32") if both else None
 
     print(common.command_line(__file__))
     print(common.machine_markdown(info) + "\n")
@@ -223,11 +226,14 @@ def main() -> None:
         s = common.median(values)
         share = flops / s / (peak * 1e12)
         print(f"| {precision} | {s:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {tokens / s:,.0f} | {share:.1%} |")
-    print("\nbf16 against fp32 (same rows: " + str(precision_diff["same_rows"]) + "):\n")
-    print("| column | max abs diff | median abs diff | same nulls |\n|---|---:|---:|---|")
-    for column in DISTANCES:
-        high, mid, nulls = precision_diff[column]
-        print(f"| {column} | {high:.1e} | {mid:.1e} | {nulls} |")
+    if precision_diff is None:
+        print("\nbf16 against fp32: not run (`--precisions` without both).")
+    else:
+        print("\nbf16 against fp32 (same rows: " + str(precision_diff["same_rows"]) + "):\n")
+        print("| column | max abs diff | median abs diff | same nulls |\n|---|---:|---:|---|")
+        for column in DISTANCES:
+            high, mid, nulls = precision_diff[column]
+            print(f"| {column} | {high:.1e} | {mid:.1e} | {nulls} |")
     if oom is None:
         print("\nOOM back-off: not run (no CUDA device).")
     else:
