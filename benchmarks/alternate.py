@@ -50,6 +50,8 @@ def main() -> None:
             runs.append(common.check(common.run_child(cmd, logs / f"{tag}.log"), f"command {side.upper()} ({tag})"))
         if counted:
             pairs.append((runs[0], runs[1]))
+        a, b = runs
+        common.progress(f"pair {name}: A/B wall {a.wall_s / b.wall_s:.3f}, A/B CPU {a.cpu_s / b.cpu_s:.3f}")
     load_end = common.load_average()
 
     wall = [a.wall_s / b.wall_s for a, b in pairs]
