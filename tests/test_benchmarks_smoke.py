@@ -110,7 +110,8 @@ def test_every_benchmark_script_has_a_smoke_run() -> None:
 
 
 def test_benchmark_modules_import_helpers_only_one_way_and_no_script() -> None:
-    for name, tree in _modules().items():
+    modules = _modules()
+    for name, tree in modules.items():
         imported = _benchmark_imports(tree)
         assert imported <= HELPERS, f"{name}.py imports {sorted(imported - HELPERS)}: move what it needs to a helper"
         for node in ast.walk(tree):
@@ -118,7 +119,7 @@ def test_benchmark_modules_import_helpers_only_one_way_and_no_script() -> None:
                 assert not node.module.startswith("benchmarks."), f"{name}.py: write `from benchmarks import X`"
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 plain = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                assert not set(plain) & set(_modules()), f"{name}.py imports a benchmark module by its bare name"
+                assert not set(plain) & set(modules), f"{name}.py imports a benchmark module by its bare name"
 
 
 def test_the_benchmark_helpers_import_each_other_without_a_circle() -> None:
