@@ -1,17 +1,25 @@
 """Helpers shared by the benchmark scripts: child processes with their own peak RSS,
-`batchembed run` command lines, the machine description, medians."""
+`batchembed run` command lines, busy neighbours, the machine description, medians.
+
+Every module in benchmarks/ imports its helpers one way, `from benchmarks import common, corpus`,
+and names them qualified (`common.median`); a script imports helper modules only, never another
+script (tests/test_benchmarks_smoke.py checks both, and runs every script at a tiny size).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +96,20 @@ def batchembed_cmd(inputs: Path, output: Path, options: list[str], threads: int 
     return [batchembed_exe(), *args]
 
 
+def run_batchembed(
+    inputs: Path,
+    output: Path,
+    options: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    threads: int | None = None,
+    sample_every: float | None = None,
+) -> ChildRun:
+    """`batchembed run` in a child process of its own, measured; the script stops if it fails."""
+    cmd = batchembed_cmd(inputs, output, options, threads)
+    return check(run_child(cmd, log, env, sample_every), f"batchembed run ({output.name})")
+
+
 def batchembed_exe() -> str:
     return shutil.which("batchembed") or str(Path(sys.executable).with_name("batchembed"))
 
@@ -99,6 +121,27 @@ def progress(message: str) -> None:
 def read_summary(output: Path) -> dict[str, Any]:
     # the bookkeeping lives beside the output directory (batchembed/io/layout.py)
     return json.loads(output.with_name(output.name + ".batchembed").joinpath("summary.json").read_text())
+
+
+@contextlib.contextmanager
+def busy(processes: int) -> Iterator[None]:
+    """`processes` busy loops beside the measurement, as on a machine shared with other work."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def command_line(script: str) -> str:
+    """The line that heads a script's tables: the command that made them."""
+    return f"Command: `python benchmarks/{Path(script).name} {shlex.join(sys.argv[1:])}`\n"
 
 
 def median(values: list[float]) -> float:
@@ -148,7 +191,7 @@ def machine() -> dict[str, str]:
         f"CPU capability {torch.backends.cpu.get_cpu_capability()})",
         "transformers": transformers.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load average at start": load_average(),
     }
     try:
         import flair

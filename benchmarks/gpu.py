@@ -19,7 +19,8 @@ generated corpus (benchmarks/corpus.py), interleaved and repeated, each run its 
                of the fp32 run;
   bf16 vs fp32 the distances of the two runs compared (max and median absolute difference).
 
-`--device cpu --size tiny --pairs 200 --repeats 1` checks the script on a machine without a GPU.
+`--device cpu --size tiny --pairs 200 --repeats 1` checks the script on a machine without a GPU
+(add `--precisions fp32` on a CPU without native bf16, where batchembed refuses bf16).
 """
 
 from __future__ import annotations
@@ -36,16 +37,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    check,
-    machine,
-    machine_markdown,
-    median,
-    progress,
-    read_summary,
-    run_child,
-)
+from benchmarks import common, corpus  # noqa: E402
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 SIZES = {
@@ -176,6 +168,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--size", choices=sorted(SIZES), default="base")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, fp32 first (default fp32,bf16)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak; default by name (H100/H200 989)")
     parser.add_argument("--oom-limit-gib", type=float, default=3.0, help="CUDA memory cap of the OOM back-off run")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "batchembed-bench-gpu")
@@ -183,8 +176,8 @@ def main() -> None:
 
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    info = machine()
-    progress("corpus and models")
+    info = common.machine()
+    common.progress("corpus and models")
     path = corpus.ensure(args.pairs, args.seed, work)
     bert, glove = build_models(path, work, args.size)
     flops = forward_flops(path, bert)
@@ -193,31 +186,35 @@ def main() -> None:
     root = str(Path(__file__).resolve().parent.parent)  # the checkout's batchembed, installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
-    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    seconds: dict[str, list[float]] = {p: [] for p in args.precisions.split(",")}
     tokens = 0
     for repeat in range(args.repeats):
         for precision in seconds:
-            progress(f"repeat {repeat + 1}/{args.repeats}: {precision}")
+            common.progress(f"repeat {repeat + 1}/{args.repeats}: {precision}")
             output = work / "out" / precision
             cmd = run_cmd(path, output, [*base, "--precision", precision])
-            check(run_child(cmd, work / "logs" / f"{precision}.log", env), f"batchembed run ({precision})")
-            summary = read_summary(output)
+            common.check(
+                common.run_child(cmd, work / "logs" / f"{precision}.log", env), f"batchembed run ({precision})"
+            )
+            summary = common.read_summary(output)
             seconds[precision].append(summary["seconds"])
             tokens = summary["subword_tokens"]
 
     oom: dict[str, Any] | None = None
     if args.device.startswith("cuda"):
-        progress(f"OOM back-off: --token-budget {OOM_BUDGET}, CUDA memory capped at {args.oom_limit_gib} GiB")
+        common.progress(f"OOM back-off: --token-budget {OOM_BUDGET}, CUDA memory capped at {args.oom_limit_gib} GiB")
         output = work / "out" / "oom"
         options = [*base, "--precision", "fp32", "--token-budget", str(OOM_BUDGET)]
-        run = check(
-            run_child(oom_cmd(path, output, options, args.oom_limit_gib), work / "logs" / "oom.log", env), "OOM run"
+        run = common.check(
+            common.run_child(oom_cmd(path, output, options, args.oom_limit_gib), work / "logs" / "oom.log", env),
+            "OOM run",
         )
         oom = {"halvings": run.log.count("token budget halved"), **compare(output, work / "out" / "fp32")}
-    precision_diff = compare(work / "out" / "bf16", work / "out" / "fp32")
+    both = "bf16" in seconds and "fp32" in seconds
+    precision_diff = compare(work / "out" / "bf16", work / "out" / "fp32") if both else None
 
-    print(f"Command: `python benchmarks/gpu.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print(
         f"{args.pairs:,} pairs, {tokens:,} subword tokens, random BERT-{args.size}, forward {flops / 1e12:.2f} TFLOP "
         f"(full forward; the partial top layer does a little less), bf16 peak taken as {peak:g} TFLOP/s; "
@@ -226,14 +223,17 @@ def main() -> None:
     print("| precision | job s (median) | runs | subword tokens/s | model share of the bf16 peak |")
     print("|---|---:|---|---:|---:|")
     for precision, values in seconds.items():
-        s = median(values)
+        s = common.median(values)
         share = flops / s / (peak * 1e12)
         print(f"| {precision} | {s:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {tokens / s:,.0f} | {share:.1%} |")
-    print("\nbf16 against fp32 (same rows: " + str(precision_diff["same_rows"]) + "):\n")
-    print("| column | max abs diff | median abs diff | same nulls |\n|---|---:|---:|---|")
-    for column in DISTANCES:
-        high, mid, nulls = precision_diff[column]
-        print(f"| {column} | {high:.1e} | {mid:.1e} | {nulls} |")
+    if precision_diff is None:
+        print("\nbf16 against fp32: not run (`--precisions` without both).")
+    else:
+        print("\nbf16 against fp32 (same rows: " + str(precision_diff["same_rows"]) + "):\n")
+        print("| column | max abs diff | median abs diff | same nulls |\n|---|---:|---:|---|")
+        for column in DISTANCES:
+            high, mid, nulls = precision_diff[column]
+            print(f"| {column} | {high:.1e} | {mid:.1e} | {nulls} |")
     if oom is None:
         print("\nOOM back-off: not run (no CUDA device).")
     else:

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import batchembed_cmd, check, machine, machine_markdown, median, progress, read_summary, run_child  # noqa: E402
-from corpus import generate  # noqa: E402
+from benchmarks import common, corpus  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -31,7 +31,7 @@ def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return median(times)
+    return common.median(times)
 
 
 def main() -> None:
@@ -50,23 +50,23 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="batchembed-integrity-"))
     try:
-        corpus = work / "corpus.csv"
-        pacsv.write_csv(generate(args.pairs, seed=0), corpus)
+        pairs = work / "corpus.csv"
+        pacsv.write_csv(corpus.generate(args.pairs, seed=0), pairs)
         output = work / "out"
         options = [] if args.transformer else ["--no-transformer"]
-        progress(f"batchembed run on {args.pairs} pairs")
-        check(run_child(batchembed_cmd(corpus, output, options, None), work / "run.log"), "batchembed run")
-        job_seconds = float(read_summary(output)["seconds"])
+        common.progress(f"batchembed run on {args.pairs} pairs")
+        common.run_batchembed(pairs, output, options, work / "run.log")
+        job_seconds = float(common.read_summary(output)["seconds"])
         layout = OutputLayout.of(locate(output))
-        file = InputFile(locate(corpus), "csv")
+        file = InputFile(locate(pairs), "csv")
         hashing = timed(lambda: inspect(file, None), args.repeats)
         listing = timed(lambda: load_markers(layout, verify=False), args.repeats)
         verifying = timed(lambda: load_markers(layout, verify=True), args.repeats)
         parts = sum(p.stat().st_size for p in output.glob("part-*.parquet"))
-        print(machine_markdown(machine()))
+        print(common.machine_markdown(common.machine()))
         print(
             f"\n{args.pairs:,} pairs, {'GloVe + transformer' if args.transformer else 'GloVe only'}, "
-            f"{corpus.stat().st_size / 1e6:.1f} MB of CSV, {len(list(output.glob('part-*')))} parts of "
+            f"{pairs.stat().st_size / 1e6:.1f} MB of CSV, {len(list(output.glob('part-*')))} parts of "
             f"{parts / 1e6:.1f} MB; medians of {args.repeats}\n"
         )
         print("| check | seconds | share of the run's own seconds |")

@@ -13,7 +13,6 @@ before it starts.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,21 +20,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    ChildRun,
-    batchembed_cmd,
-    check,
-    machine,
-    machine_markdown,
-    median,
-    progress,
-    read_summary,
-    run_child,
-)
+from benchmarks import common, corpus  # noqa: E402
 
 
-def rss_at(run: ChildRun, fraction: float) -> float:
+def rss_at(run: common.ChildRun, fraction: float) -> float:
     """Sampled RSS at `fraction` of the child's wall time (nan if it never got sampled)."""
     if not run.rss_samples:
         return float("nan")
@@ -52,13 +40,12 @@ def options(args: argparse.Namespace) -> list[str]:
     return opts
 
 
-def measure(args: argparse.Namespace, pairs: int) -> tuple[ChildRun, dict[str, object]]:
+def measure(args: argparse.Namespace, pairs: int) -> tuple[common.ChildRun, dict[str, object]]:
     path = corpus.ensure(pairs, args.seed, args.workdir)
     output = args.workdir / "out" / f"memory-{pairs}"
-    cmd = batchembed_cmd(path, output, options(args), args.threads)
     log = args.workdir / "logs" / f"memory-{pairs}.log"
-    run = check(run_child(cmd, log, sample_every=args.sample_every), f"batchembed run ({pairs} pairs)")
-    return run, read_summary(output)
+    run = common.run_batchembed(path, output, options(args), log, threads=args.threads, sample_every=args.sample_every)
+    return run, common.read_summary(output)
 
 
 def parse_args() -> argparse.Namespace:
@@ -97,10 +84,10 @@ def main() -> None:
     args = parse_args()
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchembed-mem-"))
     args.workdir.mkdir(parents=True, exist_ok=True)
-    info = machine()
-    results: dict[int, list[tuple[ChildRun, dict[str, object]]]] = {pairs: [] for pairs in args.pairs}
+    info = common.machine()
+    results: dict[int, list[tuple[common.ChildRun, dict[str, object]]]] = {pairs: [] for pairs in args.pairs}
     for pairs in args.pairs:
-        progress(f"generating/reusing corpus of {pairs} pairs in {args.workdir}")
+        common.progress(f"generating/reusing corpus of {pairs} pairs in {args.workdir}")
         corpus.ensure(pairs, args.seed, args.workdir)
     for repeat in range(args.repeats):
         for k, pairs in enumerate(args.pairs):
@@ -109,25 +96,25 @@ def main() -> None:
                 prev_run, prev_summary = results[prev][0]
                 job = float(prev_summary["seconds"])  # type: ignore[arg-type]
                 estimate = prev_run.wall_s - job + job * pairs / prev
-                progress(f"estimated {estimate / 60:.1f} min for {pairs} pairs (from {prev} pairs)")
-            progress(
+                common.progress(f"estimated {estimate / 60:.1f} min for {pairs} pairs (from {prev} pairs)")
+            common.progress(
                 f"repeat {repeat + 1}/{args.repeats}: batchembed run, {pairs} pairs, "
                 f"{'GloVe + transformer' if args.transformer else 'GloVe only'}"
             )
             run, summary = measure(args, pairs)
-            progress(f"  wall {run.wall_s:.0f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
+            common.progress(f"  wall {run.wall_s:.0f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
             results[pairs].append((run, summary))
-    info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["load average at end"] = common.load_average()
     report(args, info, results)
 
 
 def report(
-    args: argparse.Namespace, info: dict[str, str], results: dict[int, list[tuple[ChildRun, dict[str, object]]]]
+    args: argparse.Namespace, info: dict[str, str], results: dict[int, list[tuple[common.ChildRun, dict[str, object]]]]
 ) -> None:
     models = "GloVe + transformer" if args.transformer else "GloVe only (`--no-transformer`)"
-    print(f"Command: `python benchmarks/memory.py {' '.join(sys.argv[1:])}`\n")
+    print(common.command_line(__file__))
     print("Machine:\n")
-    print(machine_markdown(info))
+    print(common.machine_markdown(info))
     print(f"\n### Peak RSS of `batchembed run`, {models}, {args.repeats} repeat(s)\n")
     print(
         "| pairs | rows written | subword tokens | job s | wall s | peak RSS MiB (median) | peak RSS MiB per run "
@@ -137,12 +124,12 @@ def report(
     peaks: dict[int, float] = {}
     for pairs, runs in results.items():
         first, summary = runs[0]
-        peaks[pairs] = median([run.peak_rss_mib for run, _ in runs])
+        peaks[pairs] = common.median([run.peak_rss_mib for run, _ in runs])
         sampled = " / ".join(f"{rss_at(first, f):.0f}" for f in (0.25, 0.5, 0.75, 0.95))
         print(
             f"| {pairs:,} | {summary['rows_written']:,} | {summary['subword_tokens']:,} "
-            f"| {median([float(s['seconds']) for _, s in runs]):.1f} "  # type: ignore[arg-type]
-            f"| {median([run.wall_s for run, _ in runs]):.1f} | {peaks[pairs]:.0f} "
+            f"| {common.median([float(s['seconds']) for _, s in runs]):.1f} "  # type: ignore[arg-type]
+            f"| {common.median([run.wall_s for run, _ in runs]):.1f} | {peaks[pairs]:.0f} "
             f"| {', '.join(f'{run.peak_rss_mib:.0f}' for run, _ in runs)} | {sampled} |"
         )
     small, large = args.pairs[0], args.pairs[-1]

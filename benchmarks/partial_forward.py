@@ -19,52 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import machine, machine_markdown, median  # noqa: E402
-
-
-def requests(path: Path, mode: str):  # type: ignore[no-untyped-def]
-    """The pipeline's own plan for the corpus: distinct sentences and the (sentence, token) pairs read."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from batchembed.stages.prepare import plan_rows
-    from batchembed.targets import TargetMode
-    from batchembed.tokenize import flair_tokenize, many
-
-    table = pq.read_table(path).to_pydict()
-    n = len(table["id"])
-    if mode == "word":  # one target word per pair: the first word the two sentences share
-        rows, sentences = plan_rows(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
-        first_rows = np.unique(np.asarray(rows.pair_row), return_index=True)[1]
-        words = [None] * n
-        for k in first_rows.tolist():
-            if rows.sentence_1[k] >= 0:
-                words[rows.pair_row[k]] = sentences[rows.sentence_1[k]].tokens[rows.token_1[k]]
-        targets = [(w or "",) for w in words]
-        rows, sentences = plan_rows(_shard(table, TargetMode.WORD, targets), many(flair_tokenize))
-    else:
-        rows, sentences = plan_rows(_shard(table, TargetMode.SHARED, [()] * n), many(flair_tokenize))
-    ok = np.asarray(rows.sentence_1) >= 0
-    s = np.concatenate([np.asarray(rows.sentence_1)[ok], np.asarray(rows.sentence_2)[ok]])
-    t = np.concatenate([np.asarray(rows.token_1)[ok], np.asarray(rows.token_2)[ok]])
-    unique = np.unique(s * (1 << 32) + t)
-    return sentences, unique >> 32, unique & ((1 << 32) - 1)
-
-
-def _shard(table, mode, targets):  # type: ignore[no-untyped-def]
-    from batchembed.io.reader import InputFile, InputShard
-
-    return InputShard(
-        InputFile(Path("corpus.parquet"), "parquet"),
-        0,
-        1,
-        mode,
-        table["id"],
-        table["sentence1"],
-        table["sentence2"],
-        targets,
-    )
+from benchmarks import common, corpus, workload  # noqa: E402
 
 
 def main() -> None:
@@ -81,7 +36,7 @@ def main() -> None:
     from batchembed.embedders.transformer import TransformerEmbedder
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = common.machine()
     path = corpus.ensure(args.pairs, args.seed, args.workdir)
     embedder = TransformerEmbedder.load(TransformerSpec(), EmbedOptions(), torch.device("cpu"))
     lines = [
@@ -90,7 +45,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for mode in ("shared", "word"):
-        sentences, s_idx, t_idx = requests(path, mode)
+        sentences, s_idx, t_idx = workload.requests(path, mode)
         times: dict[bool, list[float]] = {True: [], False: []}
         vectors: dict[bool, torch.Tensor] = {}
         for _ in range(args.repeats):
@@ -102,11 +57,11 @@ def main() -> None:
                 times[partial].append(time.perf_counter() - started)
                 positions = embedder.stats.subword_tokens - before
         diff = float((vectors[True] - vectors[False]).abs().max())
-        a, b = median(times[True]), median(times[False])
+        a, b = common.median(times[True]), common.median(times[False])
         lines.append(f"| {mode} | {len(s_idx):,} / {positions:,} | {a:.2f} | {b:.2f} | **{b / a:.2f}x** | {diff:.1e} |")
         print(f"{mode}: partial {times[True]}, full {times[False]}", file=sys.stderr)
-    print(f"Command: `python benchmarks/partial_forward.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print("\n".join(lines))
 
 

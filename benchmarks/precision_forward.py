@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -29,9 +28,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import machine, machine_markdown, median  # noqa: E402
-from benchmarks.partial_forward import requests  # noqa: E402
+from benchmarks import common, corpus, workload  # noqa: E402
 
 
 def embedder_contenders() -> tuple[dict[str, Any], Any]:
@@ -66,11 +63,9 @@ def embedder_contenders() -> tuple[dict[str, Any], Any]:
 def padded_batches(path: Path) -> list[tuple[Any, Any]]:
     import numpy as np
 
-    from benchmarks.throughput import CPU_BUDGET, encode, sentences_in_order, sorted_batches
-
-    ids = encode(sentences_in_order(path))
+    ids = workload.encode(workload.sentences_in_order(path))
     batches = []
-    for batch in sorted_batches([len(x) for x in ids], CPU_BUDGET):
+    for batch in workload.sorted_batches([len(x) for x in ids], workload.CPU_BUDGET):
         width = max(len(ids[i]) for i in batch)
         tokens, mask = np.zeros((len(batch), width), np.int64), np.zeros((len(batch), width), np.int64)
         for row, i in enumerate(batch):
@@ -84,8 +79,6 @@ def padded_contenders(batches: list[tuple[Any, Any]], threads: int) -> dict[str,
     import torch
     from transformers import AutoModel
 
-    from benchmarks.throughput import model_path
-
     def run_torch(model: Any) -> Callable[[], Any]:
         def go() -> Any:
             with torch.inference_mode():
@@ -96,10 +89,12 @@ def padded_contenders(batches: list[tuple[Any, Any]], threads: int) -> dict[str,
 
         return go
 
-    fp32 = AutoModel.from_pretrained(model_path()).eval()
+    fp32 = AutoModel.from_pretrained(workload.model_path()).eval()
     contenders = {
         "padded torch fp32": run_torch(fp32),
-        "padded torch bf16 weights": run_torch(AutoModel.from_pretrained(model_path()).eval().to(torch.bfloat16)),
+        "padded torch bf16 weights": run_torch(
+            AutoModel.from_pretrained(workload.model_path()).eval().to(torch.bfloat16)
+        ),
     }
     try:
         import openvino as ov
@@ -142,9 +137,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = common.machine()
     path = corpus.ensure(args.pairs, args.seed, args.workdir)
-    sentences, s_idx, t_idx = requests(path, "shared")
+    sentences, s_idx, t_idx = workload.requests(path, "shared")
     embedders, reference = embedder_contenders()
     arrays = reference.preparer().prepare(sentences, s_idx, t_idx)
     batches = padded_batches(path)
@@ -154,24 +149,19 @@ def main() -> None:
     runs.update(padded_contenders(batches, args.threads))
     for go in runs.values():  # warm-up: first-call allocations, OpenVINO's shape compilation
         go()
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     times: dict[str, list[float]] = {name: [] for name in runs}
     outputs: dict[str, Any] = {}
-    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    try:
+    load_start = common.load_average()
+    with common.busy(args.busy):
         for _ in range(args.repeats):
             for name, go in runs.items():
                 started = time.perf_counter()
                 outputs[name] = go()
                 times[name].append(time.perf_counter() - started)
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
-    load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_end = common.load_average()
 
-    print(f"Command: `python benchmarks/precision_forward.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print(
         f"{len(s_idx):,} word vectors read from {len(sentences):,} sentences; {args.threads} torch threads; "
         f"{args.busy} busy-loop process(es); load average {load_start} at start, {load_end} at end.\n"
@@ -187,8 +177,9 @@ def main() -> None:
         cos = 1 - torch.nn.functional.cosine_similarity(a, b, dim=-1)
         moved = float(((a - b).norm(dim=-1) / b.norm(dim=-1)).max())
         runs_text = ", ".join(f"{t:.2f}" for t in times[name])
+        mine, theirs = common.median(times[name]), common.median(times[kind])
         print(
-            f"| {name} | {median(times[name]):.2f} | {median(times[kind]) / median(times[name]):.2f}x "
+            f"| {name} | {mine:.2f} | {theirs / mine:.2f}x "
             f"| {float(cos.max()):.1e} / {float(cos.median()):.1e} | {moved:.2f} | {runs_text} |"
         )
 

@@ -36,16 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine, machine_markdown, median, progress  # noqa: E402
-from corpus import generate  # noqa: E402
+from benchmarks import common, corpus  # noqa: E402
 
 FILE_PAIRS = 25_000
 TREE = Path(__file__).resolve().parent.parent
 
 
-def corpus(directory: Path, pairs: int) -> Path:
+def corpus_files(directory: Path, pairs: int) -> Path:
     """`pairs` pairs as Parquet files of FILE_PAIRS rows (row groups of 5,000)."""
     import pyarrow.parquet as pq
 
@@ -53,7 +53,7 @@ def corpus(directory: Path, pairs: int) -> Path:
     if target.is_dir():
         return target
     target.mkdir(parents=True)
-    table = generate(pairs, seed=0)
+    table = corpus.generate(pairs, seed=0)
     for k, start in enumerate(range(0, pairs, FILE_PAIRS)):
         pq.write_table(table.slice(start, FILE_PAIRS), target / f"part-{k:03d}.parquet", row_group_size=5_000)
     return target
@@ -106,32 +106,36 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="batchembed-ray-bench-"))
     try:
-        inputs = {size: corpus(work, size) for size in args.sizes}
+        inputs = {size: corpus_files(work, size) for size in args.sizes}
         driver: dict[int, list[float]] = {size: [] for size in args.sizes}
         walls: dict[int, list[float]] = {size: [] for size in args.sizes}
         base: dict[int, list[float]] = {size: [] for size in args.sizes}
         base_walls: dict[int, list[float]] = {size: [] for size in args.sizes}
         for repeat in range(args.repeats):
             for size in args.sizes:  # interleaved: size after size, the baseline after each
-                progress(f"repeat {repeat + 1}: {size} pairs, {args.model_actors} model actor(s)")
+                common.progress(f"repeat {repeat + 1}: {size} pairs, {args.model_actors} model actor(s)")
                 result = measure(inputs[size], args.model_actors, work)
                 assert result["pairs"] == size, result
                 driver[size].append(result["driver_cpu"])
                 walls[size].append(result["wall"])
                 if args.baseline:
-                    progress(f"repeat {repeat + 1}: {size} pairs, baseline {args.baseline}")
+                    common.progress(f"repeat {repeat + 1}: {size} pairs, baseline {args.baseline}")
                     result = measure(inputs[size], args.baseline_workers, work, args.baseline.resolve())
                     assert result["pairs"] == size, result
                     base[size].append(result["driver_cpu"])
                     base_walls[size].append(result["wall"])
-        print(f"Command: `python benchmarks/ray_driver.py {' '.join(sys.argv[1:])}`\n")
-        print(machine_markdown(machine()))
+        print(common.command_line(__file__))
+        print(common.machine_markdown(common.machine()))
         print(f"\nRay engine, GloVe only, shards of 5,000 rows, {args.model_actors} model actor(s), ", end="")
         print(f"{args.repeats} repeats, medians\n")
         print("| input pairs | tasks | driver CPU s (runs) | per 100k pairs | wall s |")
         print("|---:|---:|---:|---:|---:|")
         for size in args.sizes:
-            cpu, runs, wall = median(driver[size]), ", ".join(f"{x:.2f}" for x in driver[size]), median(walls[size])
+            cpu, runs, wall = (
+                common.median(driver[size]),
+                ", ".join(f"{x:.2f}" for x in driver[size]),
+                common.median(walls[size]),
+            )
             tasks = -(-size // 5_000)
             print(f"| {size:,} | {tasks} | {cpu:.2f} ({runs}) | {cpu / size * 100_000:.2f} | {wall:.1f} |")
         if args.baseline:
@@ -139,10 +143,10 @@ def main() -> None:
             print("| input pairs | driver CPU s (runs) | per 100k pairs | wall s | this tree / baseline, CPU |")
             print("|---:|---:|---:|---:|---:|")
             for size in args.sizes:
-                cpu, runs = median(base[size]), ", ".join(f"{x:.2f}" for x in base[size])
-                ratio = median(driver[size]) / cpu
-                per = cpu / size * 100_000
-                print(f"| {size:,} | {cpu:.2f} ({runs}) | {per:.2f} | {median(base_walls[size]):.1f} | {ratio:.2f}x |")
+                cpu, runs = common.median(base[size]), ", ".join(f"{x:.2f}" for x in base[size])
+                ratio = common.median(driver[size]) / cpu
+                per, wall = cpu / size * 100_000, common.median(base_walls[size])
+                print(f"| {size:,} | {cpu:.2f} ({runs}) | {per:.2f} | {wall:.1f} | {ratio:.2f}x |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os._exit(0)

@@ -46,9 +46,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import check, machine, machine_markdown, median, progress, run_child  # noqa: E402
-from benchmarks.feed_ceiling import distinct_sentences, tiny_model  # noqa: E402
+from benchmarks import common, corpus, workload  # noqa: E402
 
 KINDS = {"PrepareActor": "prepare actor", "ModelActor": "model actor"}
 POLL_SECONDS = 0.2
@@ -152,19 +150,11 @@ def measure_ray(script: str, path: Path, model: str, shard_rows: int, work: Path
     result = work / f"{name}.json"
     result.unlink(missing_ok=True)
     cmd = [sys.executable, script, "--ray-child", str(path), str(output), model, str(shard_rows), str(result)]
-    check(run_child(cmd, work / "logs" / f"{name}.log", {**os.environ, "TOKENIZERS_PARALLELISM": "false"}), name)
+    common.check(
+        common.run_child(cmd, work / "logs" / f"{name}.log", {**os.environ, "TOKENIZERS_PARALLELISM": "false"}), name
+    )
     measured: dict[str, Any] = json.loads(result.read_text())
     return measured
-
-
-def measure_bare(sentences: Path, model: str, processes: int, work: Path) -> float:
-    result = work / "bare.json"
-    script = str(Path(__file__).resolve().parent / "feed_ceiling.py")
-    cmd = [sys.executable, script, "--bare", str(processes), "--sentences", str(sentences), "--model", model]
-    cmd += ["--result", str(result)]
-    check(run_child(cmd, work / "logs" / "bare.log", {**os.environ, "TOKENIZERS_PARALLELISM": "false"}), "bare")
-    seconds: float = json.loads(result.read_text())["seconds"]
-    return seconds
 
 
 def uptime() -> str:
@@ -192,28 +182,28 @@ def main() -> None:
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     script = str(Path(__file__).resolve())
-    info = machine()
+    info = common.machine()
     loads = [f"start: {uptime()}"]
-    progress("corpus and tiny model")
-    model = str(tiny_model(work / "tiny-bert"))
+    common.progress("corpus and tiny model")
+    model = str(workload.tiny_model(work / "tiny-bert"))
     path = corpus.ensure(args.pairs, args.seed, work)
     sentences = work / f"sentences-{args.pairs}-{args.seed}.json"
-    sentences.write_text(json.dumps(distinct_sentences(path)))
+    sentences.write_text(json.dumps(workload.distinct_sentences(path)))
 
     ray_wall: list[float] = []
     ray_steady: list[float] = []
     first_marker: list[float] = []
     bare_s: list[float] = []
     for repeat in range(args.repeats):
-        progress(f"repeat {repeat + 1}/{args.repeats}: Ray engine, {args.pairs} pairs")
+        common.progress(f"repeat {repeat + 1}/{args.repeats}: Ray engine, {args.pairs} pairs")
         measured = measure_ray(script, path, model, 5000, work, f"feed-{repeat}")
         assert measured["pairs"] == args.pairs and measured["code"] == 0, measured
         ray_wall.append(measured["wall"])
         first_marker.append(measured["first_marker"])
         if measured["steady"]:
             ray_steady.append(measured["steady"])
-        progress(f"repeat {repeat + 1}/{args.repeats}: bare tokenizers, {args.bare_processes} process(es)")
-        bare_s.append(measure_bare(sentences, model, args.bare_processes, work))
+        common.progress(f"repeat {repeat + 1}/{args.repeats}: bare tokenizers, {args.bare_processes} process(es)")
+        bare_s.append(workload.measure_bare(sentences, model, args.bare_processes, work)["seconds"])
     loads.append(f"after the feed runs: {uptime()}")
 
     memory: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -222,7 +212,9 @@ def main() -> None:
         big = corpus.ensure(args.memory_pairs, args.seed, work)
         for repeat in range(args.memory_repeats):
             for shard_rows in (100_000, 5_000):
-                progress(f"memory {repeat + 1}/{args.memory_repeats}: {args.memory_pairs} pairs, shards {shard_rows}")
+                common.progress(
+                    f"memory {repeat + 1}/{args.memory_repeats}: {args.memory_pairs} pairs, shards {shard_rows}"
+                )
                 measured = measure_ray(script, big, model, shard_rows, work, f"memory-{shard_rows}-{repeat}")
                 assert measured["pairs"] == args.memory_pairs and measured["code"] == 0, measured
                 memory_wall[shard_rows].append(measured["wall"])
@@ -230,18 +222,18 @@ def main() -> None:
                     memory[shard_rows][kind].append(max(peaks))
         loads.append(f"after the memory runs: {uptime()}")
 
-    print(f"Command: `python benchmarks/ray_stages.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print("Load (`uptime`): " + "; ".join(loads) + "\n")
     pairs = args.pairs
     print(f"Feed: {pairs:,} pairs, shards of 5,000 rows, {args.repeats} interleaved repeats, medians.\n")
     print("| contender | s (runs) | pairs/s |\n|---|---:|---:|")
-    wall, bare = median(ray_wall), median(bare_s)
+    wall, bare = common.median(ray_wall), common.median(bare_s)
     print(f"| Ray engine, run() wall | {wall:.2f} ({', '.join(f'{x:.2f}' for x in ray_wall)}) | {pairs / wall:,.0f} |")
     firsts = ", ".join(f"{x:.2f}" for x in first_marker)
-    print(f"| Ray engine, run() start to the first shard's marker | {median(first_marker):.2f} ({firsts}) | |")
+    print(f"| Ray engine, run() start to the first shard's marker | {common.median(first_marker):.2f} ({firsts}) | |")
     if ray_steady:
-        steady = median(ray_steady)
+        steady = common.median(ray_steady)
         runs = ", ".join(f"{x:,.0f}" for x in ray_steady)
         print(f"| Ray engine, steady: shards after the first (pairs/s runs {runs}) | | {steady:,.0f} |")
     runs = ", ".join(f"{x:.2f}" for x in bare_s)
@@ -249,7 +241,7 @@ def main() -> None:
     print("\n| figure | value | target |\n|---|---:|---:|")
     print(f"| Ray / bare tokenizers, speed, run() wall | {bare / wall:.2f} | >= 0.8 |")
     if ray_steady:
-        print(f"| Ray / bare tokenizers, speed, steady | {median(ray_steady) / (pairs / bare):.2f} | >= 0.8 |")
+        print(f"| Ray / bare tokenizers, speed, steady | {common.median(ray_steady) / (pairs / bare):.2f} | >= 0.8 |")
     if memory:
         print(f"\nMemory: {args.memory_pairs:,} pairs, peak RSS (VmHWM) of each actor process, MiB\n")
         print("| actor | shards of 100,000 rows | shards of 5,000 rows | ratio | target |\n|---|---:|---:|---:|---:|")
@@ -258,9 +250,9 @@ def main() -> None:
             if not high or not low:
                 print(f"| {kind} | {high} | {low} | not seen | <= 1.25x |")
                 continue
-            h, lo = median([float(x) for x in high]) / 1024, median([float(x) for x in low]) / 1024
+            h, lo = common.median([float(x) for x in high]) / 1024, common.median([float(x) for x in low]) / 1024
             print(f"| {kind} | {h:,.0f} | {lo:,.0f} | {h / lo:.2f}x | <= 1.25x |")
-        walls = {k: f"{median(v):.1f}" for k, v in memory_wall.items()}
+        walls = {k: f"{common.median(v):.1f}" for k, v in memory_wall.items()}
         print(f"\nWall s of the memory runs: {walls}")
 
 

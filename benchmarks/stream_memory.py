@@ -25,8 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import ChildRun, check, machine, machine_markdown, progress, run_child  # noqa: E402
+from benchmarks import common, corpus  # noqa: E402
 
 TARGET = 1.25
 
@@ -77,7 +76,7 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def measure(args: argparse.Namespace, pairs: int, mode: str) -> tuple[ChildRun, dict[str, float]]:
+def measure(args: argparse.Namespace, pairs: int, mode: str) -> tuple[common.ChildRun, dict[str, float]]:
     path = corpus.ensure(pairs, args.seed, args.workdir)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--mode", mode]
     cmd += ["--tokenizer", args.tokenizer, "--batch-pairs", str(args.batch_pairs)]
@@ -86,7 +85,9 @@ def measure(args: argparse.Namespace, pairs: int, mode: str) -> tuple[ChildRun, 
     log = args.workdir / "logs" / f"stream-{mode}-{pairs}.log"
     env = {**os.environ, "TMPDIR": str(args.workdir / "tmp")}
     (args.workdir / "tmp").mkdir(parents=True, exist_ok=True)
-    run = check(run_child(cmd, log, env=env, sample_every=args.sample_every), f"distances ({mode}, {pairs} pairs)")
+    run = common.check(
+        common.run_child(cmd, log, env=env, sample_every=args.sample_every), f"distances ({mode}, {pairs} pairs)"
+    )
     line = next(line for line in run.log.splitlines() if line.startswith("RESULT "))
     return run, json.loads(line.removeprefix("RESULT "))
 
@@ -113,17 +114,17 @@ def main() -> None:
         return
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="batchembed-stream-"))
     args.workdir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = common.machine()
     for pairs in args.pairs:
-        progress(f"generating/reusing a corpus of {pairs} pairs in {args.workdir}")
+        common.progress(f"generating/reusing a corpus of {pairs} pairs in {args.workdir}")
         corpus.ensure(pairs, args.seed, args.workdir)
     modes = ["stream", "table"] if args.table else ["stream"]
-    results: dict[tuple[str, int], tuple[ChildRun, dict[str, float]]] = {}
+    results: dict[tuple[str, int], tuple[common.ChildRun, dict[str, float]]] = {}
     for mode in modes:
         for pairs in args.pairs:
-            progress(f"distances, {mode}, {pairs} pairs, GloVe only")
+            common.progress(f"distances, {mode}, {pairs} pairs, GloVe only")
             run, result = measure(args, pairs, mode)
-            progress(f"  wall {run.wall_s:.0f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
+            common.progress(f"  wall {run.wall_s:.0f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
             results[mode, pairs] = run, result
     info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report(args, info, modes, results)
@@ -133,11 +134,11 @@ def report(
     args: argparse.Namespace,
     info: dict[str, str],
     modes: list[str],
-    results: dict[tuple[str, int], tuple[ChildRun, dict[str, float]]],
+    results: dict[tuple[str, int], tuple[common.ChildRun, dict[str, float]]],
 ) -> None:
     print(f"Command: `python benchmarks/stream_memory.py {' '.join(sys.argv[1:])}`\n")
     print("Machine:\n")
-    print(machine_markdown(info))
+    print(common.machine_markdown(info))
     print(f"\n### Peak RSS of `Embedder.distances`, GloVe only, {args.tokenizer} tokenizer\n")
     print(
         "| input | pairs | rows out | batches out | load s | job s | peak RSS MiB (whole process) "

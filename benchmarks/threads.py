@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -31,17 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    batchembed_cmd,
-    check,
-    machine,
-    machine_markdown,
-    median,
-    progress,
-    read_summary,
-    run_child,
-)
+from benchmarks import common, corpus  # noqa: E402
 
 
 def contenders(cores: int) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -56,10 +45,6 @@ def contenders(cores: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     }
 
 
-def busy_loops(n: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3000)
@@ -71,47 +56,38 @@ def main() -> None:
 
     work: Path = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = common.machine()
     path = corpus.ensure(args.pairs, args.seed, work)
     cores = len(os.sched_getaffinity(0))
     runs = contenders(cores)
     seconds: dict[tuple[int, str], list[float]] = defaultdict(list)
     tokens: set[int] = set()
     for busy in [int(b) for b in args.busy.split(",")]:
-        loops = busy_loops(busy)
-        try:
+        with common.busy(busy):
             for repeat in range(args.repeats):
                 for k, (name, (options, extra_env)) in enumerate(runs.items()):
-                    progress(f"{busy} busy: repeat {repeat + 1}/{args.repeats}: {name}")
+                    common.progress(f"{busy} busy: repeat {repeat + 1}/{args.repeats}: {name}")
                     output = work / "out" / f"busy{busy}-{k}"
-                    env = {
-                        key: value
-                        for key, value in os.environ.items()
-                        if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-                    }
-                    cmd = batchembed_cmd(path, output, ["--device", "cpu", *options], None)
-                    check(run_child(cmd, work / "logs" / f"busy{busy}-{k}.log", {**env, **extra_env}), name)
-                    summary = read_summary(output)
+                    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+                    log = work / "logs" / f"busy{busy}-{k}.log"
+                    common.run_batchembed(path, output, ["--device", "cpu", *options], log, {**env, **extra_env})
+                    summary = common.read_summary(output)
                     seconds[(busy, name)].append(summary["seconds"])
                     tokens.add(summary["subword_tokens"])
-        finally:
-            for loop in loops:
-                loop.kill()
-                loop.wait()
     if len(tokens) != 1:
         sys.exit(f"contenders embedded different token counts: {sorted(tokens)}")
     (count,) = tokens
 
-    print(f"Command: `python benchmarks/threads.py {' '.join(sys.argv[1:])}`\n")
-    print(machine_markdown(info) + "\n")
+    print(common.command_line(__file__))
+    print(common.machine_markdown(info) + "\n")
     print(
         f"{args.pairs:,} pairs, {count:,} subword tokens, {cores} usable cores; {args.repeats} interleaved repeats.\n"
     )
     print("| busy-loop processes | contender | job s (median) | runs | subword tokens/s | default's speed vs this |")
     print("|---:|---|---:|---|---:|---:|")
     for (busy, name), values in seconds.items():
-        s = median(values)
-        default = median(seconds[(busy, "default")])
+        s = common.median(values)
+        default = common.median(seconds[(busy, "default")])
         runs_text = ", ".join(f"{v:.1f}" for v in values)
         print(f"| {busy} | {name} | {s:.2f} | {runs_text} | {count / s:,.0f} | {s / default:.2f}x |")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import check, machine, machine_markdown, median, progress, run_child  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 MODELS = {"bert": 384, "glove": 50}
 GROUPINGS = ["1", "2"]
@@ -68,13 +68,15 @@ def measure(args: argparse.Namespace, uses: int) -> dict[str, float]:
     repeats = args.repeats if uses <= 10_000 else 1
     cmd = [sys.executable, __file__, "--child", str(uses), "--repeats", str(repeats), "--seed", str(args.seed)]
     cmd += ["--device", args.device] + (["--memory-budget", str(args.memory_budget)] if args.memory_budget else [])
-    run = check(run_child(cmd, args.workdir / f"usage-aggregate-{uses}.log"), f"aggregation of {uses} uses")
+    run = common.check(
+        common.run_child(cmd, args.workdir / f"usage-aggregate-{uses}.log"), f"aggregation of {uses} uses"
+    )
     result = json.loads(run.log.strip().splitlines()[-1])
     return {
         "uses": uses,
-        "seconds": median(result["times"]),
+        "seconds": common.median(result["times"]),
         "fastest": min(result["times"]),
-        "cpu_seconds": median(result["cpu"]),
+        "cpu_seconds": common.median(result["cpu"]),
         "runs": len(result["times"]),
         "peak_mib": run.peak_rss_mib,
         "before_mib": result["rss_before_mib"],
@@ -87,7 +89,7 @@ def markdown(args: argparse.Namespace, rows: list[dict[str, float]], info: dict[
         f"Command: `python benchmarks/usage_aggregate.py --uses {args.uses} --repeats {args.repeats}"
         f"{' --device ' + args.device if args.device != 'cpu' else ''}`",
         "",
-        machine_markdown(info),
+        common.machine_markdown(info),
         "",
         f"One word, two groupings of half the uses each, models of {' and '.join(map(str, MODELS.values()))} dims,",
         "euclidean and cosine: APD across, each side's own APD, PRT (`batchembed.usage.measures.word_rows`).",
@@ -142,12 +144,12 @@ def main() -> None:
     load = load_now()
     rows = []
     for uses in (int(size) for size in args.uses.split(",")):
-        progress(f"aggregating {uses:,} uses")
+        common.progress(f"aggregating {uses:,} uses")
         rows.append(measure(args, uses))
-        progress(f"{uses:,} uses: {rows[-1]['seconds']:.3f} s, peak RSS {rows[-1]['peak_mib']:.0f} MiB")
-    # after the children: machine() imports torch, and a child inherits its parent's peak RSS across
+        common.progress(f"{uses:,} uses: {rows[-1]['seconds']:.3f} s, peak RSS {rows[-1]['peak_mib']:.0f} MiB")
+    # after the children: common.machine() imports torch, and a child inherits its parent's peak RSS across
     # fork + exec (Linux's ru_maxrss), so a parent holding torch would set every child's "peak"
-    info = {"lscpu model name": lscpu_model(), **machine(), "load average at start": load}
+    info = {"lscpu model name": lscpu_model(), **common.machine(), "load average at start": load}
     info["load average at end"] = load_now()
     text = markdown(args, rows, info)
     print(text)

@@ -34,8 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import corpus  # noqa: E402
-from benchmarks.common import machine, machine_markdown, median  # noqa: E402
+from benchmarks import common, corpus  # noqa: E402
 
 WORD = re.compile(r"[A-Za-z]{4,}")
 
@@ -102,15 +101,17 @@ def table(title: str, results: dict[str, list[tuple[float, float]]], commands: d
     for name in names:
         walls = [w for w, _ in results[name]]
         jobs = [j for _, j in results[name]]
-        lines.append(f"| {name} | {median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f}) | {median(jobs):.1f} |")
+        lines.append(
+            f"| {name} | {common.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f}) | {common.median(jobs):.1f} |"
+        )
     first, second = names
     ratios = [a[0] / b[0] for a, b in zip(results[first], results[second])]
     job_ratios = [a[1] / b[1] for a, b in zip(results[first], results[second])]
     lines += [
         "",
         f"{first} / {second}, per alternated pair: wall {', '.join(f'{r:.2f}' for r in ratios)} "
-        f"(median {median(ratios):.2f}); job seconds {', '.join(f'{r:.2f}' for r in job_ratios)} "
-        f"(median {median(job_ratios):.2f})",
+        f"(median {common.median(ratios):.2f}); job seconds {', '.join(f'{r:.2f}' for r in job_ratios)} "
+        f"(median {common.median(job_ratios):.2f})",
         "",
         *(f"- {name}: `{command}`" for name, command in commands.items()),
         "",
@@ -133,24 +134,24 @@ def main() -> None:
         rows = sentences(args.uses, args.seed)
         write_uses(work / "uses.csv", rows)
         write_pairs(work / "pairs.csv", list(zip(rows[0::2], rows[1::2])))
-        common = ["--overwrite", "-q", *extra]
+        flags = ["--overwrite", "-q", *extra]
         contenders = {
             "uses": (
-                [*exe, "uses", str(work / "uses.csv"), "-o", str(work / "u"), *common],
+                [*exe, "uses", str(work / "uses.csv"), "-o", str(work / "u"), *flags],
                 work / "u.batchembed",
                 "uses.json",
             ),
             "run": (
-                [*exe, "run", str(work / "pairs.csv"), "-o", str(work / "r"), *common],
+                [*exe, "run", str(work / "pairs.csv"), "-o", str(work / "r"), *flags],
                 work / "r.batchembed",
                 "summary.json",
             ),
         }
         shown = {
-            "uses": f"batchembed uses uses.csv -o OUT {' '.join(common)}",
-            "run": f"batchembed run pairs.csv -o OUT {' '.join(common)}",
+            "uses": f"batchembed uses uses.csv -o OUT {' '.join(flags)}",
+            "run": f"batchembed run pairs.csv -o OUT {' '.join(flags)}",
         }
-        print(machine_markdown(machine()))
+        print(common.machine_markdown(common.machine()))
         print(f"Command: `python benchmarks/uses_cost.py {' '.join(sys.argv[1:])}`\n")
         print(
             table(
@@ -166,19 +167,19 @@ def main() -> None:
             write_pairs(work / "cross.csv", [(a, b) for a in early for b in late])
             contenders = {
                 "uses": (
-                    [*exe, "uses", str(work / "word.csv"), "-o", str(work / "wu"), *common],
+                    [*exe, "uses", str(work / "word.csv"), "-o", str(work / "wu"), *flags],
                     work / "wu.batchembed",
                     "uses.json",
                 ),
                 "run, all cross pairs": (
-                    [*exe, "run", str(work / "cross.csv"), "-o", str(work / "wr"), *common],
+                    [*exe, "run", str(work / "cross.csv"), "-o", str(work / "wr"), *flags],
                     work / "wr.batchembed",
                     "summary.json",
                 ),
             }
             shown = {
-                "uses": f"batchembed uses word.csv -o OUT {' '.join(common)}",
-                "run, all cross pairs": f"batchembed run cross.csv -o OUT {' '.join(common)}"
+                "uses": f"batchembed uses word.csv -o OUT {' '.join(flags)}",
+                "run, all cross pairs": f"batchembed run cross.csv -o OUT {' '.join(flags)}"
                 f"  ({len(early) * len(late)} pairs)",
             }
             print(
