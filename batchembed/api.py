@@ -34,8 +34,9 @@ from batchembed.precheck import RunPlan, check_run
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from batchembed.config import EvalConfig
     from batchembed.embedders.base import Embedder as Model
-    from batchembed.evaluation.runner import EvalConfig, Evaluation, Tasks
+    from batchembed.evaluation.runner import Evaluation, Tasks
     from batchembed.results.summary import RunSummary
     from batchembed.usage.job import UsesSummary
 

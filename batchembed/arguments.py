@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchembed.config import Columns, EmbedOptions, GloveSpec, RunConfig, TransformerSpec
+from batchembed.config import Columns, EmbedOptions, EvalConfig, GloveSpec, RunConfig, TransformerSpec
 from batchembed.errors import UsageError
 from batchembed.stopwords import load_stopwords
 
 if TYPE_CHECKING:
-    from batchembed.engines.job import ProgressCallback
-    from batchembed.evaluation.runner import EvalConfig
+    from batchembed.stages.task import ProgressCallback
 
 Progress = bool | Callable[[int], None]
 SPAN_COLUMNS = ("start1", "end1", "start2", "end2")
@@ -192,7 +191,6 @@ def _as_list(value: Any) -> list[Any]:
 def eval_config(
     options: dict[str, Any], glove: GloveSpec | None, transformer: TransformerSpec | None, embed: EmbedOptions
 ) -> EvalConfig:
-    from batchembed.evaluation.runner import EvalConfig
 
     def path(name: str) -> Path | None:
         return None if options[name] is None else Path(options[name])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from batchembed.errors import UsageError
@@ -188,3 +189,33 @@ def check_keep_columns(keep: tuple[str, ...], model_names: list[str]) -> None:
             raise UsageError(f"--keep-columns names {name!r} twice; give each column once")
         if name in taken:
             raise UsageError(f"--keep-columns {name!r} is also an output column; rename that input column to keep it")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `evaluate` scores and with which models, validated at construction."""
+
+    dev: Path | None = None
+    test: Path | None = None
+    dev_gold: Path | None = None  # default: found beside the WiC data file by name
+    test_gold: Path | None = None
+    similarity: tuple[str, ...] = ()  # graded files, directories or globs, as `run` takes them
+    uses: tuple[str, ...] = ()  # word uses with two groupings (the uses job's inputs), scored against `change`
+    change: Path | None = None  # a graded change score per word
+    score_column: str = "score"
+    tokenizer: TokenizerName = "flair"  # for the similarity files; WiC/SuperGLUE imply their own
+    glove: GloveSpec | None = field(default_factory=GloveSpec)
+    transformer: TransformerSpec | None = field(default_factory=TransformerSpec)
+    embed: EmbedOptions = field(default_factory=EmbedOptions)
+
+    def __post_init__(self) -> None:
+        if (self.dev is None) != (self.test is None):
+            raise UsageError("give both --dev (to tune the threshold on) and --test (to score it on)")
+        if bool(self.uses) != (self.change is not None):
+            raise UsageError("give both --uses (the word uses) and --change (a graded change score per word)")
+        if self.dev is None and not self.similarity and not self.uses:
+            raise UsageError("nothing to evaluate: give --dev and --test, --similarity, or --uses with --change")
+        if self.tokenizer not in TOKENIZERS:
+            raise UsageError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}")
+        if self.glove is None and self.transformer is None:
+            raise UsageError("both models are disabled: keep --glove or --transformer")

@@ -44,11 +44,18 @@ from batchembed.io.schema import output_schema, vector_schema
 from batchembed.io.storage import Location
 from batchembed.results.summary import RunSummary
 from batchembed.stages.plan import Plan, plan_tasks
-from batchembed.stages.task import PIECE_PAIRS, PieceWritten, Task, TaskContext, TaskEvent, TaskResult
+from batchembed.stages.task import (
+    PIECE_PAIRS,
+    PieceWritten,
+    ProgressCallback,
+    Task,
+    TaskContext,
+    TaskEvent,
+    TaskResult,
+)
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int], None]  # the pairs of each piece written
 CONFLICTS_SHOWN = 3
 
 
@@ -121,7 +128,6 @@ def _remove_unbound(layout: OutputLayout) -> None:
         shutil.rmtree(layout.state.path, ignore_errors=True)
         with contextlib.suppress(OSError):
             os.rmdir(layout.data.path)  # only if empty
-
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from typing import Any
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.embedders.base import Embedder, Preparer
-from batchembed.engines.job import ProgressCallback, run_job
+from batchembed.engines.job import run_job
 from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
 from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError
 from batchembed.io.layout import OutputLayout
@@ -44,7 +44,7 @@ from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
-from batchembed.stages.task import PieceWritten, Task, TaskContext, TaskEvent, TaskResult, run_task
+from batchembed.stages.task import PieceWritten, ProgressCallback, Task, TaskContext, TaskEvent, TaskResult, run_task
 from batchembed.stages.write import ShardWriters
 
 log = logging.getLogger(__name__)

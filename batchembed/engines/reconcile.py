@@ -223,7 +223,6 @@ class OutputReconciler(RunAccount):
             )
 
 
-
 INSPECTORS = 32  # concurrent metadata requests when comparing inputs on object storage
 
 

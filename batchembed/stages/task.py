@@ -105,6 +105,7 @@ class TaskResult:
 
 
 TaskEvent = PieceWritten | DoneMarker | TaskResult
+ProgressCallback = Callable[[int], None]  # the pairs of each piece written
 
 
 @dataclass

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from batchembed.config import RunConfig
 from batchembed.embedders.base import Embedder, Preparer
 from batchembed.embedders.load import choose_device
-from batchembed.engines.job import ProgressCallback, run_job
+from batchembed.engines.job import run_job
 from batchembed.engines.local.prepare_pool import StagePool
 from batchembed.engines.local.writer_process import WriterProcess
 from batchembed.hardware import choose_layout
@@ -38,7 +38,16 @@ from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard, embed
 from batchembed.stages.pending import Pending, Ready
 from batchembed.stages.prepare import PreparedShard, prepare
-from batchembed.stages.task import PieceWritten, Task, TaskContext, TaskEvent, TaskResult, Writer, run_task
+from batchembed.stages.task import (
+    PieceWritten,
+    ProgressCallback,
+    Task,
+    TaskContext,
+    TaskEvent,
+    TaskResult,
+    Writer,
+    run_task,
+)
 from batchembed.stages.write import ShardWriters
 from batchembed.tokenize import get_tokenizer, remembering
 
