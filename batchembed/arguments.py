@@ -214,24 +214,39 @@ def eval_config(
     )
 
 
+class _Bar:
+    """A tqdm bar of pairs written, made on the first piece (a run that fails before one shows no
+    empty bar), with a total and an ETA where the job knows its pairs in advance (`expect`)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.total: int | None = None
+
+    def expect(self, total: int | None) -> None:
+        self.total = total
+
+    def __call__(self, pairs: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc="pairs", unit=" pairs", total=self.total, file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(pairs)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @contextlib.contextmanager
 def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
     """The job's per-piece callback (pairs written) for the caller's choice of progress."""
     if progress is True:
-        from tqdm import tqdm
 
-        bars: list[tqdm] = []  # made on the first piece: a run that fails before one shows no empty bar
-
-        def update(pairs: int) -> None:
-            if not bars:
-                bars.append(tqdm(desc="pairs", unit=" pairs", file=sys.stderr, dynamic_ncols=True))
-            bars[0].update(pairs)
-
+        update = _Bar()
         try:
             yield update
         finally:
-            for bar in bars:
-                bar.close()
+            update.close()
     elif progress is False or progress is None:
         yield None
     elif callable(progress):

@@ -480,3 +480,32 @@ def test_a_fresh_interpreter_runs_the_ray_engine_on_object_storage(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"local": 4, "ray": 4, "same": True, "close": True}
+
+
+def test_the_progress_bar_knows_its_total_and_moves_per_piece(tmp_path: Path, tiny_glove_file: Path) -> None:
+    """Parquet footers give the pairs in advance: the bar has a total (and so an ETA), and it moves
+    once per piece, not once per shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchembed.arguments import _Bar, progress_callback
+
+    rows = 2 * 1024 + 10  # three pieces in one shard
+    pq.write_table(
+        pa.table({"sentence1": ["the light was bright"] * rows, "sentence2": ["she radiates light"] * rows}),
+        tmp_path / "pairs.parquet",
+    )
+    seen: list[tuple[int | None, int]] = []
+
+    class Recording(_Bar):
+        def __call__(self, pairs: int) -> None:
+            seen.append((self.total, pairs))
+
+    with progress_callback(True) as bar:
+        assert isinstance(bar, _Bar)
+    recording = Recording()
+    batchembed.Embedder(str(tiny_glove_file), None).run(
+        tmp_path / "pairs.parquet", tmp_path / "out", tokenizer="whitespace", progress=recording
+    )
+    assert [total for total, _ in seen] == [rows] * 3
+    assert sorted(pairs for _, pairs in seen) == [10, 1024, 1024]

@@ -176,6 +176,9 @@ class _Job(OutputReconciler):
                     )
                     self._unmark(damaged)
             plan = self.plan(runner.one_pass_files)
+            expect = getattr(on_progress, "expect", None)  # a progress bar's total, where the footers tell it
+            if expect is not None:
+                expect(plan.pending_pairs(self.config.shard_rows))
             with contextlib.closing(runner(plan.tasks, context, self.held.check)) as events:
                 for event in events:
                     self.commit(event, on_progress)
