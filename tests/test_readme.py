@@ -96,6 +96,11 @@ README_COMMANDS = {
         "needs the PyTorch wheel index (network); .ci/run installs the same CPU build from a local wheel"
     ),
     'pip install -e ".[dataframes]"': "the [dataframes] extra is part of [test], which .ci/run installs",
+    "python3 -m venv .venv && . .venv/bin/activate && "
+    'pip install "torch==2.13.0" -e ".[dataframes]" && batchembed run sample_data -o out': (
+        "the install is .ci/run's (with [test], which holds [dataframes]); the run is "
+        "test_quick_start_prints_what_the_readme_shows; the whole line is checked by hand from a fresh clone"
+    ),
     "batchembed run sample_data -o out --check": "test_quick_start_prints_what_the_readme_shows",
     "batchembed run sample_data -o out": "test_quick_start_prints_what_the_readme_shows",
     "python3 -m venv .venv && . .venv/bin/activate && "
