@@ -241,7 +241,6 @@ class _Bar:
 def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
     """The job's per-piece callback (pairs written) for the caller's choice of progress."""
     if progress is True:
-
         update = _Bar()
         try:
             yield update

@@ -44,7 +44,16 @@ from batchembed.results.summary import RunSummary
 from batchembed.stages.embed import EmbeddedShard
 from batchembed.stages.pending import Ready
 from batchembed.stages.prepare import PreparedShard
-from batchembed.stages.task import PieceWritten, ProgressCallback, Task, TaskContext, TaskEvent, TaskResult, run_task
+from batchembed.stages.task import (
+    PieceWritten,
+    ProgressCallback,
+    Task,
+    TaskContext,
+    TaskEvent,
+    TaskResult,
+    Writer,
+    run_task,
+)
 from batchembed.stages.write import ShardWriters
 
 log = logging.getLogger(__name__)
@@ -133,10 +142,11 @@ class _RayPlacement:
     embed_ahead = PIECES_AHEAD
     writes_ahead = 0
 
-    def __init__(self, tokenize: Any, preparers: list[Preparer], models: list[Any], writer: ShardWriters) -> None:
+    def __init__(self, tokenize: Any, preparers: list[Preparer], models: list[Any], writer: Writer) -> None:
         import random
 
-        self.tokenize, self.preparers, self.models, self.writer = tokenize, preparers, models, writer
+        self.tokenize, self.preparers, self.models = tokenize, preparers, models
+        self.writer: Writer = writer
         self.turn = random.randrange(len(models))  # prepare actors spread their pieces over the model actors
 
     def prepare(self, piece: Any) -> Ready[PreparedShard]:

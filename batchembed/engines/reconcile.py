@@ -207,8 +207,8 @@ class OutputReconciler(RunAccount):
             log.warning("%s: removing %d parts of unknown input files", self.output, len(orphans))
             forget(self.layout, sorted(orphans))
             self.markers = {k: m for k, m in self.markers.items() if k not in orphans}
-        for shard in unmarked:
-            self.layout.part(shard).delete()
+        for shard_id in unmarked:
+            self.layout.part(shard_id).delete()
         if unmarked:
             log.info("%s: removed %d unfinished parts of an interrupted run", self.output, len(unmarked))
 

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
+from types import FrameType
 from typing import Protocol
 
 from batchembed import status
@@ -128,7 +129,8 @@ def _trace(shard_id: str) -> None:
     directory = os.environ.get(TRACE_VARIABLE)
     if not directory:
         return
-    frame, stack = sys._getframe(1), []
+    frame: FrameType | None = sys._getframe(1)
+    stack: list[str] = []
     while frame is not None:
         stack.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}")
         frame = frame.f_back

@@ -155,7 +155,8 @@ def _word_pairs(
 ) -> list[pa.Table]:
     """The word's sampled pairs: across each pair of groupings, or within its one side."""
     members: dict[str | None, np.ndarray] = {}
-    for side in groupings or [None]:
+    sides_of: list[str | None] = list(groupings) or [None]
+    for side in sides_of:
         members[side] = np.array([k for k, g in enumerate(groups) if g == side], dtype=np.int64)
     sides = list(members)
     tables = []

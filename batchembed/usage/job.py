@@ -261,7 +261,8 @@ def run_uses(
         embedding = embed()
         summary = UsesSummary(str(layout.output), embedding)
         if embedding.exit_code not in (ExitCode.OK, ExitCode.BAD_ROWS):
-            summary.exit_code, summary.outcome = embedding.exit_code, "stopped before measuring: " + embedding.outcome
+            summary.exit_code = int(embedding.exit_code or ExitCode.INTERNAL_ERROR)
+            summary.outcome = "stopped before measuring: " + embedding.outcome
             _write_record(layout, summary)
             return summary
         uses = read_output(str(layout.vectors))

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from batchembed.errors import UsageError, WorkersLost
 
@@ -81,7 +81,7 @@ class Progress:
         future.add_done_callback(self._done)
         return future
 
-    def _done(self, future: Future[object]) -> None:
+    def _done(self, future: Future[Any]) -> None:
         succeeded = not future.cancelled() and future.exception() is None
         with self._lock:
             self._pending -= 1
@@ -148,7 +148,7 @@ def eager_executor(workers: int, initializer: object, initargs: tuple[object, ..
     """
     import multiprocessing
 
-    executor = ProcessPoolExecutor(
+    executor = ProcessPoolExecutor(  # type: ignore[call-overload]  # initargs typed by the caller
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=initializer,  # type: ignore[arg-type]
