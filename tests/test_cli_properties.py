@@ -134,6 +134,9 @@ def check_run(result: Any, src: Path, out: Path, opts: dict[str, Any]) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     if result.exit_code not in RAN:
         return
+    if not state_dir(out).exists():  # refused before a model loaded (precheck.py): nothing written, nothing left
+        assert result.exit_code == 3 and not out.exists(), result.output
+        return
     summary = json.loads((state_dir(out) / "summary.json").read_text())
     assert summary["exit_code"] == result.exit_code
     parts = sorted(out.glob("part-*.parquet"))

@@ -317,8 +317,8 @@ def test_an_input_deleted_mid_run_is_one_line(tmp_path, ray_cluster, tiny_glove_
     config = RunConfig((str(tmp_path / "data"),), str(tmp_path / engine), shard_rows=4, **models)
     planned = _Job.plan
 
-    def plan_then_delete(self):  # the input vanishes between the plan and the reading
-        result = planned(self)
+    def plan_then_delete(self, *args):  # the input vanishes between the plan and the reading
+        result = planned(self, *args)
         victim.unlink()
         return result
 

@@ -364,7 +364,7 @@ def test_the_driver_reads_no_input_byte_on_object_storage(
             patch.setattr(Location, "read_bytes", no_bytes)
             return real_inspect(*args, **kwargs)
 
-    monkeypatch.setattr("batchembed.engines.job.inspect", inspect_without_reading)
+    monkeypatch.setattr("batchembed.engines.reconcile.inspect", inspect_without_reading)
     for _ in range(2):  # the first run records identities, the second compares them
         summary = engine([f"s3://{bucket}/in"], f"s3://{bucket}/out", shard_rows=3)
         assert summary.exit_code == 0 and summary.shards_written == 0
