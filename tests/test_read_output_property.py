@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import examples, state_dir
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_cli_properties import damage_output, json_values
 from test_resume import engine, write_pairs
@@ -124,8 +124,12 @@ def test_read_output_of_damaged_bookkeeping_is_the_fresh_rows_or_one_output_erro
         shutil.copytree(state_dir(source), state_dir(out))
         damage(out, how, seed, value)
         if twice:  # two damages at once; the second may find nothing left to damage
+            second = sorted(DAMAGES)[(seed >> 4) % len(DAMAGES)]
+            # an input forgotten by the manifest with its parts and markers, and the summary gone too:
+            # no witness is left, and the output is one made without that input (see "forget an input")
+            assume({how, second} != {"drop summary", "forget an input"})
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
-                damage(out, sorted(DAMAGES)[(seed >> 4) % len(DAMAGES)], seed >> 2, value)
+                damage(out, second, seed >> 2, value)
         try:
             table = batchembed.read_output(out)
         except OutputError as refused:
