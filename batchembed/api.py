@@ -130,6 +130,7 @@ class Embedder:
         tokenize_workers: int | None = None,
         threads: int | None = None,
         max_bad_rows: int | None = None,
+        stall_seconds: float | None = None,
         progress: Progress = False,
     ) -> pa.Table | Iterator[pa.RecordBatch]:
         """`batchembed.distances` with these models: the same options and defaults (see there)."""
@@ -160,6 +161,7 @@ class Embedder:
         threads: int | None = None,
         shard_rows: int = DEFAULT_SHARD_ROWS,
         max_bad_rows: int | None = None,
+        stall_seconds: float | None = None,
         overwrite: bool = False,
         incremental: bool = False,
         progress: Progress = False,
@@ -192,6 +194,7 @@ class Embedder:
         threads: int | None = None,
         shard_rows: int = DEFAULT_SHARD_ROWS,
         max_bad_rows: int | None = None,
+        stall_seconds: float | None = None,
         overwrite: bool = False,
         incremental: bool = False,
         progress: Progress = False,
@@ -298,6 +301,7 @@ def run(
     threads: int | None = None,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     max_bad_rows: int | None = None,
+    stall_seconds: float | None = None,
     overwrite: bool = False,
     incremental: bool = False,
     engine: str = "local",
@@ -399,6 +403,7 @@ def uses(
     threads: int | None = None,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     max_bad_rows: int | None = None,
+    stall_seconds: float | None = None,
     overwrite: bool = False,
     incremental: bool = False,
     engine: str = "local",
@@ -459,6 +464,7 @@ def distances(
     tokenize_workers: int | None = None,
     threads: int | None = None,
     max_bad_rows: int | None = None,
+    stall_seconds: float | None = None,
     progress: Progress = False,
 ) -> pa.Table | Iterator[pa.RecordBatch]:
     """The job of `run` on data in memory: the same options, target modes and statuses, with the

@@ -141,6 +141,7 @@ def job_config(
         embed=embed,
         shard_rows=options["shard_rows"],
         max_bad_rows=options["max_bad_rows"],
+        stall_seconds=options["stall_seconds"],
         overwrite=options["overwrite"],
         incremental=options["incremental"],
         use_vectors=use_vectors,

@@ -56,6 +56,7 @@ _PLAIN_TYPES: dict[str, Any] = {
     "float": float,
     "str | None": str | None,
     "int | None": int | None,
+    "float | None": float | None,
 }
 
 

@@ -155,6 +155,9 @@ class RunConfig:
     # the uses job's embedding (usage/job.py): each row is one use (a sentence paired with itself,
     # its target compared with itself), written with its vector per model instead of distances
     use_vectors: bool = False
+    # a stage that finishes nothing for this long while work waits on it ends the run (exit 8);
+    # None: BATCHEMBED_STALL_SECONDS if set, else measured (engines/stall.py)
+    stall_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -169,6 +172,8 @@ class RunConfig:
             raise UsageError("both models are disabled: keep --glove or --transformer")
         if self.shard_rows < 1:
             raise UsageError(f"--shard-rows must be positive, got {self.shard_rows}")
+        if self.stall_seconds is not None and not self.stall_seconds > 0:
+            raise UsageError(f"--stall-seconds must be above 0, got {self.stall_seconds}")
         if self.overwrite and self.incremental:
             raise UsageError("--overwrite starts the output over, --incremental adds to it: give only one")
         if self.glove and self.transformer and self.glove.name == self.transformer.name:

@@ -107,6 +107,12 @@ OPTIONS: dict[str, Option] = {
     # -- the job
     "shard_rows": Option("Input rows per output part."),
     "max_bad_rows": Option("Stop with exit code 7 once more rows than this are bad."),
+    "stall_seconds": Option(
+        "Stop with exit code 8 when a stage finishes nothing for this many seconds while work waits on it "
+        "(a hung process). Default: BATCHEMBED_STALL_SECONDS if set, else 20 times the stage's slowest "
+        "piece so far, at least 300.",
+        metavar="SECONDS",
+    ),
     "overwrite": Option("Replace results already in the output directory.", switch=True),
     "incremental": Option(
         "Add new input files and rows appended to known ones to an existing output; redo files that changed.",

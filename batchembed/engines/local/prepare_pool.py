@@ -33,15 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from batchembed.embedders.base import Preparer
-from batchembed.engines.local.liveness import (
-    Progress,
-    died,
-    eager_executor,
-    hang_here,
-    kill_processes,
-    stop_executor,
-    wait,
-)
+from batchembed.engines.local.liveness import died, eager_executor, kill_processes, stop_executor
+from batchembed.engines.stall import Progress, hang_here, wait
 from batchembed.errors import WorkersLost
 from batchembed.io.reader import InputShard
 from batchembed.stages.prepare import PreparedShard, prepare
@@ -62,6 +55,7 @@ class StagePool:
         tokenizer: TokenizerName,
         preparers: Sequence[Preparer],
         workers: int,
+        stall_seconds: float | None = None,
     ) -> None:
         self.workers = workers
         self._state = _WorkerState(tokenizer, list(preparers))
@@ -69,7 +63,7 @@ class StagePool:
         self._generation = 0  # which pool: work submitted to an older one that broke is redone
         self._losses = 0  # pools lost since a piece last finished
         self._closed = False
-        self.progress = Progress("prepare")
+        self.progress = Progress("prepare", stall_seconds)
         self._executor = self._new_executor()
         log.info("preparing pieces in %d worker processes", workers)
 

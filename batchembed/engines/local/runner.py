@@ -222,7 +222,8 @@ def _placement(
         finally:
             writers.close()
         return
-    with StagePool(config.tokenizer, preparers, workers) as pool, WriterProcess(context.layout, context.schema) as w:
+    pool = StagePool(config.tokenizer, preparers, workers, config.stall_seconds)
+    with pool, WriterProcess(context.layout, context.schema, config.stall_seconds) as w:
         # The model's process prepares the first piece itself when it runs the model in this thread
         # (a CPU): a worker takes ~0.5 s to start, 4% of a 1,000-pair job there, and a CPU-bound
         # model process is not the one to keep lean. Feeding a GPU, every piece goes to the workers.

@@ -23,7 +23,8 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from batchembed.engines.local.liveness import Progress, died, eager_executor, hang_here, stop_executor, wait
+from batchembed.engines.local.liveness import died, eager_executor, stop_executor
+from batchembed.engines.stall import Progress, hang_here, wait
 from batchembed.errors import WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.stages.assemble import ShardResult
@@ -35,9 +36,9 @@ from batchembed.stages.write import ShardWriters
 class WriterProcess:
     """ShardWriters in a spawned process; the same methods, `finish` returning a future."""
 
-    def __init__(self, layout: OutputLayout, schema: pa.Schema) -> None:
+    def __init__(self, layout: OutputLayout, schema: pa.Schema, stall_seconds: float | None = None) -> None:
         self.layout = layout
-        self.progress = Progress("write")
+        self.progress = Progress("write", stall_seconds)
         self._executor = eager_executor(1, _start, (layout, schema))
         self._appends: list[Future[None]] = []
         self._lock = threading.Lock()  # the local engine's task threads share this writer
