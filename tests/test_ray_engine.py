@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -328,6 +329,38 @@ def test_an_actor_killed_at_any_moment_ends_the_run_and_a_resume_equals_a_fresh_
         outcomes.append((victim.split("(")[-1].strip(")"), startup, killer.killed is not None))
     print("actor kills (victim, start-up, landed):", sorted(Counter(outcomes).items()))
     assert sum(landed for *_, landed in outcomes) >= ACTOR_KILLS // 2, outcomes  # it killed often enough to mean it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["prepare", "embed"])
+def test_a_ray_stage_that_stops_moving_ends_the_run_with_one_line(
+    tmp_path, ray_cluster, tiny_bert_dir, tiny_glove_file, monkeypatch, stage
+) -> None:
+    """A prepare actor or a model actor that hangs (the test hook makes it sleep forever) ends the
+    run with WorkersLost after the stall limit, its actors killed; a resume equals a fresh run."""
+    from batchembed.engines.stall import HANG_VARIABLE
+    from batchembed.errors import ExitCode, WorkersLost
+
+    _corpus(tmp_path / "data", csv_rows=9, parquet_rows=13)
+    models = _models(tiny_bert_dir, tiny_glove_file)
+    inputs = (str(tmp_path / "data"),)
+    config = RunConfig(inputs, str(tmp_path / "ray"), shard_rows=4, stall_seconds=3, **models)
+    monkeypatch.setenv(HANG_VARIABLE, stage)  # travels to the actors with the run's environment
+    ended = _bounded_ray_run(config)
+    assert isinstance(ended, WorkersLost), repr(ended)
+    assert ended.exit_code == ExitCode.WORKERS_LOST and "\n" not in str(ended)
+    assert "finished nothing for" in str(ended) and "stall_seconds" in str(ended)  # the API names it so
+    deadline = time.monotonic() + 30
+    while (_actor_processes(PREPARE_ACTOR) or _actor_processes(MODEL_ACTOR)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _actor_processes(PREPARE_ACTOR) and not _actor_processes(MODEL_ACTOR)  # none left hanging
+    monkeypatch.delenv(HANG_VARIABLE)
+    resumed = _bounded_ray_run(
+        dataclasses.replace(config, stall_seconds=None)
+    )  # the limit measured: no load can trip it
+    fresh = _local(inputs, tmp_path / "local", models, shard_rows=4)
+    assert resumed.exit_code == fresh.exit_code == 6
+    _assert_same_rows(pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local"))
 
 
 @pytest.mark.parametrize("shard_rows", [50, 130])

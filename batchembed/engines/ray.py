@@ -19,24 +19,44 @@ store holds a few pieces per prepare actor, whatever the shard size.
 
 Faults: a lost prepare actor is replaced by Ray Data and its task run again (a task rewrites
 the same parts and markers); a lost model actor is restarted by Ray (`max_restarts=-1`) and the
-calls it had are retried on it (`max_task_retries=-1`). A driver that ends, or dies, takes its
-work with it: the workers ask the run's owner actor (engines/owner.py) before every part and
-marker, and a dead driver's owner actor dies with it.
+calls it had are retried on it (`max_task_retries=-1`), also while either starts. A driver that
+ends, or dies, takes its work with it: the workers ask the run's owner actor (engines/owner.py)
+before every part and marker, and a dead driver's owner actor dies with it.
+
+No wait without a way out (engines/stall.py): a prepare actor waits on its model calls under the
+stall guard, the driver waits for the model actors to load the models within the stall limit,
+and it counts the pieces the prepare actors report to the owner actor, so a stage that hangs
+rather than dies ends the run with WorkersLost (exit 8, one line), its workers killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Generator, Sequence
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import run_job
 from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
-from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError
+from batchembed.engines.stall import (
+    HANG_VARIABLE,
+    POLL,
+    STALL_FLOOR,
+    STALL_VARIABLE,
+    Progress,
+    hang_here,
+    stall_setting,
+    wait,
+)
+from batchembed.errors import NAMING_VARIABLE, BatchembedError, ModelError, UsageError, WorkersLost
 from batchembed.io.layout import OutputLayout
 from batchembed.io.markers import TRACE_VARIABLE, DoneMarker, part_verified
 from batchembed.messages import one_line
@@ -60,7 +80,8 @@ log = logging.getLogger(__name__)
 
 # where the storage is, so the workers reach the store the driver planned on; credentials are not
 # forwarded: each node uses its own (instance role, environment, ~/.aws), as Ray users expect
-# the errors' wording (errors.py) travels too, so a worker names options as the caller does
+# the errors' wording (errors.py) travels too, so a worker names options as the caller does;
+# and the stall limit and the test hooks (engines/stall.py, io/markers.py)
 STORAGE_SETTINGS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
@@ -68,6 +89,8 @@ STORAGE_SETTINGS = (
     "AWS_DEFAULT_REGION",
     NAMING_VARIABLE,
     TRACE_VARIABLE,
+    STALL_VARIABLE,
+    HANG_VARIABLE,
 )
 VERIFY_BATCH = 64  # parts one verification task reads
 PIECES_AHEAD = 2  # pieces a prepare actor hands to the model actors before waiting for the oldest
@@ -113,25 +136,23 @@ class ModelActor:
     def embed(self, prepared: PreparedShard) -> EmbeddedShard:
         from batchembed.stages.embed import embed
 
+        hang_here("embed")
         return embed(prepared, self.embedders)
 
 
 class _ModelCall:
-    """A model actor's answer on its way (stages/pending.py)."""
+    """A model actor's answer on its way (stages/pending.py), waited for under the stall guard:
+    a model actor that dies is restarted and the call retried; one that hangs ends the run."""
 
-    def __init__(self, ref: Any) -> None:
-        self.ref = ref
+    def __init__(self, ref: Any, progress: Progress) -> None:
+        self.future = progress.watch(ref.future())
+        self.progress = progress
 
     def done(self) -> bool:
-        import ray
-
-        ready, _ = ray.wait([self.ref], timeout=0)
-        return bool(ready)
+        return self.future.done()
 
     def result(self) -> EmbeddedShard:
-        import ray
-
-        return ray.get(self.ref)
+        return wait(self.future, self.progress)
 
 
 class _RayPlacement:
@@ -142,21 +163,25 @@ class _RayPlacement:
     embed_ahead = PIECES_AHEAD
     writes_ahead = 0
 
-    def __init__(self, tokenize: Any, preparers: list[Preparer], models: list[Any], writer: Writer) -> None:
+    def __init__(
+        self, tokenize: Any, preparers: list[Preparer], models: list[Any], writer: Writer, stall_seconds: float | None
+    ) -> None:
         import random
 
         self.tokenize, self.preparers, self.models = tokenize, preparers, models
         self.writer: Writer = writer
         self.turn = random.randrange(len(models))  # prepare actors spread their pieces over the model actors
+        self.model_progress = Progress("model", stall_seconds)
 
     def prepare(self, piece: Any) -> Ready[PreparedShard]:
         from batchembed.stages.prepare import prepare
 
+        hang_here("prepare")
         return Ready(prepare(piece, self.tokenize, self.preparers))
 
     def embed(self, prepared: PreparedShard) -> _ModelCall:
         self.turn = (self.turn + 1) % len(self.models)
-        return _ModelCall(self.models[self.turn].embed.remote(prepared))
+        return _ModelCall(self.models[self.turn].embed.remote(prepared), self.model_progress)
 
 
 class PrepareActor:
@@ -169,17 +194,18 @@ class PrepareActor:
 
         from batchembed.tokenize import get_tokenizer, remembering
 
+        owner.register(ray.get_runtime_context().current_actor)  # so the driver can end it if it hangs
         preparers = ray.get(preparers) if isinstance(preparers, ray.ObjectRef) else preparers
         self.context, self.owner = context, owner
         self.writers = ShardWriters(context.layout, context.schema)
         tokenize = remembering(get_tokenizer(config.tokenizer))
-        self.placement = _RayPlacement(tokenize, preparers, models, self.writers)
+        self.placement = _RayPlacement(tokenize, preparers, models, self.writers, config.stall_seconds)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         results = []
         for task in batch["task"]:
             try:
-                result = run_task(task, self.context, self.placement, self.owner.check)
+                result = run_task(task, self.context, self.placement, self.owner.check, self.owner.report)
             except RunEnded as ended:  # the driver is gone or done: write nothing more
                 log.warning("%s", ended)
                 result = TaskResult(task.file_key, stopped=True)
@@ -304,10 +330,12 @@ class RayRunner:
         if not tasks:
             return
         owner = RunOwner.start(context.layout)
+        finished = False
         try:
             log.info("Ray: %d tasks on %s", len(tasks), self.placement)
             data_context = ray.data.DataContext.get_current()
             data_context.enable_progress_bars = False  # the CLI shows one progress bar, in pairs
+            data_context.raise_original_map_exception = True  # a worker's WorkersLost, not Ray's wrapper
             # Ray Data's info lines off; its warnings too under --quiet (the root logger at ERROR)
             logging.getLogger("ray.data").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
             dataset = ray.data.from_items([{"task": task} for task in tasks], override_num_blocks=len(tasks))
@@ -321,14 +349,84 @@ class RayRunner:
                 # prepare actor is replaced and its task runs again (the kill -9 tests hold it to that)
                 runtime_env={"env_vars": storage_settings()},
             )
+            yield from _watched(
+                results, len(tasks), owner, Progress("Ray prepare", self.config.stall_seconds, "task(s)")
+            )
+            finished = True
+        finally:  # no part or marker after this run has ended, however it ends; no hung worker outlives it
+            owner.end(kill_workers=not finished)
+
+
+_END = object()
+
+
+def _watched(results: Any, tasks: int, owner: RunOwner, progress: Progress) -> Iterator[TaskEvent]:
+    """The tasks' results as Ray Data yields them, read in a thread so that the driver can watch
+    while it waits: the pairs of the pieces written (as the prepare actors report them to the
+    owner actor, between results) and the stall guard over them, from the first prepare actor's
+    start (starting gets at least STALL_FLOOR, as the model actors' loading does)."""
+    arrived: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        try:
             for row in results.iter_rows():
-                result: TaskResult = row["result"]
-                for marker in result.markers:  # reported as a task ends: actors cannot call back
-                    yield PieceWritten(marker.pairs)
-                    yield marker
-                yield result
-        finally:  # no part or marker after this run has ended, however it ends
-            owner.end()
+                arrived.put(row)
+            arrived.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the driver's thread
+            arrived.put(exc)
+
+    threading.Thread(target=read, name="batchembed-ray-results", daemon=True).start()
+    counted, started, began = 0, False, time.monotonic()
+    asked, starting = began, max(STALL_FLOOR, progress.limit())
+    while True:
+        try:
+            item = arrived.get(timeout=POLL)
+        except queue.Empty:
+            item = None
+        if item is None or item is _END or time.monotonic() - asked >= POLL:
+            (pairs, workers), asked = owner.progress(), time.monotonic()
+            if workers and not started:  # the stage's clock starts with its first worker
+                started = True
+                progress.pending(tasks)
+            if pairs > counted:  # a task run again after its actor died counts its pieces again
+                yield PieceWritten(pairs - counted)
+                counted = pairs
+                progress.moved()
+        if item is None:
+            if started:
+                progress.check()
+            elif time.monotonic() - began > starting:
+                raise WorkersLost(
+                    f"no Ray prepare actor started within {starting:.0f} s (no node has a CPU free for them, "
+                    "or they die while they start); finished parts are kept: run the same command again"
+                )
+        elif item is _END:
+            return
+        elif isinstance(item, BaseException):
+            raise _ours(item)
+        else:
+            result: TaskResult = item["result"]
+            yield from result.markers  # reported as a task ends: actors cannot call back
+            yield result
+            tasks -= 1
+            progress.pending(tasks)
+            progress.moved()
+
+
+def _ours(error: BaseException) -> BaseException:
+    """A worker's own error (a BatchembedError: its one line and exit code) out of the Ray
+    exceptions that carry it; anything else as it came."""
+    found: BaseException = error
+    seen: BaseException | None = error
+    for _ in range(8):  # the deepest: Ray's wrapper of a WorkersLost is a WorkersLost too, in many lines
+        if seen is None:
+            break
+        if isinstance(seen, BatchembedError):
+            found = seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    if isinstance(found, BatchembedError) and "\n" in str(found):  # Ray Data appends its retry advice
+        return type(found)(str(found).splitlines()[0])
+    return found
 
 
 def _model_actors(ray: Any, config: RunConfig, placement: Placement) -> list[Any]:
@@ -351,21 +449,68 @@ def run(
     """Process all inputs into `config.output` on a Ray cluster, resuming what an earlier run left.
     `workers`: model actors (default one per GPU, else one); `prepare_cpus`: prepare actors
     (default: the CPUs the model actors leave)."""
-    ray = _connect(address)
-    placement = Placement(config, workers, prepare_cpus)
-    models = _model_actors(ray, config, placement)
-    try:
+    with _native_logs_silenced(logging.getLogger().getEffectiveLevel() >= logging.ERROR):
+        ray = _connect(address)
+        placement = Placement(config, workers, prepare_cpus)
+        models = _model_actors(ray, config, placement)
         try:
-            described = ray.get(models[0].describe.remote())
-        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:  # not a model error
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            why = (str(cause).strip().splitlines() or ["unknown"])[-1]
-            raise ModelError(f"the Ray workers could not load the models: {why}") from exc
-        if isinstance(described, BatchembedError):
-            raise described
-        preparers = ray.put(ray.get(models[0].preparers.remote()))
-        descriptions = [ModelDescription(name, description) for name, description in described]
-        return run_job(config, descriptions, RayRunner(config, placement, models, preparers), on_progress)
+            described = _loaded(ray, models[0], config.stall_seconds)
+            preparers = ray.put(ray.get(models[0].preparers.remote()))
+            descriptions = [ModelDescription(name, description) for name, description in described]
+            return run_job(config, descriptions, RayRunner(config, placement, models, preparers), on_progress)
+        finally:
+            for actor in models:
+                ray.kill(actor)
+
+
+def _loaded(ray: Any, model: Any, stall_seconds: float | None) -> list[tuple[str, dict[str, str]]]:
+    """The models a model actor loaded, waited for within the stall limit but never less than
+    STALL_FLOOR (loading is not a piece: a short limit for hung pieces must not fail a slow load):
+    a model actor that dies while it starts is restarted, but one that never starts (no node with
+    what it asks for, or dying at every start) must not keep a cron job waiting."""
+    limit = max(STALL_FLOOR, stall_setting(stall_seconds) or 0.0)
+    try:
+        described = ray.get(model.describe.remote(), timeout=limit)
+    except ray.exceptions.GetTimeoutError:
+        raise WorkersLost(
+            f"the Ray model actors did not load the models within {limit:.0f} s (no node has the "
+            f"resources they ask for, or they die while they start); --stall-seconds sets this limit"
+        ) from None
+    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:  # not a model error
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        why = (str(cause).strip().splitlines() or ["unknown"])[-1]
+        raise ModelError(f"the Ray workers could not load the models: {why}") from exc
+    if isinstance(described, BatchembedError):
+        raise described
+    return described  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _native_logs_silenced(quiet: bool) -> Iterator[None]:
+    """Under --quiet, Ray's C++ core worker writes to this process's standard error past Python's
+    logging (e.g. that Ray Data's actors keep their constructor arguments in the object store):
+    while Ray runs, file descriptor 2 goes to /dev/null, and Python's sys.stderr keeps the real one
+    for batchembed's own lines. Ray's own logs keep everything (/tmp/ray/session_latest/logs)."""
+    if not quiet:
+        yield
+        return
+    try:
+        python_stderr = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # not a file (a test harness's buffer): fd 2 is Ray's alone
+        python_stderr = False
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    original = sys.stderr
+    if python_stderr:
+        sys.stderr = open(os.dup(saved), "w", encoding=original.encoding, errors="backslashreplace", buffering=1)  # noqa: SIM115
+    os.dup2(devnull, 2)
+    try:
+        yield
     finally:
-        for actor in models:
-            ray.kill(actor)
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        if python_stderr:
+            sys.stderr.close()
+            sys.stderr = original
+        os.close(saved)
+        os.close(devnull)
