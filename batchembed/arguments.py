@@ -215,25 +215,31 @@ def eval_config(
 
 
 class _Bar:
-    """A tqdm bar of pairs written, made on the first piece (a run that fails before one shows no
-    empty bar), with a total and an ETA where the job knows its pairs in advance (`expect`)."""
+    """A tqdm bar of the pairs written, made on the first piece (a run that fails
+    before one shows no empty bar), with a total and an ETA from the moment the job knows how many
+    it will write (`expect`): at once from Parquet footers, once counted for local CSV files."""
 
     def __init__(self) -> None:
         self.bar: Any = None
-        self.total: int | None = None
+        self.total: Callable[[], int | None] = lambda: None
 
-    def expect(self, total: int | None) -> None:
+    def expect(self, total: Callable[[], int | None]) -> None:
+        """`total()`: the pairs the job will write, None while not known; asked at each update until known."""
         self.total = total
 
     def __call__(self, pairs: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc="pairs", unit=" pairs", total=self.total, file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(desc="pairs", unit=" pairs", total=self.total(), file=sys.stderr, dynamic_ncols=True)
+        elif self.bar.total is None:
+            self.bar.total = self.total()  # a CSV count has come in: from now on a percentage and an ETA
         self.bar.update(pairs)
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is None:  # a count that came in after the last piece: the last line shows it
+                self.bar.total = self.total()
             self.bar.close()
 
 
