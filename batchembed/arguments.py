@@ -215,12 +215,13 @@ def eval_config(
 
 
 class _Bar:
-    """A tqdm bar of the pairs written, made on the first piece (a run that fails
+    """A tqdm bar of the pairs (`unit`: or uses) written, made on the first piece (a run that fails
     before one shows no empty bar), with a total and an ETA from the moment the job knows how many
     it will write (`expect`): at once from Parquet footers, once counted for local CSV files."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "pairs") -> None:
         self.bar: Any = None
+        self.unit = unit
         self.total: Callable[[], int | None] = lambda: None
 
     def expect(self, total: Callable[[], int | None]) -> None:
@@ -231,7 +232,8 @@ class _Bar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc="pairs", unit=" pairs", total=self.total(), file=sys.stderr, dynamic_ncols=True)
+            total, unit = self.total(), self.unit
+            self.bar = tqdm(desc=unit, unit=f" {unit}", total=total, file=sys.stderr, dynamic_ncols=True)
         elif self.bar.total is None:
             self.bar.total = self.total()  # a CSV count has come in: from now on a percentage and an ETA
         self.bar.update(pairs)
@@ -243,11 +245,17 @@ class _Bar:
             self.bar.close()
 
 
+def progress_unit(config: RunConfig) -> str:
+    """What a job's progress counts: the uses job (`uses`) embeds uses, `run` sentence pairs."""
+    return "uses" if config.use_vectors else "pairs"
+
+
 @contextlib.contextmanager
-def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
-    """The job's per-piece callback (pairs written) for the caller's choice of progress."""
+def progress_callback(progress: Progress, unit: str = "pairs") -> Iterator[ProgressCallback | None]:
+    """The job's per-piece callback (pairs written) for the caller's choice of progress; `unit`
+    names what a bar counts."""
     if progress is True:
-        update = _Bar()
+        update = _Bar(unit)
         try:
             yield update
         finally:

@@ -1,6 +1,6 @@
 """The progress bar's total: exactly the pairs a run writes, for CSV inputs too (counted in the
 background for local files), on a resumed run and a mixed CSV and Parquet input; none for CSV on
-object storage."""
+object storage. And the bar names what it counts: `uses` counts uses."""
 
 from __future__ import annotations
 
@@ -123,6 +123,16 @@ def test_the_cli_bar_ends_at_its_total_for_a_csv_input(tmp_path: Path, tiny_glov
     result = CliRunner().invoke(app, [*args, "--tokenizer", "whitespace"])
     assert result.exit_code == 6, result.output  # the bad rows
     assert "pairs: 100%" in result.output and "1100/1100" in result.output, result.output
+
+
+def test_the_uses_command_counts_uses(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    dwug = Path(__file__).parent / "data" / "dwug"
+    args = ["uses", str(dwug), "-o", str(tmp_path / "out"), "--no-glove", "--transformer", str(tiny_bert_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 6), result.output
+    bar = [line for line in result.output.replace("\r", "\n").splitlines() if line.startswith("uses:")]
+    assert bar and bar[-1].startswith("uses: 100%") and bar[-1].endswith(" uses/s]"), result.output
+    assert not any("pairs" in line for line in bar), result.output
 
 
 def test_csv_on_object_storage_gets_no_total(tmp_path: Path, bucket: str) -> None:
