@@ -24,6 +24,7 @@ from batchembed.arguments import (
     eval_config,
     model_specs,
     progress_callback,
+    progress_unit,
     run_config,
     uses_plan,
 )
@@ -213,7 +214,7 @@ class Embedder:
     def _run(self, config: RunConfig, progress: Progress) -> RunSummary:
         from batchembed.engines.local import run as run_local
 
-        with progress_callback(progress) as on_progress:
+        with progress_callback(progress, progress_unit(config)) as on_progress:
             return run_local(config, self._models, on_progress)
 
     def evaluate(
@@ -364,7 +365,7 @@ class _EngineChoice:
             from batchembed.engines.ray import run as run_ray
 
             def ray_job() -> RunSummary:
-                with progress_callback(progress) as on_progress:
+                with progress_callback(progress, progress_unit(config)) as on_progress:
                     return run_ray(config, on_progress, self.ray_address, self.ray_workers, self.ray_prepare_cpus)
 
             return ray_job

@@ -216,33 +216,47 @@ def eval_config(
 
 
 class _Bar:
-    """A tqdm bar of pairs written, made on the first piece (a run that fails before one shows no
-    empty bar), with a total and an ETA where the job knows its pairs in advance (`expect`)."""
+    """A tqdm bar of the pairs (`unit`: or uses) written, made on the first piece (a run that fails
+    before one shows no empty bar), with a total and an ETA from the moment the job knows how many
+    it will write (`expect`): at once from Parquet footers, once counted for local CSV files."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "pairs") -> None:
         self.bar: Any = None
-        self.total: int | None = None
+        self.unit = unit
+        self.total: Callable[[], int | None] = lambda: None
 
-    def expect(self, total: int | None) -> None:
+    def expect(self, total: Callable[[], int | None]) -> None:
+        """`total()`: the pairs the job will write, None while not known; asked at each update until known."""
         self.total = total
 
     def __call__(self, pairs: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc="pairs", unit=" pairs", total=self.total, file=sys.stderr, dynamic_ncols=True)
+            total, unit = self.total(), self.unit
+            self.bar = tqdm(desc=unit, unit=f" {unit}", total=total, file=sys.stderr, dynamic_ncols=True)
+        elif self.bar.total is None:
+            self.bar.total = self.total()  # a CSV count has come in: from now on a percentage and an ETA
         self.bar.update(pairs)
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.total is None:  # a count that came in after the last piece: the last line shows it
+                self.bar.total = self.total()
             self.bar.close()
 
 
+def progress_unit(config: RunConfig) -> str:
+    """What a job's progress counts: the uses job (`uses`) embeds uses, `run` sentence pairs."""
+    return "uses" if config.use_vectors else "pairs"
+
+
 @contextlib.contextmanager
-def progress_callback(progress: Progress) -> Iterator[ProgressCallback | None]:
-    """The job's per-piece callback (pairs written) for the caller's choice of progress."""
+def progress_callback(progress: Progress, unit: str = "pairs") -> Iterator[ProgressCallback | None]:
+    """The job's per-piece callback (pairs written) for the caller's choice of progress; `unit`
+    names what a bar counts."""
     if progress is True:
-        update = _Bar()
+        update = _Bar(unit)
         try:
             yield update
         finally:

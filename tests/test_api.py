@@ -102,7 +102,7 @@ def test_progress_true_is_a_tqdm_bar_on_stderr(
 ) -> None:
     batchembed.run(pairs, tmp_path / "out", progress=True, **models)
     out, err = capfd.readouterr()
-    assert out == "" and "4 pairs" in err
+    assert out == "" and "pairs: 100%" in err and "4/4" in err  # a CSV input: its rows counted for the total
 
 
 def test_embedder_loads_the_models_once(
@@ -499,7 +499,7 @@ def test_the_progress_bar_knows_its_total_and_moves_per_piece(tmp_path: Path, ti
 
     class Recording(_Bar):
         def __call__(self, pairs: int) -> None:
-            seen.append((self.total, pairs))
+            seen.append((self.total(), pairs))
 
     with progress_callback(True) as bar:
         assert isinstance(bar, _Bar)

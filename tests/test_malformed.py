@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import FakeEmbedder, examples
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from batchembed import status
@@ -112,6 +112,41 @@ csv_bytes = st.one_of(
 @given(data=csv_bytes, shard_rows=st.integers(1, 4), tokenizer=st.sampled_from(["whitespace", "flair"]))
 def test_malformed_csv_is_accounted_for(data: bytes, shard_rows: int, tokenizer: str) -> None:
     run_twice(data, ".csv", shard_rows, tokenizer)
+
+
+LONG_RECORDS = st.tuples(
+    st.sampled_from(HEADERS[:3]),
+    st.lists(st.sampled_from([b"a,b", b'"a\nb",c', b'"a,b', b'a,"b\n\nc\n', b"x" * 40, b'"' + b"y\n" * 5]), max_size=8),
+).map(lambda t: t[0] + b"\n" + b"\n".join(t[1]))
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=csv_bytes | LONG_RECORDS, bounds=st.sampled_from([None, (3, 30)]))
+@example(data=b"sentence1,sentence2\n" + b"x" * 40 + b"\na,b\n", bounds=(3, 30))  # a line past the bound
+@example(data=b'sentence1,sentence2\n"a\nb\nc\nd",e\na,b\n', bounds=(3, 30))  # a record past the bound
+@example(data=b'sentence1,sentence2\n"a\n\nb",c\n\n"d,e\nf\n', bounds=None)  # across lines; open at the end
+def test_the_csv_row_count_is_the_rows_the_reader_gives(data: bytes, bounds: tuple[int, int] | None) -> None:
+    """A progress bar's total for a CSV file (csv_row_count, which takes a faster path where every
+    record is one line) is exactly the rows read_pieces gives, bad rows included, within the
+    bounds on a record's lines and characters too."""
+    from batchembed.config import Columns
+    from batchembed.errors import InputError
+    from batchembed.io import csv_source
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        if bounds is not None:
+            patch.setattr(csv_source, "MAX_RECORD_LINES", bounds[0])
+            patch.setattr(csv_source, "MAX_RECORD_CHARS", bounds[1])
+        path = Path(tmp) / "hostile.csv"
+        path.write_bytes(data)
+        file = InputFile(path, "csv")
+        try:
+            read = sum(len(shard) for shard in read_shards(file, Columns(), 1_000))
+        except InputError:
+            with pytest.raises(InputError):
+                csv_source.csv_row_count(file, Columns())
+            return
+        assert csv_source.csv_row_count(file, Columns()) == read
 
 
 # -- hypothesis: Parquet -------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from batchembed.io.schema import output_schema, vector_schema
 from batchembed.io.storage import Location
 from batchembed.results.summary import RunSummary
 from batchembed.stages.plan import Plan, plan_tasks
+from batchembed.stages.progress_total import pending_total
 from batchembed.stages.task import (
     PIECE_PAIRS,
     PieceWritten,
@@ -176,12 +177,15 @@ class _Job(OutputReconciler):
                     )
                     self._unmark(damaged)
             plan = self.plan(runner.one_pass_files)
-            expect = getattr(on_progress, "expect", None)  # a progress bar's total, where the footers tell it
-            if expect is not None:
-                expect(plan.pending_pairs(self.config.shard_rows))
-            with contextlib.closing(runner(plan.tasks, context, self.held.check)) as events:
-                for event in events:
-                    self.commit(event, on_progress)
+            expect = getattr(on_progress, "expect", None)  # a progress bar's total (stages/progress_total.py)
+            with contextlib.ExitStack() as counting:
+                if expect is not None:
+                    expect(
+                        counting.enter_context(pending_total(plan.tasks, self.config.shard_rows, self.config.columns))
+                    )
+                with contextlib.closing(runner(plan.tasks, context, self.held.check)) as events:
+                    for event in events:
+                        self.commit(event, on_progress)
 
         return self._run(consume)
 

@@ -9,7 +9,8 @@ an exact number, a record whose field count differs from the header's becomes a 
 MAX_RECORD_LINES lines or MAX_RECORD_CHARS characters, or by the end of the file), or a record of
 several lines with the wrong number of fields, costs only its first line: that line becomes one
 malformed row and parsing resumes on the next line, so later row numbers stay true. Never read
-whole into memory.
+whole into memory. `csv_row_count` counts the same rows, through the same record loop, without
+building their cells (a progress bar's total).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import csv
 import io
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -135,52 +136,119 @@ def csv_header(file: InputFile, columns: Columns) -> list[str]:
 
 
 def csv_chunks(file: InputFile, columns: Columns) -> tuple[TargetMode, Iterator[Chunk]]:
-    where = show(file.path)
+    opened = _Opened(file, columns)
+    if opened.delimiter != ("\t" if file.path.suffix.lower() == ".tsv" else ","):
+        log.warning(
+            "%s: the header is %r-separated; reading the file with that delimiter", opened.where, opened.delimiter
+        )
+    return opened.mode, _csv_records(opened, columns)
+
+
+def csv_row_count(file: InputFile, columns: Columns, stopped: Callable[[], bool] = lambda: False) -> int | None:
+    """The data rows csv_chunks gives, bad rows included, counted without building a cell (a progress
+    bar's total); None once `stopped()`, asked every CHUNK_ROWS rows. Where every record is one line
+    (nearly every file), csv.reader counts them as the lines come, at twice _rows' speed; at the first
+    record that is not one plain line, the file is counted again by _rows, whose notion of a row this
+    is: so a file may be read twice (call this for local files). Raises InputError where csv_chunks
+    does, OSError where a read fails; logs nothing."""
     try:
-        raw = file.path.open_file()  # random access on every filesystem; closed by the generator below
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{where}: cannot open: {reason(exc)}; check that it exists and is readable") from exc
-    try:
-        start = raw.read(SNIFF_BYTES if file.extent is None else min(SNIFF_BYTES, file.extent))
-        raw.seek(0)
-    except OSError as exc:
-        raw.close()
-        raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
-    encoding_problem = _wide_encoding(start)
-    if encoding_problem:
-        raw.close()
-        raise InputError(f"{where}: {encoding_problem}")
-    # utf-8-sig drops a leading BOM; surrogateescape keeps invalid bytes for the per-cell check
-    text = io.TextIOWrapper(
-        io.BufferedReader(_Bounded(raw, file.extent)), encoding="utf-8-sig", errors="surrogateescape", newline=""
-    )
-    try:
-        header_line = text.readline(MAX_RECORD_CHARS + 1)
-    except OSError as exc:
-        text.close()
-        raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
-    if not header_line.strip():
-        text.close()
-        raise InputError(f"{where}: empty file or empty first line; the first line must be the header")
-    if len(header_line) > MAX_RECORD_CHARS:
-        text.close()
-        raise InputError(f"{where}: the first line is longer than {MAX_RECORD_CHARS:,} characters; is it a CSV file?")
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_CHARS + 1))
-    try:
-        delimiter, header = _split_header(header_line, file.path.suffix.lower(), columns)
-    except csv.Error as exc:
-        text.close()
-        why = reason(exc)
-        raise InputError(f"{where}: cannot parse the header line ({why}); the first line must be the header") from exc
-    header = [show(name) for name in header]
-    if delimiter != ("\t" if file.path.suffix.lower() == ".tsv" else ","):
-        log.warning("%s: the header is %r-separated; reading the file with that delimiter", where, delimiter)
-    try:
-        mode, needed = needed_columns(columns, header, where)
-    except InputError:
-        text.close()
-        raise
-    return mode, _csv_records(text, delimiter, header, needed, columns, where)
+        return _count_one_line_records(_Opened(file, columns, warn=False), stopped)
+    except _NotOneLine:
+        pass
+    opened = _Opened(file, columns, warn=False)
+    count = 0
+    with opened.text:
+        for _ in _rows(opened.text, opened.delimiter, len(opened.header)):
+            count += 1
+            if count % CHUNK_ROWS == 0 and stopped():
+                return None
+    return count
+
+
+class _NotOneLine(Exception):
+    """A record of several lines, a line too long to take whole, or one csv.reader refuses."""
+
+
+def _count_one_line_records(opened: _Opened, stopped: Callable[[], bool]) -> int | None:
+    """The rows of a file whose every record is one line: its records but the blank lines."""
+    limit = MAX_RECORD_CHARS  # read here: tests lower it
+
+    def lines() -> Iterator[str]:
+        while line := opened.text.readline(limit + 1):
+            if len(line) > limit:
+                raise _NotOneLine
+            yield line
+
+    reader = csv.reader(lines(), delimiter=opened.delimiter, strict=False)
+    records, count = 0, 0
+    with opened.text:
+        try:
+            for record in reader:
+                records += 1
+                if reader.line_num != records:
+                    raise _NotOneLine
+                if record:
+                    count += 1
+                    if count % CHUNK_ROWS == 0 and stopped():
+                        return None
+        except csv.Error as exc:
+            raise _NotOneLine from exc
+    return count
+
+
+class _Opened:
+    """A CSV file opened for its records: its header read and split, its target mode and the columns
+    it needs found (`warn`: logging where one target mode hides another). Raises InputError (the file
+    closed) where the file cannot be read as CSV."""
+
+    def __init__(self, file: InputFile, columns: Columns, warn: bool = True) -> None:
+        self.where = where = show(file.path)
+        try:
+            raw = file.path.open_file()  # random access on every filesystem; closed with self.text
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{where}: cannot open: {reason(exc)}; check that it exists and is readable") from exc
+        try:
+            start = raw.read(SNIFF_BYTES if file.extent is None else min(SNIFF_BYTES, file.extent))
+            raw.seek(0)
+        except OSError as exc:
+            raw.close()
+            raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
+        encoding_problem = _wide_encoding(start)
+        if encoding_problem:
+            raw.close()
+            raise InputError(f"{where}: {encoding_problem}")
+        # utf-8-sig drops a leading BOM; surrogateescape keeps invalid bytes for the per-cell check
+        self.text = io.TextIOWrapper(
+            io.BufferedReader(_Bounded(raw, file.extent)), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+        try:
+            self._header(file, columns, warn)
+        except BaseException:
+            self.text.close()
+            raise
+
+    def _header(self, file: InputFile, columns: Columns, warn: bool) -> None:
+        where = self.where
+        try:
+            header_line = self.text.readline(MAX_RECORD_CHARS + 1)
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read: {reason(exc)}") from exc
+        if not header_line.strip():
+            raise InputError(f"{where}: empty file or empty first line; the first line must be the header")
+        if len(header_line) > MAX_RECORD_CHARS:
+            raise InputError(
+                f"{where}: the first line is longer than {MAX_RECORD_CHARS:,} characters; is it a CSV file?"
+            )
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_CHARS + 1))
+        try:
+            self.delimiter, header = _split_header(header_line, file.path.suffix.lower(), columns)
+        except csv.Error as exc:
+            why = reason(exc)
+            raise InputError(
+                f"{where}: cannot parse the header line ({why}); the first line must be the header"
+            ) from exc
+        self.header = [show(name) for name in header]
+        self.mode, self.needed = needed_columns(columns, self.header, where, warn)
 
 
 class _Runaway(Exception):
@@ -253,39 +321,46 @@ def _fields(count: int) -> str:
     return "1 field" if count == 1 else f"{count} fields"
 
 
-def _csv_records(
-    text: io.TextIOWrapper, delimiter: str, header: list[str], needed: list[str], columns: Columns, where: str
-) -> Iterator[Chunk]:
+def _rows(text: io.TextIOWrapper, delimiter: str, width: int) -> Iterator[tuple[list[str] | None, str, int, int]]:
+    """Every data row as (its record, or None where it is damage; what is wrong, if anything; its
+    first and last line): the one notion of a row that csv_chunks writes and csv_row_count counts.
+    A record whose field count is not `width` is malformed too (its problem told by the caller)."""
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
+    while True:
+        lines.begin()
+        problem = ""
+        try:
+            record: list[str] | None = next(reader)
+        except StopIteration:
+            return
+        except (_Runaway, csv.Error) as exc:  # a runaway quote, an over-long line: one bad row, then go on
+            record, problem = None, reason(exc)
+        if record == []:  # a blank line is not a row (pyarrow skips them too)
+            lines.finish()
+            continue
+        if record is not None and lines.open_at_end:
+            record, problem = None, "a quoted field is not closed by the end of the file"
+        if record is not None and len(record) != width and len(lines.taken) > 1:
+            problem = f"{_fields(len(record))} over {len(lines.taken)} lines, the header has {width}"
+            record = None
+        if record is None and len(lines.taken) > 1:
+            lines.resync()
+            problem += "; reading resumes on the next line"
+        first, last = lines.finish()
+        yield record, problem, first, last
+
+
+def _csv_records(opened: _Opened, columns: Columns) -> Iterator[Chunk]:
+    header, needed, where = opened.header, opened.needed, opened.where
     positions = {name: header.index(name) for name in needed}
     kept = {kept_key(name): header.index(name) for name in columns.keep}
     keys = [*needed, *kept]
     sentences = {columns.sentence1, columns.sentence2}
     chunk: Chunk = {key: [] for key in keys}
-    lines = _Lines(text)
-    reader = csv.reader(lines, delimiter=delimiter, strict=False)
     row, malformed = 0, 0
-    with text:
-        while True:
-            lines.begin()
-            problem = ""
-            try:
-                record: list[str] | None = next(reader)
-            except StopIteration:
-                break
-            except (_Runaway, csv.Error) as exc:  # a runaway quote, an over-long line: one bad row, then go on
-                record, problem = None, reason(exc)
-            if record == []:  # a blank line is not a row (pyarrow skips them too)
-                lines.finish()
-                continue
-            if record is not None and lines.open_at_end:
-                record, problem = None, "a quoted field is not closed by the end of the file"
-            if record is not None and len(record) != len(header) and len(lines.taken) > 1:
-                problem = f"{_fields(len(record))} over {len(lines.taken)} lines, the header has {len(header)}"
-                record = None
-            if record is None and len(lines.taken) > 1:
-                lines.resync()
-                problem += "; reading resumes on the next line"
-            first, last = lines.finish()
+    with opened.text:
+        for record, problem, first, last in _rows(opened.text, opened.delimiter, len(header)):
             row += 1
             if record is None or len(record) != len(header):
                 malformed += 1

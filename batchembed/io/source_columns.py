@@ -75,7 +75,10 @@ def _check_target_columns(columns: Columns, available: list[str], where: str) ->
             )
 
 
-def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[TargetMode, list[str]]:
+def needed_columns(
+    columns: Columns, available: list[str], where: str, warn: bool = True
+) -> tuple[TargetMode, list[str]]:
+    """The target mode and the columns read, or InputError; `warn`: log where one mode hides another."""
     present = set(available)
     for required in (columns.sentence1, columns.sentence2):
         if required not in present:
@@ -86,7 +89,9 @@ def needed_columns(columns: Columns, available: list[str], where: str) -> tuple[
     _check_target_columns(columns, available, where)
     mode = columns.detect_mode(present)
     for named in sorted(columns.named_modes()):
-        if named is not mode:  # all its columns are here (else _check_target_columns raised): mode ranks higher
+        if (
+            warn and named is not mode
+        ):  # all its columns are here (else _check_target_columns raised): mode ranks higher
             log.warning(
                 "%s: the %s target columns take precedence over those named by %s; comparing %s",
                 where,

@@ -34,19 +34,6 @@ class Plan:
     tasks_per_file: dict[str, int] = field(default_factory=dict)
     stale: list[str] = field(default_factory=list)  # markers of shards the file does not have
 
-    def pending_pairs(self, shard_rows: int) -> int | None:
-        """The pairs the tasks will read, from the Parquet footers; None where a CSV file's are
-        unknown until it is read (a progress bar then has no total)."""
-        total = 0
-        for task in self.tasks:
-            if task.file.format != "parquet":
-                return None
-            if task.shard is None:
-                total += task.rows
-            else:
-                total += min(shard_rows, task.rows - task.shard * shard_rows)
-        return total
-
 
 def plan_tasks(
     files: Sequence[InputFile],
