@@ -45,7 +45,7 @@ from typing import Any
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec
 from batchembed.embedders.base import Embedder, Preparer
 from batchembed.engines.job import run_job
-from batchembed.engines.owner import OwnerCheck, RunEnded, RunOwner
+from batchembed.engines.owner import CHECK_SECONDS, OwnerCheck, RunEnded, RunOwner
 from batchembed.engines.stall import (
     HANG_VARIABLE,
     POLL,
@@ -330,7 +330,7 @@ class RayRunner:
         if not tasks:
             return
         owner = RunOwner.start(context.layout)
-        finished = False
+        finished, reader = False, None
         try:
             log.info("Ray: %d tasks on %s", len(tasks), self.placement)
             data_context = ray.data.DataContext.get_current()
@@ -349,33 +349,53 @@ class RayRunner:
                 # prepare actor is replaced and its task runs again (the kill -9 tests hold it to that)
                 runtime_env={"env_vars": storage_settings()},
             )
-            yield from _watched(
-                results, len(tasks), owner, Progress("Ray prepare", self.config.stall_seconds, "task(s)")
-            )
+            reader = _Reader(results)
+            progress = Progress("Ray prepare", self.config.stall_seconds, "task(s)")
+            yield from _watched(reader.arrived, len(tasks), owner, progress)
             finished = True
         finally:  # no part or marker after this run has ended, however it ends; no hung worker outlives it
-            owner.end(kill_workers=not finished)
+            data_logger = logging.getLogger("ray.data")
+            level = data_logger.level
+            if not finished:  # Ray Data's complaints about the workers killed here are not news
+                data_logger.setLevel(logging.CRITICAL)
+            try:
+                owner.end(kill_workers=not finished)
+                if reader is not None:  # its execution ends once its workers are: none outlives the run
+                    reader.join(CHECK_SECONDS)
+            finally:
+                data_logger.setLevel(level)
 
 
 _END = object()
 
 
-def _watched(results: Any, tasks: int, owner: RunOwner, progress: Progress) -> Iterator[TaskEvent]:
-    """The tasks' results as Ray Data yields them, read in a thread so that the driver can watch
-    while it waits: the pairs of the pieces written (as the prepare actors report them to the
-    owner actor, between results) and the stall guard over them, from the first prepare actor's
-    start (starting gets at least STALL_FLOOR, as the model actors' loading does)."""
-    arrived: queue.Queue[Any] = queue.Queue()
+class _Reader:
+    """Ray Data's results, read in a thread into `arrived` (a row, _END, or the exception it ended
+    with), so that the driver can watch the run while it waits for them."""
 
-    def read() -> None:
+    def __init__(self, results: Any) -> None:
+        self.results = results
+        self.arrived: queue.Queue[Any] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, name="batchembed-ray-results", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
         try:
-            for row in results.iter_rows():
-                arrived.put(row)
-            arrived.put(_END)
+            for row in self.results.iter_rows():
+                self.arrived.put(row)
+            self.arrived.put(_END)
         except BaseException as exc:  # noqa: BLE001 - raised again in the driver's thread
-            arrived.put(exc)
+            self.arrived.put(exc)
 
-    threading.Thread(target=read, name="batchembed-ray-results", daemon=True).start()
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+
+def _watched(arrived: queue.Queue[Any], tasks: int, owner: RunOwner, progress: Progress) -> Iterator[TaskEvent]:
+    """The tasks' results as they arrive, and while the driver waits for them: the pairs of the
+    pieces written (as the prepare actors report them to the owner actor) and the stall guard
+    over them, from the first prepare actor's start (starting gets at least STALL_FLOOR, as the
+    model actors' loading does)."""
     counted, started, began = 0, False, time.monotonic()
     asked, starting = began, max(STALL_FLOOR, progress.limit())
     while True:
@@ -509,8 +529,7 @@ def _native_logs_silenced(quiet: bool) -> Iterator[None]:
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
-        if python_stderr:
-            sys.stderr.close()
-            sys.stderr = original
+        # the stand-in stays open: a log handler made while Ray started may still hold it
+        sys.stderr = original
         os.close(saved)
         os.close(devnull)
