@@ -321,13 +321,16 @@ def test_max_bad_rows_keeps_finished_shards_and_resumes(tmp_path: Path, workers:
     with pytest.raises(TooManyBadRows, match="2 bad rows exceed max_bad_rows 1"):
         engine([src], out, max_bad_rows=1, embed=EmbedOptions(tokenize_workers=workers))
     saved = json.loads((state_dir(out) / "summary.json").read_text())
-    assert (saved["exit_code"], saved["shards_written"], saved["new_bad_rows"]) == (7, 3, 2)
+    # a task past its last check as the run stopped may still mark its shard: counted, as on disk
+    marked = len(list((state_dir(out) / "done").iterdir()))
+    assert marked >= 3 and (saved["exit_code"], saved["shards_written"]) == (7, marked)
+    assert saved["new_bad_rows"] == marked - 1  # one bad row in each shard from the second
     assert_clean(out)
     # the same limit stops again before doing anything: the stopped run did not finish
     with pytest.raises(TooManyBadRows, match="in shards already written"):
         engine([src], out, max_bad_rows=1)
     summary = engine([src], out, max_bad_rows=100)
-    assert (summary.shards_skipped, summary.shards_written) == (3, 3)
+    assert (summary.shards_skipped, summary.shards_written) == (marked, 6 - marked)
     assert summary.exit_code == ExitCode.BAD_ROWS and summary.new_bad_rows == summary.bad_rows == 5
     assert engine([src], out, max_bad_rows=1).exit_code == ExitCode.OK  # finished: nothing new
 

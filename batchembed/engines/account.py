@@ -16,7 +16,7 @@ from batchembed.config import RunConfig
 from batchembed.errors import BatchembedError, ExitCode, OutputError, TooManyBadRows
 from batchembed.io.layout import OutputLayout
 from batchembed.io.manifest import Manifest
-from batchembed.io.markers import DoneMarker, complete_pairs, forget
+from batchembed.io.markers import DoneMarker, complete_pairs, forget, unreported_markers
 from batchembed.io.reader import InputFile
 from batchembed.io.sources import show
 from batchembed.io.storage import Location
@@ -112,6 +112,9 @@ class RunAccount:
         """Count the output from the markers, then write the manifest and the summary. The store may
         be what failed: then the summary says so if it can be written, and the run's own error stands."""
         try:
+            if code not in (ExitCode.OK, ExitCode.BAD_ROWS):  # stopped: what landed as it stopped is counted too
+                for marker in unreported_markers(self.layout, self.markers, self.manifest.runs):
+                    self._count_marker(marker)
             learnt = self._settle_files()
         except (BatchembedError, OSError, pa.ArrowException) as error:
             log.error("%s", error)

@@ -271,6 +271,17 @@ def load_markers(layout: OutputLayout, verify: bool = True) -> dict[str, DoneMar
     return markers
 
 
+def unreported_markers(layout: OutputLayout, known: dict[str, DoneMarker], run: int) -> list[DoneMarker]:
+    """Markers of run `run` that `known` lacks, with their parts in place: written by a task that
+    had passed its last check when the driver stopped counting (a run stopped by an error)."""
+    unknown = [shard_id for shard_id in marked_shards(layout) if shard_id not in known]
+    if not unknown:
+        return []
+    parts = layout.parts()
+    found = [_parse(layout, shard_id) for shard_id in unknown]
+    return [m for m in found if m is not None and m.run == run and parts.get(m.shard_id) == m.part_bytes]
+
+
 def marked_shards(layout: OutputLayout) -> list[str]:
     """The shard ids of every marker file (not yet parsed or checked). Files in done/ whose name
     does not parse as a marker's are not batchembed's: never read, never deleted."""
