@@ -219,7 +219,7 @@ def test_ray_engine_reads_and_writes_object_storage(
 
 PREPARE_ACTOR = "ray::MapWorker(MapBatches(PrepareActor))"
 MODEL_ACTOR = "ray::ModelActor"
-ACTOR_KILLS = int(os.environ.get("BATCHEMBED_ACTOR_KILLS", "8"))  # more by hand: the closing note's 32
+ACTOR_KILLS = int(os.environ.get("BATCHEMBED_ACTOR_KILLS", "4"))  # more by hand: BATCHEMBED_ACTOR_KILLS=32
 ACTOR_RUN_BOUND = 240.0  # seconds: far above a run here (about ten), far below "forever"
 
 
