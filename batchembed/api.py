@@ -322,7 +322,9 @@ def run(
     `engine="ray"` runs on a Ray cluster (`ray_address`; `ray_workers` model actors, where the models
     load; `ray_prepare_cpus` one-CPU prepare actors that read, tokenize and write).
     `progress`: False (nothing), True (a tqdm bar on stderr), or a callable given the number of
-    pairs of each finished shard (e.g. a tqdm bar's `update`).
+    pairs of each piece written, as it is written (e.g. a tqdm bar's `update`).
+    `stall_seconds`: a stage that finishes nothing for this long while work waits on it (a hung
+    process) stops the run with WorkersLost; default: BATCHEMBED_STALL_SECONDS, else measured.
 
     Returns the RunSummary (also written as `<output>.batchembed/summary.json`); its `exit_code`
     is the command line's: 0, 3 when input files could not be read (the others were processed),

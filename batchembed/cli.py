@@ -184,7 +184,7 @@ def run(options: dict[str, Any], check: CheckOpt = False, quiet: QuietOpt = Fals
     5 output error: other settings or inputs, locked by another run, or not writable;
     6 finished, with bad rows (see the status column);
     7 stopped: more bad rows than --max-bad-rows;
-    8 stopped: worker processes kept dying (finished shards are kept);
+    8 stopped: worker processes kept dying or a stage hung (finished shards are kept);
     130 interrupted (finished shards are kept).
     """
     _setup_logging(verbose, quiet)

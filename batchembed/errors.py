@@ -145,7 +145,8 @@ class TooManyBadRows(BatchembedError):
 
 
 class WorkersLost(BatchembedError):
-    """The run stopped: the worker processes that prepare or write kept dying (exit code 8);
-    finished shards are kept, and a re-run goes on from there."""
+    """The run stopped: the worker processes (or Ray actors) that prepare, embed or write kept
+    dying, or a stage hung past the stall limit (exit code 8); finished shards are kept, and a
+    re-run goes on from there."""
 
     exit_code = ExitCode.WORKERS_LOST

@@ -373,9 +373,10 @@ def test_shards_larger_than_a_piece_give_the_same_rows_on_both_engines(
     _corpus(tmp_path / "data", csv_rows=150, parquet_rows=290)
     models = _models(tiny_bert_dir, tiny_glove_file)
     inputs = (str(tmp_path / "data"),)
-    summary = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=shard_rows, **models), workers=1)
+    seen: list[int] = []  # progress: the pieces' pairs as the prepare actors report them
+    summary = run_ray(RunConfig(inputs, str(tmp_path / "ray"), shard_rows=shard_rows, **models), seen.append, 1)
     local = _local(inputs, tmp_path / "local", models, shard_rows=shard_rows)
-    assert summary.pairs_read == local.pairs_read == 151 + 290
+    assert summary.pairs_read == local.pairs_read == sum(seen) == 151 + 290
     expected_parts = -(-151 // shard_rows) + -(-290 // shard_rows)
     assert summary.shards_written == local.shards_written == expected_parts
     assert len(list((tmp_path / "ray").glob("part-*.parquet"))) == expected_parts
