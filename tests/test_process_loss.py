@@ -29,7 +29,7 @@ from test_resume import output_rows, write_pairs
 
 from batchembed.config import EmbedOptions, RunConfig
 from batchembed.engines.local import run
-from batchembed.engines.local.liveness import HANG_VARIABLE, STALL_VARIABLE
+from batchembed.engines.stall import HANG_VARIABLE, STALL_VARIABLE
 from batchembed.errors import ExitCode, WorkersLost
 
 RUN_BOUND = 120.0  # seconds: far above a run here (a few seconds), far below "forever"
@@ -173,7 +173,7 @@ def test_a_stage_that_stops_moving_ends_the_run_with_one_line(
 
 
 def test_the_stall_limit_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchembed.engines.local.liveness import STALL_FLOOR, Progress
+    from batchembed.engines.stall import STALL_FLOOR, Progress
     from batchembed.errors import UsageError
 
     monkeypatch.setenv(STALL_VARIABLE, "soon")
@@ -181,14 +181,17 @@ def test_the_stall_limit_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> 
         Progress("prepare")
     monkeypatch.setenv(STALL_VARIABLE, "7.5")
     assert Progress("prepare").limit() == 7.5
+    assert Progress("prepare", 2.0).limit() == 2.0  # --stall-seconds wins over the environment
     monkeypatch.delenv(STALL_VARIABLE)
     assert Progress("prepare").limit() == STALL_FLOOR
+    with pytest.raises(UsageError, match="stall.seconds must be above 0"):  # named as the caller names it
+        RunConfig(inputs=("pairs.csv",), output="out", stall_seconds=0)
 
 
 def test_a_wait_on_work_that_never_comes_raises_after_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from concurrent.futures import Future
 
-    from batchembed.engines.local.liveness import Progress, wait
+    from batchembed.engines.stall import Progress, wait
 
     monkeypatch.setenv(STALL_VARIABLE, "0.3")
     progress = Progress("write")
@@ -207,8 +210,8 @@ def test_the_cli_stops_a_hung_stage_with_exit_8_and_one_line(tmp_path: Path, tin
     src = write_pairs(tmp_path / "pairs.csv", 40, seed=7)
     args = [sys.executable, "-m", "batchembed", "run", str(src), "-o", str(tmp_path / "out"), "-q"]
     args += ["--glove", str(tiny_glove_file), "--no-transformer", "--tokenizer", "whitespace"]
-    args += ["--shard-rows", "8", "--tokenize-workers", "1", "--threads", "1"]
-    env = {**os.environ, HANG_VARIABLE: "prepare", STALL_VARIABLE: "2"}
+    args += ["--shard-rows", "8", "--tokenize-workers", "1", "--threads", "1", "--stall-seconds", "2"]
+    env = {**os.environ, HANG_VARIABLE: "prepare"}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=RUN_BOUND * 2)
     assert done.returncode == ExitCode.WORKERS_LOST, done.stderr
     assert "Traceback" not in done.stderr
