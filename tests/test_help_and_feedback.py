@@ -186,3 +186,29 @@ def test_quiet_ray_run_prints_nothing_but_its_own_error(tmp_path: Path, tiny_glo
     )
     assert hung.returncode == 8, hung.stderr
     assert len(hung.stderr.splitlines()) == 1 and "finished nothing for" in hung.stderr, hung.stderr
+
+
+def test_quiet_ray_keeps_batchembed_s_own_lines_and_drops_native_ones(tmp_path: Path) -> None:
+    """What --quiet does to standard error while Ray runs: a native write to file descriptor 2 (as
+    Ray's C++ core worker makes) is dropped; Python's stderr and the log handlers on it still reach
+    the terminal, and everything is as before afterwards."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "quiet.py"
+    script.write_text(
+        "import logging, os, sys\n"
+        "from batchembed.engines.ray import _native_logs_silenced\n"
+        "logging.basicConfig(stream=sys.stderr, format='%(message)s')\n"
+        "with _native_logs_silenced(True):\n"
+        "    os.write(2, b'native line\\n')\n"
+        "    logging.getLogger('batchembed').error('our error line')\n"
+        "    print('our print', file=sys.stderr)\n"
+        "os.write(2, b'native after\\n')\n"
+        "logging.getLogger('batchembed').error('our line after')\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["our error line", "our print", "native after", "our line after"]

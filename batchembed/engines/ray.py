@@ -509,8 +509,9 @@ def _loaded(ray: Any, model: Any, stall_seconds: float | None) -> list[tuple[str
 def _native_logs_silenced(quiet: bool) -> Iterator[None]:
     """Under --quiet, Ray's C++ core worker writes to this process's standard error past Python's
     logging (e.g. that Ray Data's actors keep their constructor arguments in the object store):
-    while Ray runs, file descriptor 2 goes to /dev/null, and Python's sys.stderr keeps the real one
-    for batchembed's own lines. Ray's own logs keep everything (/tmp/ray/session_latest/logs)."""
+    while Ray runs, file descriptor 2 goes to /dev/null, and Python's sys.stderr, with the log
+    handlers that write to it, keeps the real one for batchembed's own lines. Ray's own log files
+    keep everything (/tmp/ray/session_latest/logs)."""
     if not quiet:
         yield
         return
@@ -521,8 +522,11 @@ def _native_logs_silenced(quiet: bool) -> Iterator[None]:
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     original = sys.stderr
+    handlers = [h for h in logging.getLogger().handlers if getattr(h, "stream", None) is original]
     if python_stderr:
         sys.stderr = open(os.dup(saved), "w", encoding=original.encoding, errors="backslashreplace", buffering=1)  # noqa: SIM115
+        for handler in handlers:
+            handler.setStream(sys.stderr)  # type: ignore[attr-defined]
     os.dup2(devnull, 2)
     try:
         yield
@@ -531,5 +535,7 @@ def _native_logs_silenced(quiet: bool) -> Iterator[None]:
         os.dup2(saved, 2)
         # the stand-in stays open: a log handler made while Ray started may still hold it
         sys.stderr = original
+        for handler in handlers:
+            handler.setStream(original)  # type: ignore[attr-defined]
         os.close(saved)
         os.close(devnull)
