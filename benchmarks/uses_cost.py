@@ -119,6 +119,27 @@ def table(title: str, results: dict[str, list[tuple[float, float]]], commands: d
     return "\n".join(lines)
 
 
+def uses_against_run(
+    exe: list[str], flags: list[str], uses: Path, pairs: Path, run_label: str, note: str = ""
+) -> tuple[dict[str, tuple[list[str], Path, str]], dict[str, str]]:
+    """The two contenders over the same sentences, `uses` on `uses` and `run` on `pairs` (outputs
+    beside them), and the command each is shown as."""
+    out_uses, out_run = uses.with_name(f"{uses.stem}-uses"), pairs.with_name(f"{pairs.stem}-run")
+    contenders = {
+        "uses": ([*exe, "uses", str(uses), "-o", str(out_uses), *flags], Path(f"{out_uses}.batchembed"), "uses.json"),
+        run_label: (
+            [*exe, "run", str(pairs), "-o", str(out_run), *flags],
+            Path(f"{out_run}.batchembed"),
+            "summary.json",
+        ),
+    }
+    shown = {
+        "uses": f"batchembed uses {uses.name} -o OUT {' '.join(flags)}",
+        run_label: f"batchembed run {pairs.name} -o OUT {' '.join(flags)}{note}",
+    }
+    return contenders, shown
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uses", type=int, default=2000)
@@ -135,22 +156,7 @@ def main() -> None:
         write_uses(work / "uses.csv", rows)
         write_pairs(work / "pairs.csv", list(zip(rows[0::2], rows[1::2])))
         flags = ["--overwrite", "-q", *extra]
-        contenders = {
-            "uses": (
-                [*exe, "uses", str(work / "uses.csv"), "-o", str(work / "u"), *flags],
-                work / "u.batchembed",
-                "uses.json",
-            ),
-            "run": (
-                [*exe, "run", str(work / "pairs.csv"), "-o", str(work / "r"), *flags],
-                work / "r.batchembed",
-                "summary.json",
-            ),
-        }
-        shown = {
-            "uses": f"batchembed uses uses.csv -o OUT {' '.join(flags)}",
-            "run": f"batchembed run pairs.csv -o OUT {' '.join(flags)}",
-        }
+        contenders, shown = uses_against_run(exe, flags, work / "uses.csv", work / "pairs.csv", "run")
         print(common.machine_markdown(common.machine()))
         print(f"Command: `python benchmarks/uses_cost.py {' '.join(sys.argv[1:])}`\n")
         print(
@@ -165,23 +171,8 @@ def main() -> None:
             write_uses(work / "word.csv", word, lemma="target")
             early, late = word[0::2], word[1::2]
             write_pairs(work / "cross.csv", [(a, b) for a in early for b in late])
-            contenders = {
-                "uses": (
-                    [*exe, "uses", str(work / "word.csv"), "-o", str(work / "wu"), *flags],
-                    work / "wu.batchembed",
-                    "uses.json",
-                ),
-                "run, all cross pairs": (
-                    [*exe, "run", str(work / "cross.csv"), "-o", str(work / "wr"), *flags],
-                    work / "wr.batchembed",
-                    "summary.json",
-                ),
-            }
-            shown = {
-                "uses": f"batchembed uses word.csv -o OUT {' '.join(flags)}",
-                "run, all cross pairs": f"batchembed run cross.csv -o OUT {' '.join(flags)}"
-                f"  ({len(early) * len(late)} pairs)",
-            }
+            label, note = "run, all cross pairs", f"  ({len(early) * len(late)} pairs)"
+            contenders, shown = uses_against_run(exe, flags, work / "word.csv", work / "cross.csv", label, note)
             print(
                 table(
                     f"One word, {args.all_pairs} uses in two groupings: uses against every cross pair through run",

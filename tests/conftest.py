@@ -17,9 +17,10 @@ import socket
 import string
 import subprocess
 import sys
+import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,21 @@ def pairs(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_models(tiny_glove_file: Path, tiny_bert_dir: Path) -> list[str]:
     return ["--glove", str(tiny_glove_file), "--transformer", str(tiny_bert_dir)]
+
+
+def ended_within(job: Callable[[], object], bound: float) -> object:
+    """job() in a daemon thread: what it returned, or the exception it ended with. Fails the test
+    if it has not ended within `bound` seconds, so a test of a run that might hang cannot hang."""
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(job())
+        except BaseException as exc:  # noqa: BLE001 - judged by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), f"the run did not end within {bound} s"
+    return outcome[0]

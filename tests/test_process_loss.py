@@ -24,7 +24,7 @@ import psutil
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, ended_within
 from test_resume import output_rows, write_pairs
 
 from batchembed.config import EmbedOptions, RunConfig
@@ -46,22 +46,10 @@ def embedders() -> list[FakeEmbedder]:
 
 
 def bounded_run(src: Path, out: Path, workers: int) -> BaseException | None:
-    """Run to the end in a thread; the exception it ended with, None if it finished. Fails the test
-    if it has not ended within RUN_BOUND."""
-    outcome: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            run(config(src, out, workers), embedders())
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - judged by the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(RUN_BOUND)
-    assert not thread.is_alive(), f"the run did not end within {RUN_BOUND} s"
-    return outcome[0]
+    """Run to the end; the exception it ended with, None if it finished. Fails the test if it has
+    not ended within RUN_BOUND."""
+    ended = ended_within(lambda: run(config(src, out, workers), embedders()), RUN_BOUND)
+    return ended if isinstance(ended, BaseException) else None
 
 
 def spawned_children() -> list[psutil.Process]:

@@ -14,6 +14,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from conftest import ended_within  # noqa: E402
+
 from batchembed.cli import app  # noqa: E402
 from batchembed.config import EmbedOptions, GloveSpec, RunConfig, TransformerSpec  # noqa: E402
 from batchembed.engines.local import run as run_local  # noqa: E402
@@ -272,21 +274,9 @@ def _wait_for_markers(done, count: int, alive) -> None:
 
 
 def _bounded_ray_run(config: RunConfig):
-    """run_ray to its end in a thread: its summary, or the exception it ended with. Fails the test
-    if it has not ended within ACTOR_RUN_BOUND."""
-    outcome: list = []
-
-    def target() -> None:
-        try:
-            outcome.append(run_ray(config, workers=1))
-        except BaseException as exc:  # noqa: BLE001 - judged by the test
-            outcome.append(exc)
-
-    job = threading.Thread(target=target, daemon=True)
-    job.start()
-    job.join(ACTOR_RUN_BOUND)
-    assert not job.is_alive(), f"the Ray run did not end within {ACTOR_RUN_BOUND} s"
-    return outcome[0]
+    """run_ray to its end: its summary, or the exception it ended with. Fails the test if it has
+    not ended within ACTOR_RUN_BOUND."""
+    return ended_within(lambda: run_ray(config, workers=1), ACTOR_RUN_BOUND)
 
 
 @pytest.mark.slow
